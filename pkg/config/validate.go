@@ -1,0 +1,233 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	uidPattern     = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	envNamePattern = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	keyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
+)
+
+// routeLabels are the alert labels a PagerDuty route can match on.
+var routeLabels = map[string]bool{"team": true, "region": true, "severity": true, "check": true, "host": true, "level": true}
+
+// MinTokenLength is the shortest bearer token accepted: shorter ones can be
+// guessed.
+const MinTokenLength = 16
+
+// Validate checks every key and returns all problems found.
+func (c *Config) Validate() Problems {
+	var v validator
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		v.add("listen", "want host:port such as 127.0.0.1:8080")
+	}
+	v.check(c.DataDir != "", "data_dir", "must not be empty")
+	if c.ExternalURL != "" {
+		v.url("external_url", c.ExternalURL)
+	}
+	v.check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
+
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.add("tls", "cert_file and key_file go together")
+	}
+	v.readable("tls.cert_file", c.TLS.CertFile)
+	v.readable("tls.key_file", c.TLS.KeyFile)
+
+	for i, t := range c.Auth.IngestTokens {
+		v.check(len(t) >= MinTokenLength, "auth.ingest_tokens["+strconv.Itoa(i)+"]",
+			fmt.Sprintf("shorter than %d characters", MinTokenLength))
+	}
+	if c.Auth.AdminToken != "" {
+		v.check(len(c.Auth.AdminToken) >= MinTokenLength, "auth.admin_token",
+			fmt.Sprintf("shorter than %d characters", MinTokenLength))
+	}
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "console")
+
+	in := &c.Ingest
+	v.check(in.MaxBodyBytes > 0, "ingest.max_body_bytes", "must be positive")
+	v.check(in.MaxDecodedBytes >= in.MaxBodyBytes, "ingest.max_decoded_bytes", "must be at least max_body_bytes")
+	v.check(in.MaxEvents > 0, "ingest.max_events", "must be positive")
+	v.check(in.MaxFieldBytes > 0 && in.MaxFieldBytes <= 4096, "ingest.max_field_bytes", "must be between 1 and 4096")
+	v.check(in.MaxOutputBytes > 0 && in.MaxOutputBytes <= 65536, "ingest.max_output_bytes", "must be between 1 and 65536")
+	if in.RegionFromHost != "" {
+		if re, err := regexp.Compile(in.RegionFromHost); err != nil {
+			v.add("ingest.region_from_host", "not a valid regular expression: "+err.Error())
+		} else if re.NumSubexp() > 1 {
+			v.add("ingest.region_from_host", "use at most one capture group (the region)")
+		}
+	}
+	v.check(in.StatusMetric != "", "ingest.status_metric", "must not be empty")
+	v.fields(in.Fields)
+	for i, l := range in.Labels {
+		v.check(l != "" && !strings.ContainsAny(l, " \t\n\""), "ingest.labels["+strconv.Itoa(i)+"]", "must be a plain label key")
+	}
+	v.check(in.MaxInFlight > 0, "ingest.max_in_flight", "must be positive")
+	v.check(in.RequestTimeout > 0, "ingest.request_timeout", "must be positive")
+	v.check(in.DeadLetterMax > 0, "ingest.dead_letter_max", "must be positive")
+
+	e := &c.Engine
+	v.check(e.ConfirmAfter >= 1 && e.ConfirmAfter <= 20, "engine.confirm_after", "must be between 1 and 20")
+	v.check(e.RecoverAfter >= 1 && e.RecoverAfter <= 20, "engine.recover_after", "must be between 1 and 20")
+	v.check(e.StaleAfter > 0, "engine.stale_after", "must be positive")
+	v.check(e.Flap.High > 0 && e.Flap.High <= 1, "engine.flap.high", "must be in (0, 1]")
+	v.check(e.Flap.Low >= 0 && e.Flap.Low < e.Flap.High, "engine.flap.low", "must be at least 0 and below flap.high")
+	v.check(e.Region.OutageRatio > 0 && e.Region.OutageRatio <= 1, "engine.region.outage_ratio", "must be in (0, 1]")
+	v.check(e.Region.MinHosts >= 1, "engine.region.min_hosts", "must be at least 1")
+	v.check(e.MaxChecks > 0, "engine.max_checks", "must be positive")
+	v.check(e.Checkpoint > 0, "engine.checkpoint", "must be positive")
+	v.check(e.JournalMax > 0, "engine.journal_max", "must be positive")
+	v.check(e.TickEvery > 0, "engine.tick_every", "must be positive")
+
+	for i, r := range c.Checks {
+		key := "checks[" + strconv.Itoa(i) + "]"
+		if r.Match == "" {
+			v.add(key+".match", "must not be empty")
+		} else if _, err := path.Match(r.Match, ""); err != nil {
+			v.add(key+".match", "not a valid glob: "+err.Error())
+		}
+		if r.Severity != "" {
+			v.severity(key+".severity", r.Severity)
+		}
+		v.check(r.ConfirmAfter >= 0 && r.ConfirmAfter <= 20, key+".confirm_after", "must be between 1 and 20")
+		v.check(r.RecoverAfter >= 0 && r.RecoverAfter <= 20, key+".recover_after", "must be between 1 and 20")
+		v.check(r.StaleAfter >= 0, key+".stale_after", "must not be negative")
+	}
+
+	if g := c.Grafana; g != nil {
+		v.url("grafana.url", g.URL)
+		v.check(g.OrgID >= 1, "grafana.org_id", "must be at least 1")
+		v.uid("grafana.folder_uid", g.FolderUID)
+		v.check(g.FolderTitle != "" && len(g.FolderTitle) <= 190, "grafana.folder_title", "must be 1 to 190 characters")
+		v.check(g.DatasourceUID != "" && len(g.DatasourceUID) <= 40, "grafana.datasource_uid", "must be 1 to 40 characters")
+		iv := g.Interval.D()
+		v.check(iv > 0 && iv%(10*time.Second) == 0, "grafana.interval", "must be a positive multiple of 10s (Grafana's scheduler interval)")
+		v.check(g.Pending.Host >= 0, "grafana.pending.host", "must not be negative")
+		v.check(g.Pending.Region >= 0, "grafana.pending.region", "must not be negative")
+		v.oneOf("grafana.routing", g.Routing, RoutingNotificationSettings, RoutingPolicy)
+		v.check(g.ReconcileEvery >= Duration(10*time.Second), "grafana.reconcile_every", "must be at least 10s")
+		v.check(g.Timeout > 0, "grafana.timeout", "must be positive")
+		v.check(g.PruneAfter > 0, "grafana.prune_after", "must be positive")
+		v.check(g.WatchdogNoEvents > 0, "grafana.watchdog_no_events", "must be positive")
+		v.check(g.GroupWait >= 0, "grafana.group_wait", "must not be negative")
+		v.check(g.GroupInterval > 0, "grafana.group_interval", "must be positive")
+		v.check(g.RepeatInterval > 0, "grafana.repeat_interval", "must be positive")
+		if c.PagerDuty == nil || len(c.PagerDuty.RoutingKeys) == 0 {
+			v.add("grafana", "needs pagerduty.routing_keys: every rule pages through a PagerDuty contact point")
+		}
+	}
+
+	if p := c.PagerDuty; p != nil {
+		names := make([]string, 0, len(p.RoutingKeys))
+		for name := range p.RoutingKeys {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			key := "pagerduty.routing_keys." + name
+			v.check(keyNamePattern.MatchString(name), key, "name must be lower-case letters, digits, - or _ (at most 40)")
+			v.check(envNamePattern.MatchString(p.RoutingKeys[name]), key,
+				"value names the environment variable holding the key, e.g. HEALTHROUTER_PD_DEFAULT")
+		}
+		if len(p.RoutingKeys) > 0 {
+			_, hasDefault := p.RoutingKeys["default"]
+			v.check(hasDefault, "pagerduty.routing_keys", `needs a key named "default" for alerts no route matches`)
+		}
+		for i, r := range p.Routes {
+			key := "pagerduty.routes[" + strconv.Itoa(i) + "]"
+			_, ok := p.RoutingKeys[r.Key]
+			v.check(ok, key+".key", fmt.Sprintf("%q is not in pagerduty.routing_keys", r.Key))
+			v.check(len(r.Match) > 0, key+".match", "must name at least one label")
+			for l := range r.Match {
+				v.check(routeLabels[l], key+".match."+l, "can match team, region, severity, check, host or level")
+			}
+		}
+		v.url("pagerduty.events_url", p.EventsURL)
+		v.url("pagerduty.api_url", p.APIURL)
+		v.check(p.FallbackAfter > 0, "pagerduty.fallback_after", "must be positive")
+		v.check(p.RatePerMinute >= 1 && p.RatePerMinute <= 10000, "pagerduty.rate_per_minute", "must be between 1 and 10000")
+		v.oneOf("pagerduty.warning", p.Warning, "low", "none")
+		v.check(p.Timeout > 0, "pagerduty.timeout", "must be positive")
+	}
+	return v.ps
+}
+
+type validator struct{ ps Problems }
+
+func (v *validator) add(key, msg string) { v.ps = append(v.ps, Problem{Key: key, Message: msg}) }
+
+func (v *validator) check(ok bool, key, msg string) {
+	if !ok {
+		v.add(key, msg)
+	}
+}
+
+func (v *validator) oneOf(key, got string, allowed ...string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.add(key, fmt.Sprintf("%q is not one of %s", got, strings.Join(allowed, ", ")))
+}
+
+func (v *validator) severity(key, s string) {
+	v.oneOf(key, strings.ToLower(s), "critical", "error", "warning", "info")
+}
+
+func (v *validator) url(key, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(key, "want an absolute http:// or https:// URL")
+	}
+}
+
+func (v *validator) uid(key, s string) {
+	v.check(s != "" && len(s) <= 40 && uidPattern.MatchString(s), key, "must be 1 to 40 letters, digits, - or _")
+}
+
+func (v *validator) readable(key, file string) {
+	if file == "" {
+		return
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		v.add(key, "cannot read: "+err.Error())
+		return
+	}
+	f.Close()
+}
+
+func (v *validator) fields(f Fields) {
+	seen := map[string]string{}
+	for _, nf := range []struct{ key, name string }{
+		{"host", f.Host}, {"region", f.Region}, {"check", f.Check}, {"status", f.Status},
+		{"timestamp", f.Timestamp}, {"output", f.Output}, {"message", f.Message},
+		{"severity", f.Severity}, {"team", f.Team}, {"interval", f.Interval},
+		{"event_id", f.EventID}, {"labels", f.Labels},
+	} {
+		key := "ingest.fields." + nf.key
+		if nf.name == "" {
+			v.add(key, "must not be empty")
+			continue
+		}
+		if other, dup := seen[nf.name]; dup {
+			v.add(key, fmt.Sprintf("%q is already the name of %s", nf.name, other))
+			continue
+		}
+		seen[nf.name] = nf.key
+	}
+}
