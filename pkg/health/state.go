@@ -20,6 +20,10 @@ type CheckState struct {
 	// recover_after) while Hard is failing.
 	Attempts uint8
 	Flapping bool
+	// Stale is set once the check has gone stale_after without a result,
+	// and persisted so a restart keeps silent checks silent instead of
+	// granting them a fresh grace period.
+	Stale bool
 	// FlapHistory holds one bit per recorded result, newest in bit 0: set
 	// when that result's status differed from the one before. FlapCount is
 	// how many of the 21 slots are filled.
@@ -59,6 +63,19 @@ func (l Level) String() string {
 
 // MarshalText renders "host" or "region".
 func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText accepts "host" or "region".
+func (l *Level) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "host":
+		*l = LevelHost
+	case "region":
+		*l = LevelRegion
+	default:
+		return &ParseError{Field: "level", Value: string(b)}
+	}
+	return nil
+}
 
 // NotReporting is the check name carried by alerts about silence: a host
 // whose checks are all stale, or a region where enough hosts are.
@@ -150,6 +167,19 @@ func (k TransitionKind) String() string {
 
 // MarshalText renders "check" or "alert".
 func (k TransitionKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText accepts "check" or "alert".
+func (k *TransitionKind) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "check":
+		*k = CheckChanged
+	case "alert":
+		*k = AlertChanged
+	default:
+		return &ParseError{Field: "transition kind", Value: string(b)}
+	}
+	return nil
+}
 
 // Check phases, the From/To of CheckChanged transitions.
 const (

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// LoadChecks calls fn for every persisted check, in key order. The state
+// passed to fn is reused between calls; fn copies what it keeps (strings in
+// it are immutable and may be kept). A corrupt record is logged and skipped
+// rather than keeping the service down; the count is returned.
+func (s *Store) LoadChecks(fn func(*health.CheckState) error) (loaded, skipped int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		d := newDecoder()
+		var st health.CheckState
+		c := tx.Bucket(bucketChecks).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if derr := d.decode(k, v, &st); derr != nil {
+				skipped++
+				s.log.Error("skipping unreadable check record", zap.Error(decodeCheckError(k, derr)))
+				continue
+			}
+			if ferr := fn(&st); ferr != nil {
+				return ferr
+			}
+			loaded++
+		}
+		return nil
+	})
+	return loaded, skipped, err
+}
+
+// PutStates writes states outside the ordered commit path: the periodic
+// checkpoint of last-seen times, which may be lost in a crash without
+// losing anything acknowledged.
+func (s *Store) PutStates(states []health.CheckState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	// bbolt writes sorted keys much faster than random ones.
+	type kv struct{ k, v []byte }
+	recs := make([]kv, len(states))
+	for i := range states {
+		recs[i] = kv{checkKey(nil, states[i].Key), encodeCheck(nil, &states[i])}
+	}
+	slices.SortFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketChecks)
+		for _, r := range recs {
+			if err := b.Put(r.k, r.v); err != nil {
+				return fmt.Errorf("checkpoint %q: %w", r.k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteChecks forgets checks (a host decommissioned and pruned).
+func (s *Store) DeleteChecks(keys []health.Key) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketChecks)
+		var buf []byte
+		for _, k := range keys {
+			buf = checkKey(buf, k)
+			if err := b.Delete(buf); err != nil {
+				return fmt.Errorf("delete check %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// CheckCount is the number of persisted checks.
+func (s *Store) CheckCount() int {
+	var n int
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketChecks).Stats().KeyN; return nil })
+	return n
+}
+
+// LastSeq is the sequence of the newest journal entry (0 when empty), from
+// which the engine continues numbering after a restart.
+func (s *Store) LastSeq() (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketJournal).Cursor().Last(); k != nil {
+			seq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// Transitions returns up to limit journal entries with Seq > after, oldest
+// first.
+func (s *Store) Transitions(after uint64, limit int) ([]health.Transition, error) {
+	var out []health.Transition
+	err := s.ScanTransitions(after, func(t *health.Transition) bool {
+		out = append(out, *t)
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// ScanTransitions calls fn for each journal entry with Seq > after, oldest
+// first, until fn returns false.
+func (s *Store) ScanTransitions(after uint64, fn func(*health.Transition) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJournal).Cursor()
+		var t health.Transition
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			t = health.Transition{}
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("journal entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !fn(&t) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Rejected returns up to limit dead-lettered events, newest first.
+func (s *Store) Rejected(limit int) ([]health.Rejected, error) {
+	var out []health.Rejected
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRejected).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var r health.Rejected
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("dead letter %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RejectedCount is how many dead-lettered events are kept.
+func (s *Store) RejectedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejectedN
+}
+
+// PutWindow stores a maintenance window (create or replace).
+func (s *Store) PutWindow(w health.Window) error {
+	v, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("encode window: %w", err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWindows).Put([]byte(w.ID), v)
+	})
+}
+
+// DeleteWindow removes a window; it is not an error if it is gone.
+func (s *Store) DeleteWindow(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWindows).Delete([]byte(id))
+	})
+}
+
+// Windows returns every stored window, expired ones included (the engine
+// drops those on load).
+func (s *Store) Windows() ([]health.Window, error) {
+	var out []health.Window
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWindows).ForEach(func(k, v []byte) error {
+			var w health.Window
+			if err := json.Unmarshal(v, &w); err != nil {
+				return fmt.Errorf("window %q: %w", k, err)
+			}
+			out = append(out, w)
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// Commit is the durable part of one ingest request or engine tick: the check
+// states that changed, the transitions decided and the events dead-lettered.
+type Commit struct {
+	States      []health.CheckState
+	Transitions []health.Transition
+	Rejected    []health.Rejected
+}
+
+func (c *Commit) empty() bool {
+	return len(c.States) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0
+}
+
+// Ticket is a claim on durability: Wait returns once everything submitted up
+// to and including its commit is on disk.
+type Ticket struct {
+	c   *committer
+	seq uint64 // commit sequence to wait for
+	// attempts completed when the ticket was issued: a failure reported by a
+	// later attempt that covered seq is this ticket's failure.
+	attempts uint64
+}
+
+// ErrClosed is returned for commits submitted after Close.
+var ErrClosed = errors.New("store closed")
+
+// Submit queues c for the next group commit and returns at once. Callers
+// that need ordering (the engine's states must reach disk in the order the
+// engine decided them) call Submit under the same lock as the engine.
+//
+// An empty commit still yields a ticket that waits for every earlier
+// commit: a request whose events only repeated a state that is not yet on
+// disk must not be acknowledged before that state is.
+func (s *Store) Submit(c *Commit) *Ticket {
+	return s.commit.submit(c)
+}
+
+// Commit submits c and waits for it: the simple path for callers outside
+// the ingest hot path.
+func (s *Store) Commit(ctx context.Context, c *Commit) error {
+	return s.Submit(c).Wait(ctx)
+}
+
+// Wait blocks until the ticket's commit is durable, the attempt that wrote
+// it failed, or ctx ends. A failed commit stays queued and is retried, so a
+// later ticket (the sender's retry) can still succeed.
+func (t *Ticket) Wait(ctx context.Context) error {
+	c := t.c
+	for {
+		c.mu.Lock()
+		if c.durable >= t.seq {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.failedAttempt > t.attempts && c.failedUpTo >= t.seq {
+			err := c.lastErr
+			c.mu.Unlock()
+			return err
+		}
+		if c.closed && c.stopped {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		done := c.done
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for commit: %w", ctx.Err())
+		}
+	}
+}
+
+type pendingCommit struct {
+	seq uint64
+	*Commit
+}
+
+// committer owns the single goroutine that writes commits in order, as
+// many as are waiting in one transaction.
+type committer struct {
+	s    *Store
+	wake chan struct{}
+
+	mu            sync.Mutex
+	pending       []pendingCommit // failed ones stay at the front
+	submitted     uint64
+	durable       uint64
+	attempts      uint64
+	failedAttempt uint64
+	failedUpTo    uint64
+	lastErr       error
+	done          chan struct{} // closed after every attempt
+	closed        bool
+	stopped       bool
+	exited        chan struct{}
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{
+		s:      s,
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
+	}
+	go c.loop()
+	return c
+}
+
+func (c *committer) submit(cm *Commit) *Ticket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		// A ticket nothing will ever satisfy; Wait sees stopped.
+		return &Ticket{c: c, seq: c.submitted + 1, attempts: c.attempts}
+	}
+	if !cm.empty() {
+		c.submitted++
+		c.pending = append(c.pending, pendingCommit{seq: c.submitted, Commit: cm})
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return &Ticket{c: c, seq: c.submitted, attempts: c.attempts}
+}
+
+// Pending reports how many commits wait to be written, for metrics.
+func (s *Store) Pending() int {
+	s.commit.mu.Lock()
+	defer s.commit.mu.Unlock()
+	return len(s.commit.pending)
+}
+
+func (c *committer) loop() {
+	defer close(c.exited)
+	failures := 0
+	for {
+		c.mu.Lock()
+		batch := c.pending
+		closed := c.closed
+		c.mu.Unlock()
+
+		if len(batch) == 0 {
+			if closed {
+				break
+			}
+			<-c.wake
+			continue
+		}
+
+		start := time.Now()
+		err := c.s.write(batch)
+		c.mu.Lock()
+		c.attempts++
+		last := batch[len(batch)-1].seq
+		if err == nil {
+			c.pending = c.pending[len(batch):]
+			if len(c.pending) == 0 {
+				c.pending = nil // let the backing array go
+			}
+			c.durable = last
+			failures = 0
+		} else {
+			c.failedAttempt, c.failedUpTo, c.lastErr = c.attempts, last, err
+			failures++
+		}
+		close(c.done)
+		c.done = make(chan struct{})
+		closed = c.closed
+		c.mu.Unlock()
+
+		if err != nil {
+			c.s.log.Error("commit failed; will retry", zap.Error(err),
+				zap.Int("commits", len(batch)), zap.Int("consecutive_failures", failures))
+			if closed && failures >= 3 {
+				break // give up on shutdown rather than hang
+			}
+			time.Sleep(backoff(failures))
+		} else if d := time.Since(start); d > time.Second {
+			c.s.log.Warn("slow commit", zap.Duration("took", d), zap.Int("commits", len(batch)))
+		}
+	}
+	c.mu.Lock()
+	c.stopped = true
+	close(c.done)
+	c.done = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func backoff(failures int) time.Duration {
+	d := 50 * time.Millisecond << min(failures, 7)
+	return min(d, 5*time.Second)
+}
+
+// close flushes what is pending and stops the goroutine.
+func (c *committer) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.exited
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	<-c.exited
+}
+
+// write puts a group of commits in one transaction.
+func (s *Store) write(batch []pendingCommit) error {
+	var keyBuf, valBuf []byte
+	journalN, rejectedN, rejectedSeq := s.counts()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.failWrite.Load(); err != nil {
+			return *err
+		}
+		checks := tx.Bucket(bucketChecks)
+		journal := tx.Bucket(bucketJournal)
+		rejected := tx.Bucket(bucketRejected)
+		for _, pc := range batch {
+			for i := range pc.States {
+				st := &pc.States[i]
+				keyBuf = checkKey(keyBuf, st.Key)
+				valBuf = encodeCheck(valBuf, st)
+				if err := checks.Put(keyBuf, valBuf); err != nil {
+					return fmt.Errorf("put check %s: %w", st.Key, err)
+				}
+			}
+			for i := range pc.Transitions {
+				t := &pc.Transitions[i]
+				v, err := json.Marshal(t)
+				if err != nil {
+					return fmt.Errorf("encode transition: %w", err)
+				}
+				if err := journal.Put(u64(t.Seq), v); err != nil {
+					return fmt.Errorf("put transition: %w", err)
+				}
+				journalN++
+			}
+			for i := range pc.Rejected {
+				r := &pc.Rejected[i]
+				rejectedSeq++
+				r.Seq = rejectedSeq
+				v, err := json.Marshal(r)
+				if err != nil {
+					return fmt.Errorf("encode rejected event: %w", err)
+				}
+				if err := rejected.Put(u64(r.Seq), v); err != nil {
+					return fmt.Errorf("put rejected event: %w", err)
+				}
+				rejectedN++
+			}
+		}
+		var err error
+		if journalN, err = trim(journal, journalN, s.opts.JournalMax); err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		if rejectedN, err = trim(rejected, rejectedN, s.opts.RejectedMax); err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.journalN, s.rejectedN, s.rejectedSeq = journalN, rejectedN, rejectedSeq
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) counts() (journalN, rejectedN int, rejectedSeq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.journalN, s.rejectedN, s.rejectedSeq
+}
+
+// trim deletes the oldest entries once a bucket is 5% past its bound, so
+// the deletes are batched instead of one per append.
+func trim(b *bolt.Bucket, n, max int) (int, error) {
+	if n <= max+max/20 {
+		return n, nil
+	}
+	// Collect first: deleting under a moving cursor skips entries.
+	old := make([][]byte, 0, n-max)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && len(old) < n-max; k, _ = c.Next() {
+		old = append(old, append([]byte(nil), k...))
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return n, err
+		}
+	}
+	return n - len(old), nil
+}

@@ -1,0 +1,158 @@
+// Package store is healthrouter's durable state: one bbolt file in the data
+// directory holding every check's state, the transition journal, the
+// dead-letter store, maintenance windows and the outbox queues.
+//
+// Store decides what is on disk and when: writes from the ingest path go
+// through Submit, which orders them, groups concurrent ones into a single
+// fsynced transaction and tells each caller when its data is durable, so an
+// acknowledged request is never lost and the disk is synced once per group,
+// not once per request.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// FileName is the store's file inside the data directory.
+const FileName = "healthrouter.db"
+
+// formatVersion is bumped when the on-disk layout changes incompatibly.
+const formatVersion = 1
+
+var (
+	bucketChecks   = []byte("checks")
+	bucketJournal  = []byte("journal")
+	bucketRejected = []byte("rejected")
+	bucketWindows  = []byte("windows")
+	bucketMeta     = []byte("meta")
+	bucketQueues   = []byte("queues")
+	bucketKV       = []byte("kv")
+
+	metaVersion = []byte("format_version")
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Logger *zap.Logger
+	// JournalMax and RejectedMax bound those buckets; the oldest entries
+	// go first. Zero means the defaults (100,000 and 10,000).
+	JournalMax  int
+	RejectedMax int
+	// OpenTimeout bounds waiting for the file lock another process holds.
+	OpenTimeout time.Duration
+}
+
+// Store is an open bbolt file. Its methods are safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	log    *zap.Logger
+	opts   Options
+	commit *committer
+
+	// failWrite, when set by tests, makes group commits fail, standing in
+	// for a full or broken disk.
+	failWrite atomic.Pointer[error]
+
+	mu          sync.Mutex // guards the counters below
+	journalN    int
+	rejectedN   int
+	rejectedSeq uint64
+}
+
+// ErrLocked means another process holds the data directory.
+var ErrLocked = errors.New("store is locked by another process")
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.JournalMax <= 0 {
+		opts.JournalMax = 100000
+	}
+	if opts.RejectedMax <= 0 {
+		opts.RejectedMax = 10000
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 2 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.OpenTimeout,
+		NoFreelistSync: true, // rebuilt on open; saves a write per commit
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, log: opts.Logger, opts: opts}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.commit = newCommitter(s)
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketChecks, bucketJournal, bucketRejected, bucketWindows, bucketMeta, bucketQueues, bucketKV} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaVersion); v == nil {
+			if err := meta.Put(metaVersion, u64(formatVersion)); err != nil {
+				return err
+			}
+		} else if got := binary.BigEndian.Uint64(v); got != formatVersion {
+			return fmt.Errorf("store format %d, this build reads %d", got, formatVersion)
+		}
+		s.journalN = tx.Bucket(bucketJournal).Stats().KeyN
+		rej := tx.Bucket(bucketRejected)
+		s.rejectedN = rej.Stats().KeyN
+		if k, _ := rej.Cursor().Last(); k != nil {
+			s.rejectedSeq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+}
+
+// Close waits for pending commits and closes the file.
+func (s *Store) Close() error {
+	s.commit.close()
+	return s.db.Close()
+}
+
+// Path is the file's location.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Size is the file's size in bytes, for metrics.
+func (s *Store) Size() int64 {
+	var n int64
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
