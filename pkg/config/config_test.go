@@ -1,0 +1,214 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func env(vars map[string]string) Getenv {
+	return func(k string) string { return vars[k] }
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	cfg, err := Load("", env(nil))
+	if err != nil {
+		t.Fatalf("defaults must be valid: %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.DataDir != "./data" || cfg.Grafana != nil || cfg.PagerDuty != nil {
+		t.Fatalf("defaults: listen %s data_dir %s grafana %v pagerduty %v", cfg.Listen, cfg.DataDir, cfg.Grafana, cfg.PagerDuty)
+	}
+	if cfg.Ingest.MaxBodyBytes != 16<<20 || cfg.Ingest.MaxDecodedBytes != 64<<20 {
+		t.Fatalf("size defaults: %v %v", cfg.Ingest.MaxBodyBytes, cfg.Ingest.MaxDecodedBytes)
+	}
+	e := cfg.Engine
+	if e.ConfirmAfter != 2 || e.StaleAfter.D() != 5*time.Minute || e.Flap.High != 0.5 || e.Flap.Low != 0.25 ||
+		e.Region.OutageRatio != 0.3 || e.Region.MinHosts != 3 || e.MaxChecks != 5000000 {
+		t.Fatalf("engine defaults: %+v", e)
+	}
+}
+
+func TestExampleConfigIsValidAndComplete(t *testing.T) {
+	path := filepath.Join("..", "..", "testdata", "config", "example.yaml")
+	cfg, err := Load(path, env(map[string]string{
+		"HEALTHROUTER_PD_DEFAULT": "0123456789abcdef0123456789abcdef",
+		"HEALTHROUTER_PD_STORAGE": "fedcba9876543210fedcba9876543210",
+		EnvGrafanaToken:           "glsa_grafana_token_value",
+	}))
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if ps := cfg.MissingSecrets(); len(ps) != 0 {
+		t.Fatalf("secrets given but reported missing: %v", ps)
+	}
+	// The example documents every key: each yaml tag of the config types
+	// appears in it.
+	data, _ := os.ReadFile(path)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range allKeys() {
+		if !strings.Contains(string(data), key+":") {
+			t.Errorf("example.yaml does not document %q", key)
+		}
+	}
+}
+
+// allKeys lists the leaf key names of the config types.
+func allKeys() []string {
+	var keys []string
+	var c Config
+	g, p := defaultGrafana(), defaultPagerDuty()
+	c.Grafana, c.PagerDuty = &g, &p
+	b, _ := yaml.Marshal(&c)
+	var m map[string]any
+	_ = yaml.Unmarshal(b, &m)
+	var walk func(map[string]any)
+	walk = func(m map[string]any) {
+		for k, v := range m {
+			keys = append(keys, k)
+			if sub, ok := v.(map[string]any); ok {
+				walk(sub)
+			}
+		}
+	}
+	walk(m)
+	return keys
+}
+
+func TestProblemsNameTheirKeys(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string // substrings of the problem list
+	}{
+		{"unknown key with suggestion", "engine:\n  confrim_after: 3\n", []string{`engine.confrim_after (line 2): unknown key (did you mean "confirm_after"?)`}},
+		{"unknown top level", "listne: 1.2.3.4:80\n", []string{`listne (line 1): unknown key (did you mean "listen"?)`}},
+		{"bad duration", "engine:\n  stale_after: soon\n", []string{"want a duration such as 30s or 5m"}},
+		{"bad size", "ingest:\n  max_body_bytes: lots\n", []string{"want a size such as 16MiB"}},
+		{"flap order", "engine:\n  flap: {high: 0.2, low: 0.3}\n", []string{"engine.flap.low: must be at least 0 and below flap.high"}},
+		{"ratio", "engine:\n  region: {outage_ratio: 0}\n", []string{"engine.region.outage_ratio: must be in (0, 1]"}},
+		{"regex", "ingest:\n  region_from_host: '('\n", []string{"ingest.region_from_host: not a valid regular expression"}},
+		{"two groups", "ingest:\n  region_from_host: '(a)(b)'\n", []string{"use at most one capture group"}},
+		{"listen", "listen: nonsense\n", []string{"listen: want host:port"}},
+		{"decoded below body", "ingest: {max_body_bytes: 2MiB, max_decoded_bytes: 1MiB}\n", []string{"ingest.max_decoded_bytes: must be at least max_body_bytes"}},
+		{"check rule", "checks:\n  - {match: '', severity: loud}\n", []string{"checks[0].match: must not be empty", `checks[0].severity: "loud" is not one of`}},
+		{"duplicate field names", "ingest:\n  fields: {host: name, check: name}\n", []string{`"name" is already the name of`}},
+		{"grafana interval", "grafana: {interval: 15s}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.interval: must be a positive multiple of 10s"}},
+		{"grafana without pagerduty", "grafana: {}\n", []string{"grafana: needs pagerduty.routing_keys"}},
+		{"grafana folder uid", "grafana: {folder_uid: 'has space'}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.folder_uid: must be 1 to 40"}},
+		{"routing mode", "grafana: {routing: email}\npagerduty: {routing_keys: {default: PD}}\n", []string{`grafana.routing: "email" is not one of`}},
+		{"route to unknown key", "pagerduty:\n  routing_keys: {default: PD}\n  routes: [{match: {team: x}, key: nope}]\n", []string{`pagerduty.routes[0].key: "nope" is not in pagerduty.routing_keys`}},
+		{"route label", "pagerduty:\n  routing_keys: {default: PD}\n  routes: [{match: {colour: x}, key: default}]\n", []string{"pagerduty.routes[0].match.colour: can match"}},
+		{"no default key", "pagerduty:\n  routing_keys: {storage: PD}\n", []string{`needs a key named "default"`}},
+		{"env var name", "pagerduty:\n  routing_keys: {default: 'lower case'}\n", []string{"value names the environment variable"}},
+		{"not a mapping", "- a\n- b\n", []string{"the top level must be a mapping"}},
+		{"yaml syntax", "listen: [\n", []string{"(file)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), env(nil))
+			if err == nil {
+				t.Fatal("want problems, got none")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("problems\n%v\nlack %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReported(t *testing.T) {
+	_, err := Parse([]byte("listen: x\nengine:\n  confirm_after: 0\n  bogus: 1\nlog: {level: loud}\n"), env(nil))
+	ps, ok := err.(Problems)
+	if !ok || len(ps) != 4 {
+		t.Fatalf("want 4 problems at once, got %v", err)
+	}
+}
+
+func TestSecretsFromEnvironmentAndFiles(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "ingest")
+	os.WriteFile(tokFile, []byte("# rotated monthly\nfile-token-aaaaaaaaaaaa\n\nfile-token-bbbbbbbbbbbb\n"), 0o600)
+	adminFile := filepath.Join(dir, "admin")
+	os.WriteFile(adminFile, []byte("admin-from-file-xxxxxxx\n"), 0o600)
+	y := fmt.Sprintf("auth: {ingest_tokens_file: %s, admin_token_file: %s}\ngrafana: {}\npagerduty:\n  routing_keys: {default: PD_DEFAULT, storage: PD_STORAGE}\n", tokFile, adminFile)
+	cfg, err := Parse([]byte(y), env(map[string]string{
+		EnvIngestTokens:      "env-token-cccccccccccc, env-token-dddddddddddd",
+		EnvGrafanaToken:      "grafana-secret",
+		EnvPagerDutyAPIToken: "pd-rest-token",
+		"PD_DEFAULT":         "0123456789abcdef0123456789abcdef",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Auth.IngestTokens) != 4 || cfg.Auth.IngestTokens[3].Reveal() != "env-token-dddddddddddd" {
+		t.Fatalf("ingest tokens: %d", len(cfg.Auth.IngestTokens))
+	}
+	if cfg.Auth.AdminToken.Reveal() != "admin-from-file-xxxxxxx" || cfg.Grafana.Token.Reveal() != "grafana-secret" ||
+		cfg.PagerDuty.APIToken.Reveal() != "pd-rest-token" {
+		t.Fatal("secrets not loaded")
+	}
+	missing := cfg.MissingSecrets()
+	if len(missing) != 1 || missing[0].Key != "pagerduty.routing_keys.storage" || !strings.Contains(missing[0].Message, "PD_STORAGE") {
+		t.Fatalf("missing secrets: %v", missing)
+	}
+	// Secrets never render, whatever prints them.
+	for _, s := range []string{
+		fmt.Sprint(cfg.Auth.IngestTokens), fmt.Sprintf("%v %+v %#v", cfg.Auth, cfg.Auth, cfg.Auth),
+		mustJSON(cfg), mustYAML(cfg),
+	} {
+		for _, secret := range []string{"file-token-aaaa", "env-token-cccc", "admin-from-file", "grafana-secret", "pd-rest-token", "0123456789abcdef"} {
+			if strings.Contains(s, secret) {
+				t.Fatalf("secret %q rendered in %q", secret, s)
+			}
+		}
+	}
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+func mustYAML(v any) string { b, _ := yaml.Marshal(v); return string(b) }
+
+func TestShortTokensRefused(t *testing.T) {
+	_, err := Parse(nil, env(map[string]string{EnvIngestTokens: "short", EnvAdminToken: "also-short"}))
+	if err == nil || !strings.Contains(err.Error(), "auth.ingest_tokens[0]: shorter than 16") || !strings.Contains(err.Error(), "auth.admin_token") {
+		t.Fatalf("want short tokens refused, got %v", err)
+	}
+}
+
+func TestEventsURLAcceptsBothSpellings(t *testing.T) {
+	for _, u := range []string{"https://events.pagerduty.com", "https://events.pagerduty.com/", "https://events.pagerduty.com/v2/enqueue"} {
+		cfg, err := Parse([]byte("pagerduty:\n  routing_keys: {default: PD}\n  events_url: "+u+"\n"), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.PagerDuty.EventsURL != "https://events.pagerduty.com" {
+			t.Errorf("%s -> %s", u, cfg.PagerDuty.EventsURL)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]Bytes{"16MiB": 16 << 20, "512KiB": 512 << 10, "1GiB": 1 << 30, "1MB": 1e6, "1024": 1024, "64 MiB": 64 << 20, "10B": 10} {
+		got, err := ParseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "12XB", "99999999999999999GiB"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) accepted", bad)
+		}
+	}
+	if s := Bytes(16 << 20).String(); s != "16MiB" {
+		t.Errorf("String = %s", s)
+	}
+}
