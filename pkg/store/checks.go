@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
@@ -36,31 +34,6 @@ func (s *Store) LoadChecks(fn func(*health.CheckState) error) (loaded, skipped i
 		return nil
 	})
 	return loaded, skipped, err
-}
-
-// PutStates writes states outside the ordered commit path: the periodic
-// checkpoint of last-seen times, which may be lost in a crash without
-// losing anything acknowledged.
-func (s *Store) PutStates(states []health.CheckState) error {
-	if len(states) == 0 {
-		return nil
-	}
-	// bbolt writes sorted keys much faster than random ones.
-	type kv struct{ k, v []byte }
-	recs := make([]kv, len(states))
-	for i := range states {
-		recs[i] = kv{checkKey(nil, states[i].Key), encodeCheck(nil, &states[i])}
-	}
-	slices.SortFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketChecks)
-		for _, r := range recs {
-			if err := b.Put(r.k, r.v); err != nil {
-				return fmt.Errorf("checkpoint %q: %w", r.k, err)
-			}
-		}
-		return nil
-	})
 }
 
 // DeleteChecks forgets checks (a host decommissioned and pruned).

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -227,7 +229,7 @@ func (c *committer) close() {
 
 // write puts a group of commits in one transaction.
 func (s *Store) write(batch []pendingCommit) error {
-	var keyBuf, valBuf []byte
+	records := checkRecords(batch)
 	journalN, rejectedN, rejectedSeq := s.counts()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.failWrite.Load(); err != nil {
@@ -236,15 +238,12 @@ func (s *Store) write(batch []pendingCommit) error {
 		checks := tx.Bucket(bucketChecks)
 		journal := tx.Bucket(bucketJournal)
 		rejected := tx.Bucket(bucketRejected)
-		for _, pc := range batch {
-			for i := range pc.States {
-				st := &pc.States[i]
-				keyBuf = checkKey(keyBuf, st.Key)
-				valBuf = encodeCheck(valBuf, st)
-				if err := checks.Put(keyBuf, valBuf); err != nil {
-					return fmt.Errorf("put check %s: %w", st.Key, err)
-				}
+		for _, r := range records {
+			if err := checks.Put(r.key, r.val); err != nil {
+				return fmt.Errorf("put check %q: %w", r.key, err)
 			}
+		}
+		for _, pc := range batch {
 			for i := range pc.Transitions {
 				t := &pc.Transitions[i]
 				v, err := json.Marshal(t)
@@ -286,6 +285,31 @@ func (s *Store) write(batch []pendingCommit) error {
 	s.journalN, s.rejectedN, s.rejectedSeq = journalN, rejectedN, rejectedSeq
 	s.mu.Unlock()
 	return nil
+}
+
+type record struct{ key, val []byte }
+
+// checkRecords encodes the group's states sorted by key, as bbolt writes
+// sorted keys far faster than random ones (a checkpoint can hold many). The
+// sort is stable and only the last record per key is kept, so the newest
+// state wins.
+func checkRecords(batch []pendingCommit) []record {
+	var records []record
+	for _, pc := range batch {
+		for i := range pc.States {
+			st := &pc.States[i]
+			records = append(records, record{checkKey(nil, st.Key), encodeCheck(nil, st)})
+		}
+	}
+	slices.SortStableFunc(records, func(a, b record) int { return bytes.Compare(a.key, b.key) })
+	out := records[:0]
+	for i, r := range records {
+		if i+1 < len(records) && bytes.Equal(r.key, records[i+1].key) {
+			continue // a newer record for the same key follows
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (s *Store) counts() (journalN, rejectedN int, rejectedSeq uint64) {

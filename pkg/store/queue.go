@@ -17,10 +17,16 @@ type Queue struct {
 	n    atomic.Int64
 }
 
-// Queue opens (creating) the named queue.
+// Queue opens (creating) the named queue. Every call for a name returns
+// the same handle, so its Len stays true for all holders.
 func (s *Store) Queue(name string) (*Queue, error) {
 	if name == "" {
 		return nil, errors.New("queue name must not be empty")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.queues[name]; ok {
+		return q, nil
 	}
 	q := &Queue{s: s, name: []byte(name)}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -34,6 +40,10 @@ func (s *Store) Queue(name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
+	if s.queues == nil {
+		s.queues = map[string]*Queue{}
+	}
+	s.queues[name] = q
 	return q, nil
 }
 

@@ -63,7 +63,8 @@ type Store struct {
 	// for a full or broken disk.
 	failWrite atomic.Pointer[error]
 
-	mu          sync.Mutex // guards the counters below
+	mu          sync.Mutex // guards the counters and queues below
+	queues      map[string]*Queue
 	journalN    int
 	rejectedN   int
 	rejectedSeq uint64

@@ -304,7 +304,7 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	}
 }
 
-func TestCheckpointAndDelete(t *testing.T) {
+func TestLargeCommitAndDelete(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	defer s.Close()
 	var states []health.CheckState
@@ -313,7 +313,11 @@ func TestCheckpointAndDelete(t *testing.T) {
 		st.LastSeen = int64(i)
 		states = append(states, st)
 	}
-	if err := s.PutStates(states); err != nil {
+	// A newer state for the same key later in the commit wins.
+	newer := states[500]
+	newer.Status = health.Critical
+	states = append(states, newer)
+	if err := s.Commit(context.Background(), &Commit{States: states}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteChecks([]health.Key{states[0].Key, states[1].Key}); err != nil {
@@ -328,6 +332,9 @@ func TestCheckpointAndDelete(t *testing.T) {
 			return fmt.Errorf("not in key order: %s after %s", st.Host, prev)
 		}
 		prev = st.Host
+		if st.Host == newer.Host && st.Status != health.Critical {
+			return fmt.Errorf("%s: the older state won", st.Host)
+		}
 		return nil
 	})
 	if err != nil {
@@ -345,7 +352,7 @@ func BenchmarkLoadChecks1M(b *testing.B) {
 		st.LastSeen, st.Updated, st.FlapCount, st.Interval = int64(i), int64(i), 21, 30
 		batch = append(batch, st)
 		if len(batch) == cap(batch) {
-			if err := s.PutStates(batch); err != nil {
+			if err := s.Commit(context.Background(), &Commit{States: batch}); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

@@ -1,0 +1,650 @@
+package pagerduty
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/PagerDuty/go-pagerduty"
+	"go.uber.org/zap"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+)
+
+// Queue is the durable FIFO the outbox keeps its events in; store.Queue
+// satisfies it. Append must be on disk when it returns and hand out
+// increasing ids.
+type Queue interface {
+	Append(items ...[]byte) ([]uint64, error)
+	Scan(fn func(id uint64, data []byte) bool) error
+	Delete(ids ...uint64) error
+}
+
+// KV is a durable key-value bucket; store.KV satisfies it.
+type KV interface {
+	Put(key string, val []byte) error
+	Delete(key string) error
+	Scan(fn func(key string, val []byte) bool) error
+}
+
+// eventSender is the part of *pagerduty.Client the outbox uses.
+type eventSender interface {
+	ManageEventWithContext(ctx context.Context, e *pagerduty.V2Event) (*pagerduty.V2EventResponse, error)
+}
+
+// Retry backoff: exponential from backoffBase, capped at backoffMax (the
+// rate-limit window: waiting longer buys nothing), with jitter so the two
+// instances of an HA pair do not retry in lockstep.
+const (
+	backoffBase = time.Second
+	backoffMax  = time.Minute
+)
+
+// Message is one event bound for the routing key named Key in the
+// configuration. Event.RoutingKey stays empty: the outbox fills it in at
+// send time, so routing keys are never written to disk.
+type Message struct {
+	Key   string
+	Event pagerduty.V2Event
+}
+
+// OutboxOptions carries the outbox's collaborators; every field is optional.
+type OutboxOptions struct {
+	Logger     *zap.Logger           // default: no logging
+	Clock      Clock                 // default: SystemClock
+	Registerer prometheus.Registerer // default: metrics are not registered
+}
+
+// Outbox delivers events to the PagerDuty Events API v2 and decides what is
+// sent, when, and what is dropped:
+//
+//   - Durable: an event is on disk before Enqueue returns and is deleted only
+//     after PagerDuty answered 2xx, so what was queued and not confirmed is
+//     delivered after a restart. A crash between a 2xx and the delete sends
+//     that event again; PagerDuty de-duplicates it by dedup_key (a repeated
+//     trigger only adds a log entry to the open alert, a repeated resolve is
+//     dropped), so at-least-once is harmless here.
+//   - Ordered: one FIFO lane per routing key name, so a resolve never
+//     overtakes its trigger; a lane waiting out a rate limit does not hold
+//     back the others.
+//   - Rate-limited: at most rate_per_minute requests per routing key in any
+//     60 s window, PagerDuty's own limit (about 120/min per integration key).
+//     The two instances of an HA pair each keep this budget: set
+//     rate_per_minute to half the integration's limit there.
+//   - Retrying: 429, 5xx, other non-2xx answers that say nothing about the
+//     event itself, and network errors are retried with exponential backoff
+//     and jitter, never dropped. A 400 (or 413) says the event can never be
+//     accepted: it is logged without the key, counted and dropped.
+//   - Merging: a resolve enqueued while its trigger is still queued and no
+//     incident is open for that dedup_key makes both moot: neither is sent.
+//     The outbox knows which incidents are open because it records, in a KV
+//     bucket, every dedup_key whose trigger PagerDuty accepted and whose
+//     resolve it has not.
+type Outbox struct {
+	cfg    *config.PagerDuty
+	client eventSender
+	queue  Queue
+	open   KV
+	clock  Clock
+	log    *zap.Logger
+	m      *outboxMetrics
+	budget *sendBudget
+	lanes  map[string]*lane
+	ran    atomic.Bool
+
+	mu       sync.Mutex
+	openKeys map[string]bool // dedup keys with a delivered trigger and no delivered resolve
+	depth    int
+}
+
+// lane is the FIFO of one routing key name. Only its drain goroutine sends
+// or pops its head; Enqueue appends and merges under Outbox.mu.
+type lane struct {
+	name       string
+	routingKey config.Secret
+	wake       chan struct{}
+
+	// Guarded by Outbox.mu.
+	entries  []*entry
+	inFlight bool // entries[0] is being sent
+	attempts int  // consecutive failed attempts of the head
+	retryAt  time.Time
+}
+
+type entry struct {
+	id  uint64
+	rec record
+}
+
+// record is an event as the queue stores it: the key's name, never the key.
+type record struct {
+	Key    string            `json:"key"`
+	Event  pagerduty.V2Event `json:"event"`
+	Queued time.Time         `json:"queued"`
+}
+
+// NewOutbox loads what q holds from an earlier run, ready to be delivered by
+// Run, and the open incidents recorded in open. Queued events for routing
+// keys that are no longer configured are logged and dropped.
+func NewOutbox(cfg *config.PagerDuty, q Queue, open KV, opts OutboxOptions) (*Outbox, error) {
+	if cfg == nil {
+		return nil, errors.New("pagerduty outbox: no pagerduty configuration")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	m, err := newOutboxMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	rate := cfg.RatePerMinute
+	if rate <= 0 {
+		rate = 120
+	}
+	client := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(cfg.EventsURL))
+	client.HTTPClient = &http.Client{Timeout: cfg.Timeout.D()}
+
+	o := &Outbox{
+		cfg:      cfg,
+		client:   client,
+		queue:    q,
+		open:     open,
+		clock:    opts.Clock,
+		log:      opts.Logger.Named("pagerduty.outbox"),
+		m:        m,
+		budget:   newSendBudget(rate, rateWindow),
+		lanes:    map[string]*lane{},
+		openKeys: map[string]bool{},
+	}
+	for name, key := range cfg.Keys {
+		if key == "" {
+			continue
+		}
+		o.lanes[name] = &lane{name: name, routingKey: key, wake: make(chan struct{}, 1)}
+	}
+	if err := o.load(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *Outbox) load() error {
+	err := o.open.Scan(func(dedupKey string, _ []byte) bool {
+		o.openKeys[dedupKey] = true
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("pagerduty outbox: load open incidents: %w", err)
+	}
+	var drop []uint64
+	err = o.queue.Scan(func(id uint64, data []byte) bool {
+		var rec record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			o.log.Error("dropping unreadable queued event", zap.Uint64("id", id), zap.Error(err))
+			o.m.events.WithLabelValues("unknown", ResultRejected).Inc()
+			drop = append(drop, id)
+			return true
+		}
+		l := o.lanes[rec.Key]
+		if l == nil {
+			o.log.Error("dropping queued event: its routing key is no longer configured",
+				zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
+				zap.String("dedup_key", rec.Event.DedupKey))
+			o.m.events.WithLabelValues(rec.Event.Action, ResultRejected).Inc()
+			drop = append(drop, id)
+			return true
+		}
+		l.entries = append(l.entries, &entry{id: id, rec: rec})
+		o.depth++
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("pagerduty outbox: load queue: %w", err)
+	}
+	if len(drop) > 0 {
+		if err := o.queue.Delete(drop...); err != nil {
+			return fmt.Errorf("pagerduty outbox: delete dropped events: %w", err)
+		}
+	}
+	o.m.depth.Set(float64(o.depth))
+	if o.depth > 0 {
+		o.log.Info("queued PagerDuty events from the previous run will be delivered", zap.Int("events", o.depth))
+	}
+	return nil
+}
+
+// Depth is the number of events queued and not yet confirmed.
+func (o *Outbox) Depth() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.depth
+}
+
+// Enqueue queues events for delivery. When it returns nil every message is
+// on disk or was merged away with the trigger it made moot. On error none of
+// msgs was queued, though queued triggers that a resolve in msgs made moot
+// may be gone; enqueueing that resolve again is harmless. Every event needs
+// a dedup_key (healthrouter always sets one: resolves and merges work on it).
+func (o *Outbox) Enqueue(msgs ...Message) error {
+	for i := range msgs {
+		if err := o.validate(&msgs[i]); err != nil {
+			return fmt.Errorf("pagerduty outbox: message %d: %w", i, err)
+		}
+	}
+	now := o.clock.Now()
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+
+	plan := o.planLocked(msgs)
+	merged := len(plan.mergedIDs) > 0 || len(plan.mergedBatch) > 0
+	if len(plan.mergedIDs) > 0 {
+		if err := o.queue.Delete(plan.mergedIDs...); err != nil {
+			// Without the delete the triggers would come back after a restart
+			// with no resolve behind them: send the pair instead.
+			o.log.Warn("could not merge moot trigger/resolve pairs; sending them", zap.Error(err))
+			plan = mergePlan{appends: msgs}
+			merged = false
+		}
+	}
+
+	var ids []uint64
+	if len(plan.appends) > 0 {
+		data := make([][]byte, len(plan.appends))
+		for i, msg := range plan.appends {
+			b, err := json.Marshal(record{Key: msg.Key, Event: msg.Event, Queued: now})
+			if err != nil {
+				return fmt.Errorf("pagerduty outbox: encode event: %w", err)
+			}
+			data[i] = b
+		}
+		var err error
+		ids, err = o.queue.Append(data...)
+		if err == nil && len(ids) != len(data) {
+			err = fmt.Errorf("store returned %d ids for %d events", len(ids), len(data))
+		}
+		if err != nil {
+			if merged {
+				o.applyMergesLocked(plan)
+			}
+			return fmt.Errorf("pagerduty outbox: queue events: %w", err)
+		}
+	}
+	if merged {
+		o.applyMergesLocked(plan)
+	}
+	for i, msg := range plan.appends {
+		l := o.lanes[msg.Key]
+		l.entries = append(l.entries, &entry{id: ids[i], rec: record{Key: msg.Key, Event: msg.Event, Queued: now}})
+		o.depth++
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	o.m.depth.Set(float64(o.depth))
+	return nil
+}
+
+func (o *Outbox) validate(msg *Message) error {
+	if _, ok := o.lanes[msg.Key]; !ok {
+		if _, named := o.cfg.RoutingKeys[msg.Key]; named {
+			return fmt.Errorf("routing key %q: %s is not set", msg.Key, o.cfg.RoutingKeys[msg.Key])
+		}
+		return fmt.Errorf("routing key %q is not configured", msg.Key)
+	}
+	ev := &msg.Event
+	if ev.RoutingKey != "" {
+		return errors.New("event carries a routing key: name it in Message.Key instead")
+	}
+	switch ev.Action {
+	case ActionTrigger:
+		if ev.Payload == nil {
+			return errors.New("trigger without payload")
+		}
+	case ActionResolve, ActionAcknowledge:
+	default:
+		return fmt.Errorf("unknown event action %q", ev.Action)
+	}
+	if ev.DedupKey == "" || len(ev.DedupKey) > MaxDedupKeyLen {
+		return fmt.Errorf("dedup_key must be 1 to %d characters", MaxDedupKeyLen)
+	}
+	return nil
+}
+
+// mergePlan is what Enqueue will do: the messages to append, and the queued
+// (mergedIDs) and same-batch (mergedBatch) events made moot.
+type mergePlan struct {
+	appends     []Message
+	mergedIDs   []uint64
+	mergedBatch []Message
+	// mergedFromLanes maps lane name to the queued entries to remove.
+	mergedFromLanes map[string][]uint64
+}
+
+// planLocked finds the moot trigger/resolve pairs. A resolve merges with
+// queued triggers of the same dedup_key when they are the only events
+// queued for it (so the state before them is the delivered state) and none
+// of them is being sent. The triggers are then superseded; the resolve is
+// moot too unless PagerDuty has an incident open for the key.
+func (o *Outbox) planLocked(msgs []Message) mergePlan {
+	var p mergePlan
+	for _, msg := range msgs {
+		if msg.Event.Action != ActionResolve {
+			p.appends = append(p.appends, msg)
+			continue
+		}
+		dk := msg.Event.DedupKey
+		l := o.lanes[msg.Key]
+
+		var queued []uint64
+		mergeable := true
+		for i, e := range l.entries {
+			if e.rec.Event.DedupKey != dk || p.removed(l.name, e.id) {
+				continue
+			}
+			if (i == 0 && l.inFlight) || e.rec.Event.Action != ActionTrigger {
+				mergeable = false
+				break
+			}
+			queued = append(queued, e.id)
+		}
+		var batch []int
+		for i, m := range p.appends {
+			if m.Key != msg.Key || m.Event.DedupKey != dk {
+				continue
+			}
+			if m.Event.Action != ActionTrigger {
+				mergeable = false
+				break
+			}
+			batch = append(batch, i)
+		}
+		if !mergeable || len(queued)+len(batch) == 0 {
+			p.appends = append(p.appends, msg)
+			continue
+		}
+		if len(queued) > 0 {
+			if p.mergedFromLanes == nil {
+				p.mergedFromLanes = map[string][]uint64{}
+			}
+			p.mergedFromLanes[l.name] = append(p.mergedFromLanes[l.name], queued...)
+			p.mergedIDs = append(p.mergedIDs, queued...)
+		}
+		for j := len(batch) - 1; j >= 0; j-- {
+			i := batch[j]
+			p.mergedBatch = append(p.mergedBatch, p.appends[i])
+			p.appends = append(p.appends[:i], p.appends[i+1:]...)
+		}
+		if o.openKeys[dk] {
+			p.appends = append(p.appends, msg) // the incident is open: resolve it
+		} else {
+			p.mergedBatch = append(p.mergedBatch, msg)
+		}
+	}
+	return p
+}
+
+func (p *mergePlan) removed(laneName string, id uint64) bool {
+	for _, r := range p.mergedFromLanes[laneName] {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// applyMergesLocked removes the merged entries from memory and counts them.
+func (o *Outbox) applyMergesLocked(p mergePlan) {
+	for name, ids := range p.mergedFromLanes {
+		l := o.lanes[name]
+		gone := make(map[uint64]bool, len(ids))
+		for _, id := range ids {
+			gone[id] = true
+		}
+		kept := l.entries[:0]
+		for _, e := range l.entries {
+			if gone[e.id] {
+				o.m.events.WithLabelValues(e.rec.Event.Action, ResultMerged).Inc()
+				o.log.Debug("trigger made moot by a later resolve", zap.String("key", name),
+					zap.String("dedup_key", e.rec.Event.DedupKey))
+				o.depth--
+				continue
+			}
+			kept = append(kept, e)
+		}
+		for i := len(kept); i < len(l.entries); i++ {
+			l.entries[i] = nil
+		}
+		l.entries = kept
+	}
+	for _, m := range p.mergedBatch {
+		o.m.events.WithLabelValues(m.Event.Action, ResultMerged).Inc()
+	}
+	o.m.depth.Set(float64(o.depth))
+}
+
+// Run delivers queued events until ctx is done. It runs once per Outbox. An
+// event being sent when ctx ends stays queued and goes out after restart.
+func (o *Outbox) Run(ctx context.Context) error {
+	if !o.ran.CompareAndSwap(false, true) {
+		return errors.New("pagerduty outbox: Run called twice")
+	}
+	names := make([]string, 0, len(o.lanes))
+	for name := range o.lanes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		l := o.lanes[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.drain(ctx, l)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// drain sends one lane's events in order, waiting out backoff and the rate
+// budget, until ctx is done.
+func (o *Outbox) drain(ctx context.Context, l *lane) {
+	for {
+		o.mu.Lock()
+		empty := len(l.entries) == 0
+		wait := l.retryAt.Sub(o.clock.Now())
+		o.mu.Unlock()
+		if empty {
+			select {
+			case <-l.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if wait > 0 {
+			if !o.sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		ok, wait := o.budget.reserve(l.routingKey.Reveal(), o.clock.Now())
+		if !ok {
+			if !o.sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+
+		o.mu.Lock()
+		if len(l.entries) == 0 { // merged away while we waited
+			o.mu.Unlock()
+			o.budget.release(l.routingKey.Reveal())
+			continue
+		}
+		e := l.entries[0]
+		l.inFlight = true
+		o.mu.Unlock()
+
+		result, err := o.send(ctx, l, e)
+		o.budget.finish(l.routingKey.Reveal(), o.clock.Now())
+		if err != nil && ctx.Err() != nil {
+			// Shutting down mid-request: the event stays queued for the
+			// next run rather than counting as a failure.
+			o.mu.Lock()
+			l.inFlight = false
+			o.mu.Unlock()
+			return
+		}
+		o.settle(l, e, result, err)
+	}
+}
+
+func (o *Outbox) sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-o.clock.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// send makes one Events API request and classifies its outcome.
+func (o *Outbox) send(ctx context.Context, l *lane, e *entry) (string, error) {
+	ev := e.rec.Event
+	ev.RoutingKey = l.routingKey.Reveal()
+	// Latency is measured on the wall clock: it describes real I/O, which
+	// the injected clock (there for backoff and the rate budget) does not.
+	start := time.Now()
+	_, err := o.client.ManageEventWithContext(ctx, &ev)
+	o.m.duration.Observe(time.Since(start).Seconds())
+	return classify(err), err
+}
+
+// classify maps a send error to its result. go-pagerduty's client method
+// returns pagerduty.APIError for any non-2xx answer (the Events API error
+// body is not parsed).
+func classify(err error) string {
+	if err == nil {
+		return ResultSent
+	}
+	var apiErr pagerduty.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.StatusCode {
+		case http.StatusTooManyRequests:
+			return ResultRateLimited
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			return ResultRejected
+		}
+		return ResultRetried
+	}
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) {
+		// PagerDuty answered 2xx with a body the client could not decode:
+		// the event was accepted, sending it again would only duplicate it.
+		return ResultSent
+	}
+	return ResultRetried
+}
+
+// settle records the outcome of sending the head e of lane l.
+func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
+	ev := &e.rec.Event
+	fields := []zap.Field{
+		zap.String("key", l.name),
+		zap.String("action", ev.Action),
+		zap.String("dedup_key", ev.DedupKey),
+	}
+	if sendErr != nil {
+		fields = append(fields, zap.String("error", o.scrub(l, sendErr)))
+	}
+	o.m.events.WithLabelValues(ev.Action, result).Inc()
+
+	o.mu.Lock()
+	l.inFlight = false
+	if result == ResultRetried || result == ResultRateLimited {
+		l.attempts++
+		delay := backoff(l.attempts)
+		l.retryAt = o.clock.Now().Add(delay)
+		attempts := l.attempts
+		o.mu.Unlock()
+		o.log.Warn("PagerDuty event not accepted; will retry",
+			append(fields, zap.String("result", result), zap.Int("attempt", attempts), zap.Duration("retry_in", delay))...)
+		return
+	}
+	l.attempts = 0
+	l.retryAt = time.Time{}
+	l.entries[0] = nil
+	l.entries = l.entries[1:]
+	o.depth--
+	o.m.depth.Set(float64(o.depth))
+	wasOpen := o.openKeys[ev.DedupKey]
+	if result == ResultSent {
+		switch ev.Action {
+		case ActionTrigger:
+			o.openKeys[ev.DedupKey] = true
+		case ActionResolve:
+			delete(o.openKeys, ev.DedupKey)
+		}
+	}
+	isOpen := o.openKeys[ev.DedupKey]
+	o.mu.Unlock()
+
+	if result == ResultRejected {
+		o.log.Error("PagerDuty rejected event; dropped", fields...)
+	} else {
+		o.log.Debug("PagerDuty accepted event", fields...)
+	}
+	if err := o.queue.Delete(e.id); err != nil {
+		// It will be sent again after a restart; PagerDuty de-duplicates it.
+		o.log.Error("could not delete delivered event from the queue", append(fields, zap.Error(err))...)
+	}
+	if wasOpen != isOpen {
+		var err error
+		if isOpen {
+			err = o.open.Put(ev.DedupKey, []byte(l.name))
+		} else {
+			err = o.open.Delete(ev.DedupKey)
+		}
+		if err != nil {
+			o.log.Error("could not record open PagerDuty incident", append(fields, zap.Error(err))...)
+		}
+	}
+}
+
+// scrub renders an error for the log, with the routing key masked should an
+// error ever quote it.
+func (o *Outbox) scrub(l *lane, err error) string {
+	s := err.Error()
+	if k := l.routingKey.Reveal(); k != "" {
+		s = strings.ReplaceAll(s, k, l.routingKey.String())
+	}
+	return s
+}
+
+// backoff is the wait before retry number attempt (1-based): exponential,
+// capped, with equal jitter.
+func backoff(attempt int) time.Duration {
+	d := backoffMax
+	if attempt < 20 {
+		d = min(backoffBase<<(attempt-1), backoffMax)
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}

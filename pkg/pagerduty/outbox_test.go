@@ -1,0 +1,618 @@
+package pagerduty
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PagerDuty/go-pagerduty"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/pagerduty/pagerdutytest"
+)
+
+// outboxEnv is an outbox on a real store, talking to the fake PagerDuty.
+type outboxEnv struct {
+	t     *testing.T
+	cfg   *config.PagerDuty
+	pd    *pagerdutytest.Server
+	store *testStore
+	clock Clock
+	reg   *prometheus.Registry
+	log   *zap.Logger
+	logs  *observer.ObservedLogs
+	ob    *Outbox
+	stop  func()
+}
+
+func newOutboxEnv(t *testing.T, pd *pagerdutytest.Server, clock Clock) *outboxEnv {
+	t.Helper()
+	log, logs := observedLogger()
+	env := &outboxEnv{t: t, cfg: testConfig(pd.URL()), pd: pd, store: newTestStore(t), clock: clock, log: log, logs: logs}
+	return env
+}
+
+// drainedLen waits briefly for the outbox to delete what it delivered (the
+// delete follows PagerDuty's answer) and returns the queue's length.
+func (e *outboxEnv) drainedLen() int {
+	q := e.store.queue("pagerduty")
+	deadline := time.Now().Add(5 * time.Second)
+	for q.Len() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return q.Len()
+}
+
+// build makes a fresh Outbox over the current store, as a (re)start does.
+func (e *outboxEnv) build() *Outbox {
+	e.t.Helper()
+	e.reg = prometheus.NewRegistry()
+	ob, err := NewOutbox(e.cfg, e.store.queue("pagerduty"), e.store.kv("pagerduty_open"),
+		OutboxOptions{Logger: e.log, Clock: e.clock, Registerer: e.reg})
+	if err != nil {
+		e.t.Fatalf("NewOutbox: %v", err)
+	}
+	e.ob = ob
+	return ob
+}
+
+// run starts delivery; the returned stop waits for Run to return.
+func (e *outboxEnv) run() {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ob := e.ob
+	go func() { done <- ob.Run(ctx) }()
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			e.t.Errorf("Run did not return after cancel")
+		}
+	}
+	e.t.Cleanup(e.stop)
+}
+
+func (e *outboxEnv) enqueue(msgs ...Message) {
+	e.t.Helper()
+	if err := e.ob.Enqueue(msgs...); err != nil {
+		e.t.Fatalf("Enqueue: %v", err)
+	}
+}
+
+func trigger(key string, a health.Alert) Message {
+	return Message{Key: key, Event: Event(&a, "https://hr.example.com")}
+}
+
+func resolve(key string, a health.Alert) Message {
+	return Message{Key: key, Event: ResolveEvent(DedupKey(&a))}
+}
+
+func TestOutboxDeliversInOrderPerKey(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	env.run()
+
+	a1 := hostAlert("eu", "web-1", health.SeverityCritical)
+	a2 := hostAlert("eu", "nas-1", health.SeverityError)
+	env.enqueue(trigger("default", a1), trigger("storage", a2))
+	waitFor(t, "both triggers", func() bool { return env.ob.Depth() == 0 && len(pd.Events()) == 2 })
+	env.enqueue(resolve("default", a1))
+	waitFor(t, "the resolve", func() bool { return env.ob.Depth() == 0 && len(pd.Events()) == 3 })
+
+	inc1, _ := pd.Incident(keyDefault, DedupKey(&a1))
+	if inc1.Open || inc1.Opened != 1 || inc1.Resolves != 1 {
+		t.Errorf("web-1 incident = %+v, want opened once and resolved", inc1)
+	}
+	inc2, _ := pd.Incident(keyStorage, DedupKey(&a2))
+	if !inc2.Open || inc2.Triggers != 1 {
+		t.Errorf("nas-1 incident = %+v, want open", inc2)
+	}
+	if p := inc2.Last; p == nil || p.Severity != "error" || p.Component != "nas-1" || p.Group != "eu" || p.Class != "host" {
+		t.Errorf("nas-1 payload = %+v", p)
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultSent); got != 2 {
+		t.Errorf("sent triggers = %v, want 2", got)
+	}
+	if got := metricValue(t, env.reg, "healthrouter_pagerduty_send_duration_seconds", nil); got != 3 {
+		t.Errorf("send duration samples = %v, want 3", got)
+	}
+	if n := env.drainedLen(); n != 0 {
+		t.Errorf("queue holds %d events after delivery", n)
+	}
+	open := map[string]string{}
+	_ = env.store.kv("pagerduty_open").Scan(func(k string, v []byte) bool { open[k] = string(v); return true })
+	if len(open) != 1 || open[DedupKey(&a2)] != "storage" {
+		t.Errorf("open incidents recorded = %v, want only nas-1 on storage", open)
+	}
+}
+
+func TestOutbox429StormLosesNothingAndKeepsTheBudget(t *testing.T) {
+	clock := newFakeClock()
+	// PagerDuty's own limit is below ours, and a storm of 429s comes first:
+	// both must be waited out without losing or duplicating anything.
+	pd := newFakePD(t, pagerdutytest.WithClock(clock.Now), pagerdutytest.WithRateLimit(90, time.Minute))
+	pd.FailNext(40, http.StatusTooManyRequests)
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+
+	const perKey = 150
+	var msgs []Message
+	var alerts []health.Alert
+	for i := range perKey {
+		for _, key := range []string{"default", "storage"} {
+			a := hostAlert("eu", fmt.Sprintf("%s-%03d", key, i), health.SeverityCritical)
+			alerts = append(alerts, a)
+			msgs = append(msgs, trigger(key, a))
+		}
+	}
+	env.enqueue(msgs...)
+	env.run()
+	passed := clock.runUntil(t, 6*time.Hour, func() bool { return env.ob.Depth() == 0 })
+	t.Logf("delivered %d events in %v of clock time; statuses %v", len(msgs), passed, pd.Statuses())
+
+	for _, a := range alerts {
+		key := keyDefault
+		if strings.HasPrefix(a.Host, "storage") {
+			key = keyStorage
+		}
+		inc, ok := pd.Incident(key, DedupKey(&a))
+		if !ok || inc.Opened != 1 || inc.Triggers != 1 {
+			t.Fatalf("%s: incident %+v (found %v), want triggered exactly once", a.Host, inc, ok)
+		}
+	}
+	for _, key := range []string{keyDefault, keyStorage} {
+		if got := pd.MaxRequestsInWindow(key, time.Minute); got > env.cfg.RatePerMinute {
+			t.Errorf("%d requests within one minute on a key, budget %d", got, env.cfg.RatePerMinute)
+		}
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultSent); got != 2*perKey {
+		t.Errorf("sent = %v, want %d", got, 2*perKey)
+	}
+	assertLogsClean(t, env.logs)
+	assertMetricsClean(t, env.reg)
+	limited := eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited)
+	if want := float64(pd.Statuses()[http.StatusTooManyRequests]); limited != want || limited <= 40 {
+		t.Errorf("rate_limited = %v, PagerDuty answered 429 %v times", limited, want)
+	}
+}
+
+func TestOutboxRetries5xxAndTimeouts(t *testing.T) {
+	clock := newFakeClock()
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, clock)
+	env.cfg.Timeout = config.Duration(150 * time.Millisecond)
+	env.build()
+	env.run()
+
+	pd.FailNext(2, http.StatusServiceUnavailable)
+	pd.FailNext(1, http.StatusBadGateway)
+	a := hostAlert("eu", "web-1", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	clock.runUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+
+	// A PagerDuty that does not answer in time: the client gives up and the
+	// event is retried once it answers again.
+	pd.SetDelay(2 * time.Second)
+	b := hostAlert("eu", "web-2", health.SeverityCritical)
+	env.enqueue(trigger("default", b))
+	waitFor(t, "a timed-out attempt", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRetried) >= 4 })
+	pd.SetDelay(0)
+	clock.runUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+
+	for _, al := range []health.Alert{a, b} {
+		if inc, _ := pd.Incident(keyDefault, DedupKey(&al)); inc.Triggers != 1 || !inc.Open {
+			t.Errorf("%s: %+v, want one trigger", al.Host, inc)
+		}
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultRetried); got < 4 {
+		t.Errorf("retried = %v, want at least 4", got)
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultRejected); got != 0 {
+		t.Errorf("rejected = %v: retriable errors must not drop", got)
+	}
+	if len(env.logs.FilterMessage("PagerDuty event not accepted; will retry").All()) < 4 {
+		t.Errorf("retries not logged")
+	}
+	assertLogsClean(t, env.logs)
+}
+
+func TestOutboxRestartDeliversEverythingOnce(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	env.run()
+
+	var alerts []health.Alert
+	for i := range 20 {
+		alerts = append(alerts, hostAlert("eu", fmt.Sprintf("h%02d", i), health.SeverityCritical))
+	}
+	// Before the outage: five incidents opened.
+	for _, a := range alerts[:5] {
+		env.enqueue(trigger("default", a))
+	}
+	waitFor(t, "first five", func() bool { return env.ob.Depth() == 0 })
+
+	// PagerDuty fails; more events queue up: triggers, and the resolve of
+	// an incident opened before.
+	pd.FailNext(100000, http.StatusInternalServerError)
+	for _, a := range alerts[5:] {
+		env.enqueue(trigger("default", a))
+	}
+	env.enqueue(resolve("default", alerts[0]))
+	waitFor(t, "failed attempts", func() bool { return pd.Statuses()[http.StatusInternalServerError] >= 1 })
+	env.stop()
+	if got := env.ob.Depth(); got != 16 {
+		t.Fatalf("depth at shutdown = %d, want 16", got)
+	}
+
+	// Restart: the store is closed and reopened, a new outbox loads it.
+	env.store.reopen()
+	pd.ClearFaults()
+	before := len(pd.Events())
+	env.build()
+	if got := env.ob.Depth(); got != 16 {
+		t.Fatalf("depth after restart = %d, want 16", got)
+	}
+	env.run()
+	waitFor(t, "delivery after restart", func() bool { return env.ob.Depth() == 0 })
+
+	if got := len(pd.Events()) - before; got != 16 {
+		t.Errorf("%d events accepted after restart, want 16", got)
+	}
+	for i, a := range alerts {
+		inc, _ := pd.Incident(keyDefault, DedupKey(&a))
+		if inc.Opened != 1 || inc.Triggers != 1 {
+			t.Errorf("%s: %+v, want triggered once", a.Host, inc)
+		}
+		if wantOpen := i != 0; inc.Open != wantOpen {
+			t.Errorf("%s: open = %v, want %v", a.Host, inc.Open, wantOpen)
+		}
+	}
+	if n := env.drainedLen(); n != 0 {
+		t.Errorf("queue holds %d after delivery", n)
+	}
+}
+
+func TestOutboxMergesMootPairs(t *testing.T) {
+	a := hostAlert("eu", "flappy", health.SeverityCritical)
+	dk := DedupKey(&a)
+	tests := []struct {
+		name string
+		// opened: a trigger for a was delivered before the steps.
+		opened bool
+		steps  [][]Message // one Enqueue call each, before delivery starts
+		// want at PagerDuty, and merged counts by action
+		wantEvents       []string
+		wantOpen         bool
+		mergedT, mergedR float64
+		wantSentResolves float64
+	}{
+		{
+			name:    "trigger then resolve: neither is sent",
+			steps:   [][]Message{{trigger("default", a)}, {resolve("default", a)}},
+			mergedT: 1, mergedR: 1,
+		},
+		{
+			name:    "in one batch",
+			steps:   [][]Message{{trigger("default", a), resolve("default", a)}},
+			mergedT: 1, mergedR: 1,
+		},
+		{
+			name:    "repeated triggers then resolve",
+			steps:   [][]Message{{trigger("default", a)}, {trigger("default", a)}, {resolve("default", a)}},
+			mergedT: 2, mergedR: 1,
+		},
+		{
+			name:       "incident open: the re-trigger is moot, the resolve is sent",
+			opened:     true,
+			steps:      [][]Message{{trigger("default", a)}, {resolve("default", a)}},
+			wantEvents: []string{"trigger", "resolve"}, // the first trigger was before the steps
+			mergedT:    1, wantSentResolves: 1,
+		},
+		{
+			name:       "resolve then trigger is not moot",
+			opened:     true,
+			steps:      [][]Message{{resolve("default", a)}, {trigger("default", a)}},
+			wantEvents: []string{"trigger", "resolve", "trigger"},
+			wantOpen:   true, wantSentResolves: 1,
+		},
+		{
+			name:             "a resolve queued before the trigger keeps the pair",
+			opened:           true,
+			steps:            [][]Message{{resolve("default", a)}, {trigger("default", a)}, {resolve("default", a)}},
+			wantEvents:       []string{"trigger", "resolve", "trigger", "resolve"},
+			wantSentResolves: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pd := newFakePD(t)
+			env := newOutboxEnv(t, pd, SystemClock{})
+			env.build()
+			if tt.opened {
+				env.run()
+				env.enqueue(trigger("default", a))
+				waitFor(t, "first trigger", func() bool { return env.ob.Depth() == 0 })
+				env.stop()
+				env.build() // same store: knows the incident is open
+			}
+			for _, step := range tt.steps {
+				env.enqueue(step...)
+			}
+			env.run()
+			waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+			var got []string
+			for _, ev := range pd.Events() {
+				got = append(got, ev.Action)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.wantEvents, ",") {
+				t.Errorf("PagerDuty got %v, want %v", got, tt.wantEvents)
+			}
+			inc, _ := pd.Incident(keyDefault, dk)
+			if inc.Open != tt.wantOpen {
+				t.Errorf("incident open = %v, want %v", inc.Open, tt.wantOpen)
+			}
+			if got := eventsTotal(t, env.reg, ActionTrigger, ResultMerged); got != tt.mergedT {
+				t.Errorf("merged triggers = %v, want %v", got, tt.mergedT)
+			}
+			if got := eventsTotal(t, env.reg, ActionResolve, ResultMerged); got != tt.mergedR {
+				t.Errorf("merged resolves = %v, want %v", got, tt.mergedR)
+			}
+			if got := eventsTotal(t, env.reg, ActionResolve, ResultSent); got != tt.wantSentResolves {
+				t.Errorf("sent resolves = %v, want %v", got, tt.wantSentResolves)
+			}
+			if n := env.drainedLen(); n != 0 {
+				t.Errorf("queue holds %d", n)
+			}
+		})
+	}
+}
+
+func TestOutboxDoesNotMergeATriggerInFlight(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	env.run()
+	pd.SetDelay(300 * time.Millisecond)
+	a := hostAlert("eu", "slow", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "the trigger in flight", func() bool { return len(pd.Requests(keyDefault)) == 1 })
+	env.enqueue(resolve("default", a))
+	pd.SetDelay(0)
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+	inc, _ := pd.Incident(keyDefault, DedupKey(&a))
+	if inc.Opened != 1 || inc.Resolves != 1 || inc.Open {
+		t.Errorf("incident %+v: want opened and resolved", inc)
+	}
+	if got := eventsTotal(t, env.reg, ActionResolve, ResultMerged); got != 0 {
+		t.Errorf("merged a resolve whose trigger was in flight")
+	}
+}
+
+func TestOutboxDropsRejectedEvents(t *testing.T) {
+	const ghostKey = "GhostKeyUnknownToPagerDuty000003"
+	secrets := append(secrets, ghostKey)
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	log, logs := observedLogger()
+	env.log = log
+	env.cfg.RoutingKeys["ghost"] = "HEALTHROUTER_PD_GHOST"
+	env.cfg.Keys["ghost"] = ghostKey
+	env.build()
+	env.run()
+
+	bad := hostAlert("eu", "bad", health.SeverityCritical)
+	badMsg := trigger("default", bad)
+	badMsg.Event.Payload.Severity = "fatal" // PagerDuty answers 400
+	good := hostAlert("eu", "good", health.SeverityCritical)
+	env.enqueue(badMsg, trigger("default", good), trigger("ghost", hostAlert("eu", "ghost", health.SeverityError)))
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultRejected); got != 2 {
+		t.Errorf("rejected = %v, want 2", got)
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultRetried); got != 0 {
+		t.Errorf("a 400 was retried")
+	}
+	if pd.Statuses()[http.StatusBadRequest] != 2 {
+		t.Errorf("statuses %v: want two 400s, each sent once", pd.Statuses())
+	}
+	if inc, _ := pd.Incident(keyDefault, DedupKey(&good)); !inc.Open {
+		t.Errorf("the event after a rejected one was not delivered")
+	}
+	rejected := logs.FilterMessage("PagerDuty rejected event; dropped").All()
+	if len(rejected) != 2 {
+		t.Fatalf("want 2 rejection logs, got %d", len(rejected))
+	}
+	if rejected[0].ContextMap()["dedup_key"] == nil || rejected[0].ContextMap()["key"] == nil {
+		t.Errorf("rejection log lacks dedup_key or key name: %v", rejected[0].ContextMap())
+	}
+	for _, e := range logs.All() {
+		for _, s := range secrets {
+			if strings.Contains(e.Message+fmt.Sprint(e.ContextMap()), s) {
+				t.Errorf("log leaks a key: %s %v", e.Message, e.ContextMap())
+			}
+		}
+	}
+	assertMetricsClean(t, env.reg)
+}
+
+func TestOutboxEnqueueValidation(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.cfg.RoutingKeys["unset"] = "HEALTHROUTER_PD_UNSET" // named, env var empty
+	env.build()
+	a := hostAlert("eu", "h", health.SeverityCritical)
+	withKey := trigger("default", a)
+	withKey.Event.RoutingKey = keyDefault
+	noPayload := trigger("default", a)
+	noPayload.Event.Payload = nil
+	noDedup := resolve("default", a)
+	noDedup.Event.DedupKey = ""
+	longDedup := resolve("default", a)
+	longDedup.Event.DedupKey = strings.Repeat("k", 256)
+	badAction := trigger("default", a)
+	badAction.Event.Action = "escalate"
+
+	tests := []struct {
+		name string
+		msg  Message
+		want string
+	}{
+		{"unknown key name", trigger("nope", a), `routing key "nope" is not configured`},
+		{"key without value", trigger("unset", a), "HEALTHROUTER_PD_UNSET is not set"},
+		{"routing key in the event", withKey, "carries a routing key"},
+		{"trigger without payload", noPayload, "without payload"},
+		{"no dedup key", noDedup, "dedup_key"},
+		{"dedup key too long", longDedup, "dedup_key"},
+		{"unknown action", badAction, "escalate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := env.ob.Enqueue(trigger("default", a), tt.msg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			assertNoSecrets(t, "error", err.Error())
+			if env.ob.Depth() != 0 || env.store.queue("pagerduty").Len() != 0 {
+				t.Errorf("a failed Enqueue queued something")
+			}
+		})
+	}
+}
+
+func TestOutboxStoresNoSecrets(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	env.enqueue(trigger("default", hostAlert("eu", "a", health.SeverityCritical)),
+		trigger("storage", hostAlert("eu", "b", health.SeverityCritical)))
+	n := 0
+	err := env.store.queue("pagerduty").Scan(func(_ uint64, data []byte) bool {
+		n++
+		assertNoSecrets(t, "queued record", string(data))
+		if !strings.Contains(string(data), `"key":"`) {
+			t.Errorf("record does not name its key: %s", data)
+		}
+		return true
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("scan: %v, %d records", err, n)
+	}
+	env.run()
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+	_ = env.store.kv("pagerduty_open").Scan(func(k string, v []byte) bool {
+		assertNoSecrets(t, "open incident record", k+string(v))
+		return true
+	})
+}
+
+func TestOutboxDropsUnloadableRecords(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	q := env.store.queue("pagerduty")
+	if _, err := q.Append([]byte("{not json"), []byte(`{"key":"retired","event":{"event_action":"resolve","dedup_key":"x"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	env.build()
+	env.enqueue(trigger("default", hostAlert("eu", "a", health.SeverityCritical)))
+	if got := env.ob.Depth(); got != 1 {
+		t.Errorf("depth = %d, want only the new event", got)
+	}
+	if got := env.store.queue("pagerduty").Len(); got != 1 {
+		t.Errorf("queue length = %d: unloadable records should be deleted", got)
+	}
+	if got := eventsTotal(t, env.reg, "unknown", ResultRejected) + eventsTotal(t, env.reg, ActionResolve, ResultRejected); got != 2 {
+		t.Errorf("rejected at load = %v, want 2", got)
+	}
+}
+
+func TestOutboxRunTwice(t *testing.T) {
+	env := newOutboxEnv(t, newFakePD(t), SystemClock{})
+	env.build()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := env.ob.Run(ctx); err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+	if err := env.ob.Run(ctx); err == nil {
+		t.Fatal("second Run succeeded")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, ResultSent},
+		{pagerduty.APIError{StatusCode: 429}, ResultRateLimited},
+		{pagerduty.APIError{StatusCode: 400}, ResultRejected},
+		{pagerduty.APIError{StatusCode: 413}, ResultRejected},
+		{pagerduty.APIError{StatusCode: 500}, ResultRetried},
+		{pagerduty.APIError{StatusCode: 503}, ResultRetried},
+		{pagerduty.APIError{StatusCode: 404}, ResultRetried}, // a proxy or URL problem: fixable, keep the event
+		{pagerduty.APIError{StatusCode: 401}, ResultRetried},
+		{fmt.Errorf("wrapped: %w", pagerduty.APIError{StatusCode: 400}), ResultRejected},
+		{errors.New("error calling the API endpoint: connection refused"), ResultRetried},
+		{context.DeadlineExceeded, ResultRetried},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt := 1; attempt <= 30; attempt++ {
+		full := backoffMax
+		if attempt < 7 {
+			full = backoffBase << (attempt - 1)
+		}
+		for range 50 {
+			d := backoff(attempt)
+			if d < full/2 || d > full {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", attempt, d, full/2, full)
+			}
+		}
+	}
+}
+
+func BenchmarkOutboxEnqueue(b *testing.B) {
+	pd := pagerdutytest.New(pagerdutytest.WithRoutingKeys(keyDefault, keyStorage))
+	defer pd.Close()
+	ts := newTestStore(b)
+	ob, err := NewOutbox(testConfig(pd.URL()), ts.queue("pagerduty"), ts.kv("open"), OutboxOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := hostAlert("eu", "bench", health.SeverityCritical)
+	msg := trigger("default", a)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ob.Enqueue(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
