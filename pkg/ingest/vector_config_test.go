@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// vectorDir holds the Vector pipeline users deploy.
+const vectorDir = "../../vector"
+
+// checkHTTPSink reports every way a Vector http sink configuration
+// disagrees with what POST /v1/events accepts.
+func checkHTTPSink(sink map[string]any) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	str := func(m map[string]any, key string) string { s, _ := m[key].(string); return s }
+	sub := func(m map[string]any, key string) map[string]any { s, _ := m[key].(map[string]any); return s }
+
+	if u, err := url.Parse(str(sink, "uri")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("uri %q is not an absolute http(s) URL", str(sink, "uri"))
+	} else if u.Path != EventsPath {
+		add("uri path %q, want %s", u.Path, EventsPath)
+	}
+	if m := str(sink, "method"); m != "" && !strings.EqualFold(m, "post") {
+		add("method %q, want post", m)
+	}
+	enc := sub(sink, "encoding")
+	if codec := str(enc, "codec"); codec != "json" {
+		add("encoding.codec %q, want json", codec)
+	}
+	if framing := sub(sink, "framing"); framing != nil {
+		switch method := str(framing, "method"); method {
+		case "newline_delimited":
+		case "character_delimited":
+			if d := str(sub(framing, "character_delimited"), "delimiter"); d != "," {
+				add("framing.character_delimited.delimiter %q, want \",\" (a JSON array)", d)
+			}
+		default:
+			add("framing.method %q, want newline_delimited or the default", method)
+		}
+	}
+	if _, ok := sink["payload_prefix"]; ok {
+		add("payload_prefix wraps the array in something healthrouter does not read")
+	}
+	if _, ok := sink["payload_suffix"]; ok {
+		add("payload_suffix wraps the array in something healthrouter does not read")
+	}
+	compression := str(sink, "compression")
+	if c := sub(sink, "compression"); c != nil {
+		compression = str(c, "algorithm")
+	}
+	switch compression {
+	case "", "none", "gzip", "zlib", "zstd", "snappy":
+	default:
+		add("compression %q, want none, gzip, zlib, zstd or snappy", compression)
+	}
+	hc := sub(sink, "healthcheck")
+	if enabled, ok := hc["enabled"].(bool); ok && !enabled {
+		add("healthcheck is disabled")
+	}
+	if u, err := url.Parse(str(hc, "uri")); str(hc, "uri") == "" || err != nil {
+		add("healthcheck.uri is not set: Vector then never checks healthrouter")
+	} else if u.Path != HealthPath {
+		add("healthcheck.uri path %q, want %s", u.Path, HealthPath)
+	}
+	if auth := sub(sink, "auth"); auth != nil {
+		if s := str(auth, "strategy"); s != "bearer" {
+			add("auth.strategy %q, want bearer", s)
+		} else if tok := str(auth, "token"); !strings.HasPrefix(tok, "SECRET[") {
+			add("auth.token is written in the file; use a secret backend: SECRET[backend.key]")
+		}
+	}
+	return problems
+}
+
+// TestVectorPipelines holds every http sink in vector/*.yaml to the ingest
+// contract, so the shipped pipeline and the server cannot drift apart.
+func TestVectorPipelines(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir(vectorDir, func(path string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := 0
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Sinks map[string]map[string]any `yaml:"sinks"`
+		}
+		if err := yaml.Unmarshal(raw, &cfg); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for name, sink := range cfg.Sinks {
+			if sink["type"] != "http" {
+				continue
+			}
+			sinks++
+			for _, p := range checkHTTPSink(sink) {
+				t.Errorf("%s: sinks.%s: %s", file, name, p)
+			}
+		}
+	}
+	if sinks == 0 {
+		t.Fatalf("no http sink in %s", vectorDir)
+	}
+}
+
+func TestCheckHTTPSink(t *testing.T) {
+	good := func() map[string]any {
+		return map[string]any{
+			"type": "http", "uri": "http://127.0.0.1:8080/v1/events", "method": "post",
+			"encoding": map[string]any{"codec": "json"}, "compression": "gzip",
+			"auth":        map[string]any{"strategy": "bearer", "token": "SECRET[hr.token]"},
+			"healthcheck": map[string]any{"uri": "http://127.0.0.1:8080/healthz"},
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(map[string]any)
+		want   string
+	}{
+		{"good", func(map[string]any) {}, ""},
+		{"ndjson", func(s map[string]any) { s["framing"] = map[string]any{"method": "newline_delimited"} }, ""},
+		{"comma framing", func(s map[string]any) {
+			s["framing"] = map[string]any{"method": "character_delimited", "character_delimited": map[string]any{"delimiter": ","}}
+		}, ""},
+		{"compression map", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": 3} }, ""},
+		{"default method", func(s map[string]any) { delete(s, "method") }, ""},
+		{"wrong path", func(s map[string]any) { s["uri"] = "http://127.0.0.1:8080/v1/events/" }, `uri path "/v1/events/", want /v1/events`},
+		{"relative uri", func(s map[string]any) { s["uri"] = "/v1/events" }, `uri "/v1/events" is not an absolute http(s) URL`},
+		{"put", func(s map[string]any) { s["method"] = "put" }, `method "put", want post`},
+		{"text codec", func(s map[string]any) { s["encoding"] = map[string]any{"codec": "text"} }, `encoding.codec "text", want json`},
+		{"length framing", func(s map[string]any) { s["framing"] = map[string]any{"method": "length_delimited"} },
+			`framing.method "length_delimited", want newline_delimited or the default`},
+		{"pipe delimiter", func(s map[string]any) {
+			s["framing"] = map[string]any{"method": "character_delimited", "character_delimited": map[string]any{"delimiter": "|"}}
+		}, `framing.character_delimited.delimiter "|", want "," (a JSON array)`},
+		{"brotli", func(s map[string]any) { s["compression"] = "brotli" }, `compression "brotli", want none, gzip, zlib, zstd or snappy`},
+		{"payload wrapper", func(s map[string]any) { s["payload_prefix"] = `{"data":` }, "payload_prefix wraps the array in something healthrouter does not read"},
+		{"no healthcheck", func(s map[string]any) { delete(s, "healthcheck") }, "healthcheck.uri is not set: Vector then never checks healthrouter"},
+		{"healthcheck path", func(s map[string]any) { s["healthcheck"] = map[string]any{"uri": "http://127.0.0.1:8080/health"} },
+			`healthcheck.uri path "/health", want /healthz`},
+		{"literal token", func(s map[string]any) {
+			s["auth"] = map[string]any{"strategy": "bearer", "token": "hunter2hunter2hunter2"}
+		},
+			"auth.token is written in the file; use a secret backend: SECRET[backend.key]"},
+		{"basic auth", func(s map[string]any) { s["auth"] = map[string]any{"strategy": "basic"} }, `auth.strategy "basic", want bearer`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := good()
+			tt.mutate(sink)
+			got := strings.Join(checkHTTPSink(sink), "; ")
+			if got != tt.want {
+				t.Errorf("problems %q\nwant     %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestExampleCheckScript runs vector/checks/example-check.sh and checks
+// that every line is a result the remap and the decoder accept.
+func TestExampleCheckScript(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	for _, env := range [][]string{
+		{"TCP_TARGET=127.0.0.1:1"},
+		{"TCP_TARGET=127.0.0.1:1", "DISK_WARN=0", "DISK_CRIT=0", "LOAD_WARN_PER_CPU=0", "LOAD_CRIT_PER_CPU=0"},
+	} {
+		cmd := exec.Command(sh, filepath.Join(vectorDir, "checks", "example-check.sh"))
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("example-check.sh %v: %v", env, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) < 2 {
+			t.Fatalf("example-check.sh printed %q, want a result per check", out)
+		}
+		for _, line := range lines {
+			var r struct {
+				Check, Status, Output, Severity string
+			}
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			if _, ok := health.ParseStatus([]byte(r.Status)); !ok || r.Check == "" || r.Output == "" {
+				t.Errorf("line %q is not a complete result", line)
+			}
+			if r.Severity != "" {
+				if _, ok := health.ParseSeverity([]byte(r.Severity)); !ok {
+					t.Errorf("line %q: severity %q", line, r.Severity)
+				}
+			}
+		}
+		if env[len(env)-1] == "LOAD_CRIT_PER_CPU=0" && !strings.Contains(string(out), `"check":"disk_root","status":"critical"`) {
+			t.Errorf("with thresholds at 0 the disk check does not fail: %s", out)
+		}
+	}
+}
