@@ -1,0 +1,533 @@
+package grafana
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grafana/grafana-openapi-client-go/models"
+)
+
+// Grafana stores rules in a slightly different form than they are sent:
+// durations as "5m" not "5m0s", query models with defaults filled in, empty
+// time ranges as zeros. The comparisons below look through those differences
+// so that a rule Grafana holds unchanged compares equal, and a reconcile
+// with nothing to do sends nothing.
+
+// Defaults Grafana adds to query models (AlertQuery.PreSave).
+const (
+	defaultIntervalMs    = 1000
+	defaultMaxDataPoints = 43200
+)
+
+// diffRule lists how a rule Grafana holds (have) differs from the desired
+// one (want), as short human-readable lines. Empty means equal.
+func diffRule(want, have *models.ProvisionedAlertRule) []string {
+	var d []string
+	if s(want.Title) != s(have.Title) {
+		d = append(d, fmt.Sprintf("title %q -> %q", s(have.Title), s(want.Title)))
+	}
+	if s(want.FolderUID) != s(have.FolderUID) || s(want.RuleGroup) != s(have.RuleGroup) {
+		d = append(d, fmt.Sprintf("moved from %s/%s", s(have.FolderUID), s(have.RuleGroup)))
+	}
+	if s(want.Condition) != s(have.Condition) {
+		d = append(d, fmt.Sprintf("condition %s -> %s", s(have.Condition), s(want.Condition)))
+	}
+	d = append(d, diffQueries(want.Data, have.Data)...)
+	if wf, hf := dur(want.For), dur(have.For); wf != hf {
+		d = append(d, fmt.Sprintf("for %s -> %s", promDuration(hf), promDuration(wf)))
+	}
+	if want.KeepFiringFor != have.KeepFiringFor {
+		d = append(d, fmt.Sprintf("keep_firing_for %s -> %s",
+			promDuration(time.Duration(have.KeepFiringFor)), promDuration(time.Duration(want.KeepFiringFor))))
+	}
+	if s(want.NoDataState) != s(have.NoDataState) {
+		d = append(d, fmt.Sprintf("noDataState %s -> %s", s(have.NoDataState), s(want.NoDataState)))
+	}
+	if s(want.ExecErrState) != s(have.ExecErrState) {
+		d = append(d, fmt.Sprintf("execErrState %s -> %s", s(have.ExecErrState), s(want.ExecErrState)))
+	}
+	if want.IsPaused != have.IsPaused {
+		d = append(d, fmt.Sprintf("isPaused %t -> %t", have.IsPaused, want.IsPaused))
+	}
+	if l := diffLabels(want.Labels, have.Labels); l != "" {
+		d = append(d, "labels "+l)
+	}
+	if a := changedKeys(want.Annotations, have.Annotations); len(a) > 0 {
+		d = append(d, "annotations changed: "+strings.Join(a, ", "))
+	}
+	d = append(d, diffNotification(want.NotificationSettings, have.NotificationSettings)...)
+	if want.Provenance != have.Provenance {
+		d = append(d, fmt.Sprintf("provenance %q -> %q", have.Provenance, want.Provenance))
+	}
+	if want.Record != nil || have.Record != nil {
+		if !reflect.DeepEqual(want.Record, have.Record) {
+			d = append(d, "recording settings changed")
+		}
+	}
+	return d
+}
+
+func s(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func dur[T ~int64](p *T) time.Duration {
+	if p == nil {
+		return 0
+	}
+	return time.Duration(*p)
+}
+
+func diffQueries(want, have []*models.AlertQuery) []string {
+	refs := func(qs []*models.AlertQuery) []string {
+		out := make([]string, len(qs))
+		for i, q := range qs {
+			out[i] = q.RefID
+		}
+		return out
+	}
+	if len(want) != len(have) {
+		return []string{fmt.Sprintf("queries %s -> %s", strings.Join(refs(have), ","), strings.Join(refs(want), ","))}
+	}
+	var d []string
+	for i := range want {
+		w, h := want[i], have[i]
+		if w.RefID != h.RefID {
+			d = append(d, fmt.Sprintf("query %d: refId %s -> %s", i, h.RefID, w.RefID))
+			continue
+		}
+		wm, hm := normalModel(w.Model), normalModel(h.Model)
+		if we, he := wm["expr"], hm["expr"]; we != he {
+			d = append(d, fmt.Sprintf("query %s: expr %v -> %v", w.RefID, he, we))
+			delete(wm, "expr")
+			delete(hm, "expr")
+		}
+		switch {
+		case w.DatasourceUID != h.DatasourceUID:
+			d = append(d, fmt.Sprintf("query %s: datasource %s -> %s", w.RefID, h.DatasourceUID, w.DatasourceUID))
+		case timeRange(w.RelativeTimeRange) != timeRange(h.RelativeTimeRange):
+			d = append(d, fmt.Sprintf("query %s: relativeTimeRange %v -> %v", w.RefID, timeRange(h.RelativeTimeRange), timeRange(w.RelativeTimeRange)))
+		case queryType(w) != queryType(h) || !reflect.DeepEqual(wm, hm):
+			d = append(d, fmt.Sprintf("query %s: model changed", w.RefID))
+		}
+	}
+	return d
+}
+
+func timeRange(r *models.RelativeTimeRange) [2]int64 {
+	if r == nil {
+		return [2]int64{}
+	}
+	return [2]int64{int64(r.From), int64(r.To)}
+}
+
+// queryType is the query's type; Grafana copies the model's into it.
+func queryType(q *models.AlertQuery) string {
+	if q.QueryType != "" {
+		return q.QueryType
+	}
+	if m, ok := q.Model.(map[string]any); ok {
+		if t, ok := m["queryType"].(string); ok {
+			return t
+		}
+	}
+	return ""
+}
+
+// normalModel returns a query model without the defaults Grafana fills in,
+// so a stored model equals the one sent. Models decoded from Grafana's JSON
+// and the ones healthrouter builds are both plain JSON values (maps, slices,
+// float64, string, bool), so a shallow copy suffices; anything else goes
+// through JSON first.
+func normalModel(m any) map[string]any {
+	src, ok := m.(map[string]any)
+	if !ok {
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return map[string]any{"unencodable": fmt.Sprint(m)}
+		}
+		if err := json.Unmarshal(raw, &src); err != nil || src == nil {
+			return map[string]any{}
+		}
+	}
+	out := make(map[string]any, len(src))
+	for k, v := range src {
+		out[k] = v
+	}
+	if v, ok := out["intervalMs"].(float64); ok && v == defaultIntervalMs {
+		delete(out, "intervalMs")
+	}
+	if v, ok := out["maxDataPoints"].(float64); ok && v == defaultMaxDataPoints {
+		delete(out, "maxDataPoints")
+	}
+	delete(out, "queryType")
+	return out
+}
+
+// diffLabels renders label changes as +k=v -k ~k=a->b, sorted.
+func diffLabels(want, have map[string]string) string {
+	var parts []string
+	for _, k := range unionKeys(want, have) {
+		w, inW := want[k]
+		h, inH := have[k]
+		switch {
+		case inW && !inH:
+			parts = append(parts, "+"+k+"="+w)
+		case !inW && inH:
+			parts = append(parts, "-"+k)
+		case w != h:
+			parts = append(parts, "~"+k+"="+h+"->"+w)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// changedKeys lists keys whose values differ (annotations are long; their
+// names say enough).
+func changedKeys(want, have map[string]string) []string {
+	var out []string
+	for _, k := range unionKeys(want, have) {
+		w, inW := want[k]
+		h, inH := have[k]
+		if inW != inH || w != h {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func unionKeys(a, b map[string]string) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]string{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func diffNotification(want, have *models.AlertRuleNotificationSettings) []string {
+	if want == nil && have == nil {
+		return nil
+	}
+	if want == nil {
+		return []string{"notification_settings removed (routing through the policy tree)"}
+	}
+	if have == nil {
+		return []string{"notification_settings added: receiver " + s(want.Receiver)}
+	}
+	var d []string
+	if s(want.Receiver) != s(have.Receiver) {
+		d = append(d, fmt.Sprintf("receiver %s -> %s", s(have.Receiver), s(want.Receiver)))
+	}
+	if !sameSet(want.GroupBy, have.GroupBy) {
+		d = append(d, fmt.Sprintf("group_by %v -> %v", have.GroupBy, want.GroupBy))
+	}
+	for _, f := range []struct{ name, w, h string }{
+		{"group_wait", want.GroupWait, have.GroupWait},
+		{"group_interval", want.GroupInterval, have.GroupInterval},
+		{"repeat_interval", want.RepeatInterval, have.RepeatInterval},
+	} {
+		if !sameDuration(f.w, f.h) {
+			d = append(d, fmt.Sprintf("%s %q -> %q", f.name, f.h, f.w))
+		}
+	}
+	if !sameSet(want.MuteTimeIntervals, have.MuteTimeIntervals) || !sameSet(want.ActiveTimeIntervals, have.ActiveTimeIntervals) {
+		d = append(d, "time intervals changed")
+	}
+	return d
+}
+
+// sameSet compares label lists as sets; nil equals empty.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x := append([]string(nil), a...)
+	y := append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameDuration(a, b string) bool {
+	if a == b {
+		return true
+	}
+	da, okA := parseDuration(a)
+	db, okB := parseDuration(b)
+	return okA && okB && da == db
+}
+
+var promDurationRE = regexp.MustCompile(`^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$`)
+
+// parseDuration reads Go ("1h30m0s") and Prometheus ("1d", "90s") durations.
+func parseDuration(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if v == "0" {
+		return 0, true
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, true
+	}
+	m := promDurationRE.FindStringSubmatch(v)
+	if m == nil {
+		return 0, false
+	}
+	units := []time.Duration{365 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour, time.Hour, time.Minute, time.Second, time.Millisecond}
+	var d time.Duration
+	for i, u := range units {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(m[i+1], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		d += time.Duration(n) * u
+	}
+	return d, true
+}
+
+// Contact points.
+
+// diffContactPoint compares everything but the integration key and its
+// fingerprint, which are compared separately.
+func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
+	var d []string
+	if want.Name != have.Name {
+		d = append(d, fmt.Sprintf("name %s -> %s", have.Name, want.Name))
+	}
+	if s(want.Type) != s(have.Type) {
+		d = append(d, fmt.Sprintf("type %s -> %s", s(have.Type), s(want.Type)))
+	}
+	if want.DisableResolveMessage != have.DisableResolveMessage {
+		d = append(d, fmt.Sprintf("disableResolveMessage %t -> %t", have.DisableResolveMessage, want.DisableResolveMessage))
+	}
+	ws, hs := settingsMap(want.Settings), settingsMap(have.Settings)
+	for _, m := range []map[string]any{ws, hs} {
+		delete(m, "integrationKey")
+		delete(m, keyFingerprintSetting)
+	}
+	var changed []string
+	for _, k := range unionAnyKeys(ws, hs) {
+		if !reflect.DeepEqual(ws[k], hs[k]) {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) > 0 {
+		d = append(d, "settings changed: "+strings.Join(changed, ", "))
+	}
+	return d
+}
+
+// settingsMap turns contact-point settings into plain JSON values.
+func settingsMap(v any) map[string]any {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return map[string]any{}
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil || m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func unionAnyKeys(a, b map[string]any) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]any{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Policies.
+
+// isManagedRoute reports whether a policy route is healthrouter's: it
+// matches managed_by=healthrouter.
+func isManagedRoute(r *models.Route) bool {
+	if r == nil {
+		return false
+	}
+	for _, m := range r.ObjectMatchers {
+		if len(m) == 3 && m[0] == ManagedByLabel && m[1] == "=" && m[2] == ManagedByValue {
+			return true
+		}
+	}
+	return r.Match[ManagedByLabel] == ManagedByValue
+}
+
+// routeView is the comparable form of a policy route.
+type routeView struct {
+	Receiver       string
+	Matchers       []string
+	GroupBy        []string
+	GroupWait      time.Duration
+	GroupInterval  time.Duration
+	RepeatInterval time.Duration
+	Continue       bool
+	Mute, Active   []string
+	Routes         []routeView
+}
+
+func viewRoute(r *models.Route) routeView {
+	v := routeView{Receiver: r.Receiver, Continue: r.Continue}
+	for _, m := range r.ObjectMatchers {
+		v.Matchers = append(v.Matchers, strings.Join(m, "\x00"))
+	}
+	for k, val := range r.Match {
+		v.Matchers = append(v.Matchers, k+"\x00=\x00"+val)
+	}
+	for k, val := range r.MatchRe {
+		v.Matchers = append(v.Matchers, k+"\x00=~\x00"+val)
+	}
+	for _, m := range r.Matchers {
+		if m == nil {
+			continue
+		}
+		regex := m.IsRegex != nil && *m.IsRegex
+		op := "!="
+		switch {
+		case regex && m.IsEqual:
+			op = "=~"
+		case regex:
+			op = "!~"
+		case m.IsEqual:
+			op = "="
+		}
+		v.Matchers = append(v.Matchers, s(m.Name)+"\x00"+op+"\x00"+s(m.Value))
+	}
+	sort.Strings(v.Matchers)
+	v.GroupBy = append([]string(nil), r.GroupBy...)
+	sort.Strings(v.GroupBy)
+	v.GroupWait, _ = parseDuration(r.GroupWait)
+	v.GroupInterval, _ = parseDuration(r.GroupInterval)
+	v.RepeatInterval, _ = parseDuration(r.RepeatInterval)
+	v.Mute = append([]string(nil), r.MuteTimeIntervals...)
+	v.Active = append([]string(nil), r.ActiveTimeIntervals...)
+	sort.Strings(v.Mute)
+	sort.Strings(v.Active)
+	for _, c := range r.Routes {
+		if c != nil {
+			v.Routes = append(v.Routes, viewRoute(c))
+		}
+	}
+	return v
+}
+
+func sameRoute(a, b *models.Route) bool {
+	return reflect.DeepEqual(normalizeNil(viewRoute(a)), normalizeNil(viewRoute(b)))
+}
+
+// normalizeNil makes empty slices nil so that [] equals null.
+func normalizeNil(v routeView) routeView {
+	if len(v.Matchers) == 0 {
+		v.Matchers = nil
+	}
+	if len(v.GroupBy) == 0 {
+		v.GroupBy = nil
+	}
+	if len(v.Mute) == 0 {
+		v.Mute = nil
+	}
+	if len(v.Active) == 0 {
+		v.Active = nil
+	}
+	if len(v.Routes) == 0 {
+		v.Routes = nil
+	}
+	for i := range v.Routes {
+		v.Routes[i] = normalizeNil(v.Routes[i])
+	}
+	return v
+}
+
+// withManagedRoute returns a copy of tree with healthrouter's sub-route set
+// to want (first among the root's routes when it was absent, in place when
+// present), or removed when want is nil. Every other route is kept as is.
+// Provenance fields are dropped: Grafana sets them from the request header.
+func withManagedRoute(tree *models.Route, want *models.Route) *models.Route {
+	out := cloneRoute(tree)
+	var kept []*models.Route
+	placed := false
+	for _, r := range out.Routes {
+		if !isManagedRoute(r) {
+			kept = append(kept, r)
+			continue
+		}
+		if want != nil && !placed {
+			kept = append(kept, cloneRoute(want))
+			placed = true
+		}
+	}
+	if want != nil && !placed {
+		kept = append([]*models.Route{cloneRoute(want)}, kept...)
+	}
+	out.Routes = kept
+	clearProvenance(out)
+	return out
+}
+
+func cloneRoute(r *models.Route) *models.Route {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		panic(fmt.Sprintf("grafana: encoding a policy route: %v", err)) // plain data; cannot fail
+	}
+	var c models.Route
+	if err := json.Unmarshal(raw, &c); err != nil {
+		panic(fmt.Sprintf("grafana: decoding a policy route: %v", err))
+	}
+	return &c
+}
+
+func clearProvenance(r *models.Route) {
+	r.Provenance = ""
+	for _, c := range r.Routes {
+		if c != nil {
+			clearProvenance(c)
+		}
+	}
+}
+
+// managedRoutes returns healthrouter's routes among the root's children.
+func managedRoutes(tree *models.Route) []*models.Route {
+	var out []*models.Route
+	if tree == nil {
+		return nil
+	}
+	for _, r := range tree.Routes {
+		if isManagedRoute(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

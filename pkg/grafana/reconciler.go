@@ -1,0 +1,711 @@
+// Package grafana provisions healthrouter's alerting in Grafana: a folder,
+// one rule group per region seen (a multi-dimensional host rule and region
+// rule over healthrouter_alert) plus a pipeline watchdog group, one PagerDuty
+// contact point per routing key, and routing to them through rule
+// notification settings or one sub-route of the notification policy tree.
+//
+// The Reconciler keeps Grafana in that state through the provisioning API;
+// Export writes the same objects as Grafana file-provisioning YAML.
+package grafana
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grafana/grafana-openapi-client-go/models"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+)
+
+// Reconciler decides what healthrouter's share of Grafana must be, from the
+// configuration and the regions seen, and makes Grafana hold exactly that:
+// it creates, updates and deletes only objects marked as its own (rules
+// labelled managed_by=healthrouter with uids starting hr-, contact points
+// named healthrouter-*, the policy sub-route matching managed_by), leaves
+// everything else as it found it, and sends no write when nothing differs.
+// Rule groups are written whole, so each group write is atomic, and every
+// reconcile starts from what Grafana holds, so a reconcile that failed
+// half-way is completed by the next one.
+type Reconciler struct {
+	b       *builder
+	api     *grafanaAPI
+	log     *zap.Logger
+	clock   Clock
+	metrics *metrics
+	opts    options
+	started time.Time
+
+	applyMu sync.Mutex // one reconcile at a time
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what the last reconcile attempts came to, for /readyz.
+type Status struct {
+	// Healthy: the last reconcile succeeded and Grafana is reachable.
+	Healthy     bool      `json:"healthy"`
+	LastSuccess time.Time `json:"last_success"`
+	LastAttempt time.Time `json:"last_attempt"`
+	// UnreachableSince is when Grafana stopped answering (no response, or
+	// 5xx), zero while it answers. Direct PagerDuty paging keys off it.
+	UnreachableSince    time.Time `json:"unreachable_since"`
+	LastError           string    `json:"last_error,omitempty"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+}
+
+// Clock is the time source Run waits on; tests pass a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+type options struct {
+	clock       Clock
+	httpClient  *http.Client
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	probeEvery  time.Duration
+	debounce    time.Duration
+	jitter      func(time.Duration) time.Duration
+	concurrency int
+}
+
+// Option adjusts a Reconciler.
+type Option func(*options)
+
+// WithClock sets the clock (default: the system clock).
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithHTTPClient sets the HTTP client for Grafana; its Timeout bounds each
+// request (default: a client with grafana.timeout).
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithBackoff sets the retry delays after a failed reconcile: base doubling
+// per failure up to max (defaults 1s and reconcile_every), with jitter.
+func WithBackoff(base, max time.Duration) Option {
+	return func(o *options) { o.backoffBase, o.backoffMax = base, max }
+}
+
+// WithProbeInterval sets how often Run checks that Grafana answers between
+// reconciles, which keeps Status.UnreachableSince current (default 15s).
+func WithProbeInterval(d time.Duration) Option { return func(o *options) { o.probeEvery = d } }
+
+// WithDebounce sets how long Run waits after a new-region signal before
+// reconciling, so a burst of new regions costs one reconcile (default 2s).
+func WithDebounce(d time.Duration) Option { return func(o *options) { o.debounce = d } }
+
+// withJitter replaces the random jitter (tests).
+func withJitter(f func(time.Duration) time.Duration) Option {
+	return func(o *options) { o.jitter = f }
+}
+
+// New builds a Reconciler for cfg.Grafana. Metrics are registered with reg
+// when it is not nil. Nothing is sent to Grafana until Plan, Apply or Run.
+func New(cfg *config.Config, logger *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Reconciler, error) {
+	b, err := newBuilder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := options{
+		clock:       realClock{},
+		backoffBase: time.Second,
+		backoffMax:  cfg.Grafana.ReconcileEvery.D(),
+		probeEvery:  15 * time.Second,
+		debounce:    2 * time.Second,
+		jitter:      equalJitter,
+		concurrency: 4,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.backoffMax <= 0 {
+		o.backoffMax = 5 * time.Minute
+	}
+	if o.backoffBase <= 0 || o.backoffBase > o.backoffMax {
+		o.backoffBase = min(time.Second, o.backoffMax)
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reconciler{b: b, log: logger.Named("grafana"), clock: o.clock, metrics: m, opts: o}
+	r.started = o.clock.Now()
+	secrets := []string{cfg.Grafana.Token.Reveal()}
+	for _, k := range cfg.PagerDuty.Keys {
+		secrets = append(secrets, k.Reveal())
+	}
+	r.api, err = newGrafanaAPI(cfg.Grafana, o.httpClient, secrets, r.recordWrite)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Reconciler) recordWrite(kind, action, name string) {
+	r.metrics.writes.WithLabelValues(kind, action).Inc()
+	r.log.Info("grafana write", zap.String("kind", kind), zap.String("action", action), zap.String("name", name))
+}
+
+// Plan reads Grafana and returns what Apply would change. It sends no write.
+func (r *Reconciler) Plan(ctx context.Context, regions []Region) (*Plan, error) {
+	d := r.b.build(regions, r.clock.Now())
+	snap, err := r.read(ctx, d)
+	r.noteContact(err)
+	if err != nil {
+		return nil, err
+	}
+	return r.diff(d, snap, r.clock.Now()), nil
+}
+
+// Apply makes Grafana hold the desired state for regions and returns the
+// changes it made. On error the returned plan holds the changes that were
+// made before the failure; the next Apply completes the rest.
+func (r *Reconciler) Apply(ctx context.Context, regions []Region) (*Plan, error) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	start := r.clock.Now()
+	r.mu.Lock()
+	r.status.LastAttempt = start
+	r.mu.Unlock()
+
+	done, err := r.apply(ctx, regions)
+	r.finish(start, done, err)
+	return done, err
+}
+
+func (r *Reconciler) apply(ctx context.Context, regions []Region) (done *Plan, err error) {
+	done = &Plan{}
+	defer func() {
+		// A bug here must not take the service down with it: report it
+		// as a failed reconcile and let the next one try again.
+		if p := recover(); p != nil {
+			r.log.Error("grafana reconcile panicked", zap.Any("panic", p), zap.Stack("stack"))
+			err = fmt.Errorf("grafana reconcile: internal error: %v", p)
+		}
+	}()
+	plan, err := r.Plan(ctx, regions)
+	if err != nil {
+		return done, err
+	}
+	done.Notes = plan.Notes
+	var errs []error
+	for _, o := range plan.ops {
+		if o.precheck != nil {
+			if err := o.precheck(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return done, errors.Join(errs...)
+	}
+	failedPhase := -1
+	for _, o := range plan.ops {
+		if failedPhase >= 0 && o.phase > failedPhase {
+			break // later phases may depend on what failed
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		err := o.run(ctx, r.api)
+		r.noteContact(err)
+		if err == nil {
+			done.Changes = append(done.Changes, o.change)
+			continue
+		}
+		errs = append(errs, err)
+		failedPhase = o.phase
+		if !o.independent || isUnreachable(err) {
+			break
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// finish records a reconcile's outcome in the status and metrics.
+func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
+	now := r.clock.Now()
+	r.metrics.duration.Observe(now.Sub(start).Seconds())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.metrics.reconciles.WithLabelValues(resultError).Inc()
+		r.status.ConsecutiveFailures++
+		r.status.LastError = err.Error()
+		r.status.Healthy = false
+		r.log.Warn("grafana reconcile failed", zap.Error(err), zap.Int("consecutive_failures", r.status.ConsecutiveFailures),
+			zap.Int("changes_made", len(done.Changes)))
+		return
+	}
+	result := resultNoop
+	if !done.Empty() {
+		result = resultApplied
+	}
+	r.metrics.reconciles.WithLabelValues(result).Inc()
+	r.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+	r.status.ConsecutiveFailures = 0
+	r.status.LastError = ""
+	r.status.LastSuccess = now
+	r.status.Healthy = r.status.UnreachableSince.IsZero()
+	if done.Empty() {
+		r.log.Debug("grafana reconcile: nothing to change")
+	} else {
+		r.log.Info("grafana reconciled", zap.Int("changes", len(done.Changes)))
+	}
+	for _, n := range done.Notes {
+		r.log.Debug("grafana reconcile note", zap.String("note", n))
+	}
+}
+
+// noteContact updates reachability from the outcome of a call to Grafana.
+func (r *Reconciler) noteContact(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && isUnreachable(err) {
+		if r.status.UnreachableSince.IsZero() {
+			r.status.UnreachableSince = r.clock.Now()
+			r.log.Warn("grafana unreachable", zap.Error(err))
+		}
+		r.status.Healthy = false
+		r.metrics.up.Set(0)
+		return
+	}
+	if err != nil && errors.Is(err, context.Canceled) {
+		return // our own shutdown says nothing about Grafana
+	}
+	if !r.status.UnreachableSince.IsZero() {
+		r.log.Info("grafana reachable again", zap.Duration("after", r.clock.Now().Sub(r.status.UnreachableSince)))
+	}
+	r.status.UnreachableSince = time.Time{}
+	r.metrics.up.Set(1)
+}
+
+// Status returns the outcome of the latest reconciles.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// snapshot is what Grafana holds of interest.
+type snapshot struct {
+	folder *models.Folder
+	rules  []*models.ProvisionedAlertRule
+	// groups of healthrouter's folder that are desired or hold its rules.
+	groups        map[string]*models.AlertRuleGroup
+	contactPoints []*models.EmbeddedContactPoint
+	policy        *models.Route
+}
+
+func isManagedRule(r *models.ProvisionedAlertRule) bool {
+	return r != nil && r.Labels[ManagedByLabel] == ManagedByValue
+}
+
+func (r *Reconciler) read(ctx context.Context, d *desiredState) (*snapshot, error) {
+	snap := &snapshot{groups: map[string]*models.AlertRuleGroup{}}
+	var err error
+	if snap.folder, err = r.api.getFolder(ctx, d.folderUID); err != nil {
+		return nil, err
+	}
+	if snap.rules, err = r.api.listRules(ctx); err != nil {
+		return nil, err
+	}
+	if snap.contactPoints, err = r.api.listContactPoints(ctx); err != nil {
+		return nil, err
+	}
+	if snap.policy, err = r.api.getPolicy(ctx); err != nil {
+		return nil, err
+	}
+	if snap.folder == nil {
+		return snap, nil
+	}
+	desired := map[string]bool{}
+	for _, g := range d.groups {
+		desired[g.name] = true
+	}
+	want := map[string]bool{}
+	for _, rule := range snap.rules {
+		if s(rule.FolderUID) == d.folderUID && (isManagedRule(rule) || desired[s(rule.RuleGroup)]) {
+			want[s(rule.RuleGroup)] = true
+		}
+	}
+	names := sortedKeys(want)
+	results := make([]*models.AlertRuleGroup, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, r.opts.concurrency)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i], errs[i] = r.api.getGroup(ctx, name)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		if results[i] != nil {
+			snap.groups[name] = results[i]
+		}
+	}
+	return snap, nil
+}
+
+// diff turns the difference between desired and held state into a plan.
+func (r *Reconciler) diff(d *desiredState, snap *snapshot, now time.Time) *Plan {
+	p := &Plan{}
+	if snap.folder == nil {
+		uid, title := d.folderUID, d.folderTitle
+		p.add(op{
+			change: Change{Kind: kindFolder, Action: actionCreate, Name: uid, Details: []string{fmt.Sprintf("title %q", title)}},
+			phase:  phaseFolder,
+			run:    func(ctx context.Context, a *grafanaAPI) error { return a.createFolder(ctx, uid, title) },
+		})
+	} else if snap.folder.Title != d.folderTitle {
+		p.Notes = append(p.Notes, fmt.Sprintf("folder %s is titled %q, not %q; titles are left to whoever renamed it",
+			d.folderUID, snap.folder.Title, d.folderTitle))
+	}
+	r.diffContactPoints(p, d, snap)
+	r.diffPolicy(p, d, snap)
+	r.diffGroups(p, d, snap, now)
+	return p
+}
+
+func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot) {
+	byUID := map[string]*models.EmbeddedContactPoint{}
+	for _, cp := range snap.contactPoints {
+		byUID[cp.UID] = cp
+	}
+	wanted := map[string]bool{}
+	for _, dc := range d.contactPoints {
+		wanted[dc.cp.UID] = true
+		have := byUID[dc.cp.UID]
+		if have == nil {
+			for _, other := range snap.contactPoints {
+				if other.Name == dc.cp.Name {
+					p.Notes = append(p.Notes, fmt.Sprintf("contact point %s already has an integration with uid %s that healthrouter does not manage: "+
+						"alerts routed to it reach both", dc.cp.Name, other.UID))
+					break
+				}
+			}
+			detail := "pagerduty, routing key from $" + dc.envVar
+			if dc.secret == "" {
+				detail += " (not set: apply will fail until it is)"
+			}
+			p.add(op{
+				change: Change{Kind: kindContactPoint, Action: actionCreate, Name: dc.cp.Name, Details: []string{detail}},
+				phase:  phaseContactPoints,
+				precheck: func() error {
+					if dc.secret == "" {
+						return fmt.Errorf("contact point %s: routing key %q comes from $%s, which is not set", dc.cp.Name, dc.key, dc.envVar)
+					}
+					return nil
+				},
+				run: func(ctx context.Context, a *grafanaAPI) error {
+					return a.createContactPoint(ctx, dc.withKey(dc.secret.Reveal(), dc.fingerprint))
+				},
+			})
+			continue
+		}
+		details := diffContactPoint(dc.cp, have)
+		stored, _ := settingsMap(have.Settings)[keyFingerprintSetting].(string)
+		keyChanged := dc.fingerprint != "" && stored != dc.fingerprint
+		if keyChanged {
+			details = append(details, "routing key from $"+dc.envVar+" differs from the one Grafana holds")
+		}
+		if dc.fingerprint == "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("contact point %s: $%s is not set, so its routing key cannot be checked; Grafana keeps the key it has",
+				dc.cp.Name, dc.envVar))
+		}
+		if len(details) == 0 {
+			continue
+		}
+		// Without the key, "[REDACTED]" tells Grafana to keep the stored
+		// one, and the stored fingerprint stays true.
+		key, fp := "[REDACTED]", stored
+		if dc.fingerprint != "" {
+			key, fp = dc.secret.Reveal(), dc.fingerprint
+		}
+		p.add(op{
+			change: Change{Kind: kindContactPoint, Action: actionUpdate, Name: dc.cp.Name, Details: details},
+			phase:  phaseContactPoints,
+			run: func(ctx context.Context, a *grafanaAPI) error {
+				return a.updateContactPoint(ctx, dc.withKey(key, fp))
+			},
+		})
+	}
+	var stale []*models.EmbeddedContactPoint
+	for _, cp := range snap.contactPoints {
+		if isManagedContactPoint(cp) && !wanted[cp.UID] {
+			stale = append(stale, cp)
+		}
+	}
+	sort.Slice(stale, func(i, j int) bool { return stale[i].UID < stale[j].UID })
+	for _, cp := range stale {
+		uid, name := cp.UID, cp.Name
+		p.add(op{
+			change: Change{Kind: kindContactPoint, Action: actionDelete, Name: name, Details: []string{"routing key no longer configured"}},
+			phase:  phaseContactPointCleanup,
+			run:    func(ctx context.Context, a *grafanaAPI) error { return a.deleteContactPoint(ctx, uid, name) },
+		})
+	}
+}
+
+func isManagedContactPoint(cp *models.EmbeddedContactPoint) bool {
+	return s(cp.Type) == "pagerduty" && strings.HasPrefix(cp.Name, ContactPointPrefix) && strings.HasPrefix(cp.UID, UIDPrefix+"pd-")
+}
+
+// withKey returns the contact point to send, with the key and fingerprint.
+func (dc *desiredContactPoint) withKey(key, fingerprint string) *models.EmbeddedContactPoint {
+	settings := settingsMap(dc.cp.Settings)
+	settings["integrationKey"] = key
+	if fingerprint != "" {
+		settings[keyFingerprintSetting] = fingerprint
+	}
+	cp := *dc.cp
+	cp.Settings = settings
+	return &cp
+}
+
+func (r *Reconciler) diffPolicy(p *Plan, d *desiredState, snap *snapshot) {
+	managed := managedRoutes(snap.policy)
+	want := d.policyRoute
+	var change Change
+	phase := phasePolicy
+	switch {
+	case want != nil && len(managed) == 0:
+		change = Change{Kind: kindPolicy, Action: actionCreate, Name: "route managed_by=" + ManagedByValue,
+			Details: []string{"first child of the root policy, to " + want.Receiver + routeTargets(want)}}
+	case want != nil && (len(managed) > 1 || !sameRoute(managed[0], want)):
+		change = Change{Kind: kindPolicy, Action: actionUpdate, Name: "route managed_by=" + ManagedByValue,
+			Details: []string{"to " + want.Receiver + routeTargets(want)}}
+	case want == nil && len(managed) > 0:
+		change = Change{Kind: kindPolicy, Action: actionDelete, Name: "route managed_by=" + ManagedByValue,
+			Details: []string{"routing is by rule notification settings"}}
+		phase = phasePolicyCleanup
+	default:
+		return
+	}
+	p.add(op{change: change, phase: phase, run: func(ctx context.Context, a *grafanaAPI) error {
+		return r.writePolicy(ctx, a, want, change.Action)
+	}})
+}
+
+func routeTargets(r *models.Route) string {
+	var parts []string
+	for _, c := range r.Routes {
+		var ms []string
+		for _, m := range c.ObjectMatchers {
+			ms = append(ms, strings.Join(m, ""))
+		}
+		parts = append(parts, strings.Join(ms, ",")+" to "+c.Receiver)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ")
+}
+
+// writePolicy does the read-modify-write of the policy tree: read it fresh
+// (the window for a concurrent writer is one round trip), replace only
+// healthrouter's sub-route, write the whole tree, and read it back to check
+// that the sub-route is in place and every other route is as it was.
+func (r *Reconciler) writePolicy(ctx context.Context, a *grafanaAPI, want *models.Route, action string) error {
+	tree, err := a.getPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	next := withManagedRoute(tree, want)
+	if err := a.putPolicy(ctx, next, action); err != nil {
+		return err
+	}
+	got, err := a.getPolicy(ctx)
+	if err != nil {
+		return fmt.Errorf("verify notification policies: %w", err)
+	}
+	if !sameRoute(withManagedRoute(got, want), next) || len(managedRoutes(got)) != len(managedRoutes(next)) {
+		return fmt.Errorf("verify notification policies: the tree read back differs from the one written (changed concurrently?)")
+	}
+	return nil
+}
+
+func (r *Reconciler) diffGroups(p *Plan, d *desiredState, snap *snapshot, now time.Time) {
+	byUID := map[string]*models.ProvisionedAlertRule{}
+	for _, rule := range snap.rules {
+		byUID[rule.UID] = rule
+	}
+	desiredUIDs := map[string]bool{}
+	desiredNames := map[string]bool{}
+	for _, g := range d.groups {
+		desiredNames[g.name] = true
+		for _, rule := range g.rules {
+			desiredUIDs[rule.UID] = true
+		}
+	}
+
+	for _, g := range d.groups {
+		have := snap.groups[g.name]
+		body := &models.AlertRuleGroup{Title: g.name, FolderUID: d.folderUID, Interval: g.interval, Rules: append([]*models.ProvisionedAlertRule(nil), g.rules...)}
+		var details []string
+		action := actionCreate
+		inGroup := map[string]*models.ProvisionedAlertRule{}
+		if have != nil {
+			action = actionUpdate
+			if have.Interval != g.interval {
+				details = append(details, fmt.Sprintf("interval %s -> %s",
+					promDuration(time.Duration(have.Interval)*time.Second), promDuration(time.Duration(g.interval)*time.Second)))
+			}
+			for _, rule := range have.Rules {
+				inGroup[rule.UID] = rule
+			}
+		}
+		for _, want := range g.rules {
+			held := inGroup[want.UID]
+			if held == nil {
+				held = byUID[want.UID]
+			}
+			if held == nil {
+				details = append(details, fmt.Sprintf("+ rule %s %q", want.UID, s(want.Title)))
+				continue
+			}
+			if diff := diffRule(want, held); len(diff) > 0 {
+				details = append(details, fmt.Sprintf("~ rule %s %q: %s", want.UID, s(want.Title), strings.Join(diff, "; ")))
+			}
+		}
+		if have != nil {
+			for _, rule := range have.Rules {
+				switch {
+				case desiredUIDs[rule.UID]:
+				case isManagedRule(rule):
+					details = append(details, fmt.Sprintf("- rule %s %q", rule.UID, s(rule.Title)))
+				default:
+					// Someone else's rule in this group: a group write replaces
+					// the whole group, so it goes along unchanged.
+					body.Rules = append(body.Rules, rule)
+				}
+			}
+		}
+		if have != nil && len(details) == 0 {
+			continue
+		}
+		if have == nil {
+			n := fmt.Sprintf("%d rules", len(g.rules))
+			if len(g.rules) == 1 {
+				n = "1 rule"
+			}
+			details = append([]string{"interval " + promDuration(time.Duration(g.interval)*time.Second) + ", " + n}, details...)
+		}
+		p.add(op{
+			change:      Change{Kind: kindRuleGroup, Action: action, Name: g.name, Details: details},
+			phase:       phaseGroups,
+			independent: true,
+			run:         func(ctx context.Context, a *grafanaAPI) error { return a.putGroup(ctx, body, action) },
+		})
+	}
+
+	for _, name := range sortedKeys(snap.groups) {
+		if desiredNames[name] {
+			continue
+		}
+		have := snap.groups[name]
+		var leftovers, others []*models.ProvisionedAlertRule
+		for _, rule := range have.Rules {
+			switch {
+			case desiredUIDs[rule.UID]:
+				// moves to its desired group with that group's write
+			case isManagedRule(rule):
+				leftovers = append(leftovers, rule)
+			default:
+				others = append(others, rule)
+			}
+		}
+		if len(leftovers) == 0 {
+			continue
+		}
+		region := leftovers[0].Labels["region"]
+		if region == "" {
+			region = name
+		}
+		reason, remove := r.pruneDecision(region, d, now)
+		if !remove {
+			if reason != "" {
+				p.Notes = append(p.Notes, fmt.Sprintf("keeping rule group %s: %s", name, reason))
+			}
+			continue
+		}
+		if len(others) == 0 {
+			p.add(op{
+				change:      Change{Kind: kindRuleGroup, Action: actionDelete, Name: name, Details: []string{reason}},
+				phase:       phasePrune,
+				independent: true,
+				run:         func(ctx context.Context, a *grafanaAPI) error { return a.deleteGroup(ctx, name) },
+			})
+			continue
+		}
+		body := &models.AlertRuleGroup{Title: name, FolderUID: d.folderUID, Interval: have.Interval, Rules: others}
+		details := []string{reason}
+		for _, rule := range leftovers {
+			details = append(details, fmt.Sprintf("- rule %s %q", rule.UID, s(rule.Title)))
+		}
+		p.add(op{
+			change:      Change{Kind: kindRuleGroup, Action: actionUpdate, Name: name, Details: details},
+			phase:       phasePrune,
+			independent: true,
+			run:         func(ctx context.Context, a *grafanaAPI) error { return a.putGroup(ctx, body, actionUpdate) },
+		})
+	}
+}
+
+// pruneDecision says whether healthrouter's rules for a region no desired
+// group covers are removed, and why.
+func (r *Reconciler) pruneDecision(region string, d *desiredState, now time.Time) (reason string, remove bool) {
+	g := r.b.g
+	if reg, ok := d.stale[region]; ok {
+		return fmt.Sprintf("region %s last seen %s (%s ago), pruned after %s",
+			region, reg.LastSeen.UTC().Format(time.RFC3339), roundAge(now.Sub(reg.LastSeen)), promDuration(g.PruneAfter.D())), true
+	}
+	if _, ok := d.regions[region]; ok {
+		return fmt.Sprintf("rules no longer generated for region %s", region), true
+	}
+	if !g.Prune {
+		return "", false
+	}
+	up := now.Sub(r.started)
+	if up >= g.PruneAfter.D() {
+		return fmt.Sprintf("region %s not seen since healthrouter started %s ago, pruned after %s",
+			region, roundAge(up), promDuration(g.PruneAfter.D())), true
+	}
+	return fmt.Sprintf("region %s not seen since healthrouter started %s ago; pruned once that exceeds %s",
+		region, roundAge(up), promDuration(g.PruneAfter.D())), false
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return promDuration(d.Round(time.Hour))
+	case d >= time.Minute:
+		return promDuration(d.Round(time.Minute))
+	}
+	return promDuration(d.Round(time.Second))
+}

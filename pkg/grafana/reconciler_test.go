@@ -1,0 +1,939 @@
+package grafana
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-openapi/strfmt"
+	"github.com/grafana/grafana-openapi-client-go/client/provisioning"
+	"github.com/grafana/grafana-openapi-client-go/models"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/grafana/grafanatest"
+)
+
+const folder = "healthrouter"
+
+func TestFirstApplyCreatesEverything(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	p := f.apply(t, regions("eu-west-1", "us-east-1"))
+
+	var kinds []string
+	for _, c := range p.Changes {
+		if c.Action != actionCreate {
+			t.Errorf("first apply: %s %s %s, want only creates", c.Action, c.Kind, c.Name)
+		}
+		kinds = append(kinds, c.Kind+" "+c.Name)
+	}
+	want := []string{
+		"folder healthrouter",
+		"contact_point healthrouter-default", "contact_point healthrouter-storage",
+		"rule_group healthrouter-pipeline", "rule_group eu-west-1", "rule_group us-east-1",
+	}
+	if !reflect.DeepEqual(kinds, want) {
+		t.Fatalf("changes:\n got %q\nwant %q", kinds, want)
+	}
+	if !f.srv.FolderExists(folder) {
+		t.Fatal("folder not created")
+	}
+	if got, want := f.srv.GroupNames(folder), []string{"eu-west-1", PipelineGroup, "us-east-1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("groups %q, want %q", got, want)
+	}
+	interval, uids, _ := f.srv.Group(folder, "eu-west-1")
+	if interval != 60 {
+		t.Errorf("group interval %d, want 60", interval)
+	}
+	if want := []string{"hr-hostr1-eu-west-1", "hr-host-eu-west-1", "hr-regionr1-eu-west-1", "hr-region-eu-west-1"}; !reflect.DeepEqual(uids, want) {
+		t.Errorf("eu-west-1 rules %q, want %q", uids, want)
+	}
+
+	tests := []struct {
+		uid         string
+		receiver    string
+		labels      map[string]string
+		noData      string
+		execErr     string
+		forDur      time.Duration
+		exprHas     []string
+		exprHasNot  []string
+		threshold   float64
+		annotations []string
+	}{
+		{
+			uid: "hr-host-eu-west-1", receiver: "healthrouter-default",
+			labels: map[string]string{"managed_by": "healthrouter", "level": "host", "region": "eu-west-1"},
+			noData: "OK", execErr: "KeepLast", forDur: 2 * time.Minute,
+			exprHas: []string{`max by (region, host, check, severity, team)`, `healthrouter_alert{level="host", region="eu-west-1"`,
+				`severity=~"critical|error|warning"`, `team!="storage"`},
+			annotations: []string{"summary", "description", "explain_url", "region_url"},
+		},
+		{
+			uid: "hr-hostr1-eu-west-1", receiver: "healthrouter-storage",
+			labels: map[string]string{"managed_by": "healthrouter", "level": "host", "region": "eu-west-1", "team": "storage"},
+			noData: "OK", execErr: "KeepLast", forDur: 2 * time.Minute,
+			exprHas: []string{`team="storage"`}, exprHasNot: []string{`team!=`},
+		},
+		{
+			uid: "hr-region-eu-west-1", receiver: "healthrouter-default",
+			labels: map[string]string{"managed_by": "healthrouter", "level": "region", "region": "eu-west-1"},
+			noData: "OK", execErr: "KeepLast", forDur: time.Minute,
+			exprHas: []string{`max by (region, check, severity, team)`, `healthrouter_alert{level="region", region="eu-west-1"`},
+		},
+		{
+			uid: "hr-watchdog", receiver: "healthrouter-default",
+			labels: map[string]string{"managed_by": "healthrouter", "level": "pipeline", "check": "watchdog", "severity": "critical"},
+			noData: "Alerting", execErr: "Alerting", forDur: 2 * time.Minute,
+			exprHas: []string{`time() - max(healthrouter_last_event_timestamp_seconds)`}, threshold: 300,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.uid, func(t *testing.T) {
+			r, ok := f.srv.Rule(tt.uid)
+			if !ok {
+				t.Fatal("rule missing")
+			}
+			if got := s(r.NotificationSettings.Receiver); got != tt.receiver {
+				t.Errorf("receiver %s, want %s", got, tt.receiver)
+			}
+			if !reflect.DeepEqual(r.Labels, tt.labels) {
+				t.Errorf("labels %v, want %v", r.Labels, tt.labels)
+			}
+			if s(r.NoDataState) != tt.noData || s(r.ExecErrState) != tt.execErr {
+				t.Errorf("states %s/%s, want %s/%s", s(r.NoDataState), s(r.ExecErrState), tt.noData, tt.execErr)
+			}
+			if got := dur(r.For); got != tt.forDur {
+				t.Errorf("for %s, want %s", got, tt.forDur)
+			}
+			if r.Provenance != "api" {
+				t.Errorf("provenance %q, want api", r.Provenance)
+			}
+			if s(r.Condition) != "C" || len(r.Data) != 3 {
+				t.Fatalf("condition %s with %d queries, want C over A, B, C", s(r.Condition), len(r.Data))
+			}
+			a := r.Data[0]
+			if a.DatasourceUID != "prometheus" || timeRange(a.RelativeTimeRange) != [2]int64{600, 0} {
+				t.Errorf("query A on %s over %v, want prometheus over [600 0]", a.DatasourceUID, timeRange(a.RelativeTimeRange))
+			}
+			model := a.Model.(map[string]any)
+			if model["instant"] != true {
+				t.Error("query A is not instant")
+			}
+			expr := model["expr"].(string)
+			for _, sub := range tt.exprHas {
+				if !strings.Contains(expr, sub) {
+					t.Errorf("expr %s\nlacks %s", expr, sub)
+				}
+			}
+			for _, sub := range tt.exprHasNot {
+				if strings.Contains(expr, sub) {
+					t.Errorf("expr %s\nhas %s", expr, sub)
+				}
+			}
+			cond := r.Data[2].Model.(map[string]any)["conditions"].([]any)[0].(map[string]any)["evaluator"].(map[string]any)
+			if cond["type"] != "gt" || cond["params"].([]any)[0] != tt.threshold {
+				t.Errorf("threshold %v, want gt %v", cond, tt.threshold)
+			}
+			for _, k := range tt.annotations {
+				if r.Annotations[k] == "" {
+					t.Errorf("annotation %s missing", k)
+				}
+			}
+		})
+	}
+
+	for uid, key := range map[string]string{"hr-pd-default": keyDefault, "hr-pd-storage": keyStorage} {
+		cp, stored, ok := f.srv.ContactPoint(uid)
+		if !ok {
+			t.Fatalf("contact point %s missing", uid)
+		}
+		if stored != key {
+			t.Errorf("%s holds the wrong routing key", uid)
+		}
+		settings := cp.Settings.(map[string]any)
+		if settings[keyFingerprintSetting] != keyFingerprint(key) {
+			t.Errorf("%s: fingerprint %v, want %s", uid, settings[keyFingerprintSetting], keyFingerprint(key))
+		}
+		if settings["group"] != `{{ or .CommonLabels.region "healthrouter" }}` || settings["client"] != "healthrouter" ||
+			settings["client_url"] != "https://healthrouter.example.com" {
+			t.Errorf("%s: PagerDuty field mapping: %v", uid, settings)
+		}
+		if cp.Provenance != "api" {
+			t.Errorf("%s: provenance %q", uid, cp.Provenance)
+		}
+	}
+	if tree, _ := f.srv.Policy(); len(tree.Routes) != 0 {
+		t.Errorf("notification_settings mode touched the policy tree: %+v", tree)
+	}
+
+	if got := f.metricValue(t, "healthrouter_grafana_writes_total", map[string]string{"kind": "rule_group", "action": "create"}); got != 3 {
+		t.Errorf("rule group creates counted %v, want 3", got)
+	}
+	if got := f.metricValue(t, "healthrouter_grafana_reconcile_total", map[string]string{"result": "applied"}); got != 1 {
+		t.Errorf("applied reconciles %v, want 1", got)
+	}
+	if got := f.metricValue(t, "healthrouter_grafana_up", nil); got != 1 {
+		t.Errorf("healthrouter_grafana_up %v, want 1", got)
+	}
+	st := f.r.Status()
+	if !st.Healthy || !st.LastSuccess.Equal(t0) || !st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestSecondApplySendsNoWrite(t *testing.T) {
+	for _, mode := range []string{"notification_settings", "policy"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{grafana: "routing: " + mode})
+			rs := regions("eu-west-1", "us-east-1", "ap-south-1")
+			f.apply(t, rs)
+			f.assertNoWrites(t, rs)
+			p, err := f.r.Plan(context.Background(), rs)
+			if err != nil || !p.Empty() {
+				t.Fatalf("plan after apply: %v\n%s", err, p)
+			}
+			if got := f.metricValue(t, "healthrouter_grafana_reconcile_total", map[string]string{"result": "noop"}); got != 1 {
+				t.Errorf("noop reconciles %v, want 1", got)
+			}
+		})
+	}
+}
+
+// editRule changes a stored rule the way a person in Grafana's UI would.
+func editRule(t *testing.T, srv *grafanatest.Server, uid string, edit func(*models.ProvisionedAlertRule)) {
+	t.Helper()
+	c := srv.Client()
+	got, err := c.Provisioning.GetAlertRule(uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := got.Payload
+	edit(rule)
+	if _, err := c.Provisioning.PutAlertRule(provisioning.NewPutAlertRuleParams().WithUID(uid).WithBody(rule)); err != nil {
+		t.Fatalf("edit %s: %v", uid, err)
+	}
+}
+
+func TestManagedDriftIsRestored(t *testing.T) {
+	rs := regions("eu-west-1")
+	tests := []struct {
+		name   string
+		drift  func(t *testing.T, srv *grafanatest.Server)
+		change string // kind and name of the one change that repairs it
+		check  func(t *testing.T, srv *grafanatest.Server)
+	}{
+		{
+			name: "title edited",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				editRule(t, srv, "hr-host-eu-west-1", func(r *models.ProvisionedAlertRule) { r.Title = ptr("my title") })
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if r, _ := srv.Rule("hr-host-eu-west-1"); s(r.Title) != "eu-west-1: host failing checks" {
+					t.Errorf("title %q not restored", s(r.Title))
+				}
+			},
+		},
+		{
+			name: "query edited and rule paused",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				editRule(t, srv, "hr-region-eu-west-1", func(r *models.ProvisionedAlertRule) {
+					r.Data[0].Model.(map[string]any)["expr"] = "vector(1)"
+					r.IsPaused = true
+				})
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				r, _ := srv.Rule("hr-region-eu-west-1")
+				if r.IsPaused || !strings.Contains(r.Data[0].Model.(map[string]any)["expr"].(string), "healthrouter_alert") {
+					t.Error("query or pause not restored")
+				}
+			},
+		},
+		{
+			name: "pending period and label edited",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				editRule(t, srv, "hr-watchdog", func(r *models.ProvisionedAlertRule) {
+					d := strfmt.Duration(time.Hour)
+					r.For = &d
+					delete(r.Labels, "severity")
+				})
+			},
+			change: "rule_group " + PipelineGroup,
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if r, _ := srv.Rule("hr-watchdog"); dur(r.For) != 2*time.Minute || r.Labels["severity"] != "critical" {
+					t.Errorf("for %s, labels %v not restored", dur(r.For), r.Labels)
+				}
+			},
+		},
+		{
+			name: "rule deleted",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				if _, err := srv.Client().Provisioning.DeleteAlertRule(provisioning.NewDeleteAlertRuleParams().WithUID("hr-host-eu-west-1")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if _, ok := srv.Rule("hr-host-eu-west-1"); !ok {
+					t.Error("deleted rule not recreated")
+				}
+			},
+		},
+		{
+			name: "rule moved to another group",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				editRule(t, srv, "hr-host-eu-west-1", func(r *models.ProvisionedAlertRule) { r.RuleGroup = ptr("elsewhere") })
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if r, _ := srv.Rule("hr-host-eu-west-1"); s(r.RuleGroup) != "eu-west-1" {
+					t.Errorf("rule left in %s", s(r.RuleGroup))
+				}
+				if _, _, ok := srv.Group(folder, "elsewhere"); ok {
+					t.Error("the group it was moved to still exists")
+				}
+			},
+		},
+		{
+			name: "group interval changed",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				p := provisioning.NewPutAlertRuleGroupParams().WithFolderUID(folder).WithGroup("eu-west-1").
+					WithBody(&models.AlertRuleGroup{Interval: 300})
+				if _, err := srv.Client().Provisioning.PutAlertRuleGroup(p); err != nil {
+					t.Fatal(err)
+				}
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if iv, _, _ := srv.Group(folder, "eu-west-1"); iv != 60 {
+					t.Errorf("interval %d not restored", iv)
+				}
+			},
+		},
+		{
+			name: "stale managed rule added to the group",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				r, _ := srv.Rule("hr-host-eu-west-1")
+				r.UID, r.Title = "hr-host-old", ptr("old rule")
+				if _, err := srv.Client().Provisioning.PostAlertRule(provisioning.NewPostAlertRuleParams().WithBody(r)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if _, ok := srv.Rule("hr-host-old"); ok {
+					t.Error("stale managed rule kept")
+				}
+			},
+		},
+		{
+			name: "contact point settings edited",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				cp, _, _ := srv.ContactPoint("hr-pd-storage")
+				cp.Settings.(map[string]any)["severity"] = "warning"
+				cp.Settings.(map[string]any)["integrationKey"] = "[REDACTED]"
+				if _, err := srv.Client().Provisioning.PutContactpoint(provisioning.NewPutContactpointParams().WithUID(cp.UID).WithBody(&cp)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			change: "contact_point healthrouter-storage",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				cp, key, _ := srv.ContactPoint("hr-pd-storage")
+				if cp.Settings.(map[string]any)["severity"] != `{{ or .CommonLabels.severity "critical" }}` || key != keyStorage {
+					t.Errorf("settings %v not restored or key lost", cp.Settings)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			f.apply(t, rs)
+			tt.drift(t, f.srv)
+			p := f.apply(t, rs)
+			if len(p.Changes) != 1 || p.Changes[0].Kind+" "+p.Changes[0].Name != tt.change {
+				t.Fatalf("repair:\n%s\nwant one change to %s", p, tt.change)
+			}
+			tt.check(t, f.srv)
+			f.assertNoWrites(t, rs)
+		})
+	}
+}
+
+// humanObjects creates objects healthrouter does not manage, in and around
+// its folder, the way people and other tools do.
+func humanObjects(t *testing.T, srv *grafanatest.Server) {
+	t.Helper()
+	c := srv.Client()
+	for _, f := range []struct{ uid, title string }{{"team-b", "Team B"}, {folder, "Health checks"}} {
+		if _, err := c.Folders.CreateFolder(&models.CreateFolderCommand{UID: f.uid, Title: f.title}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Provisioning.PostContactpoints(provisioning.NewPostContactpointsParams().WithBody(&models.EmbeddedContactPoint{
+		UID: "team-b-slack", Name: "team-b-slack", Type: ptr("slack"),
+		Settings: map[string]any{"url": "https://hooks.slack.example.com/secret", "recipient": "#team-b"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	tree := &models.Route{
+		Receiver: grafanatest.DefaultReceiver, GroupBy: []string{"grafana_folder", "alertname"},
+		Routes: []*models.Route{
+			{Receiver: "team-b-slack", ObjectMatchers: models.ObjectMatchers{{"team", "=", "b"}},
+				Routes: []*models.Route{{Receiver: grafanatest.DefaultReceiver, ObjectMatchers: models.ObjectMatchers{{"severity", "=", "info"}}}}},
+			{Receiver: grafanatest.DefaultReceiver, ObjectMatchers: models.ObjectMatchers{{"env", "=~", "dev|test"}}, Continue: true},
+		},
+	}
+	if _, err := c.Provisioning.PutPolicyTree(provisioning.NewPutPolicyTreeParams().WithBody(tree)); err != nil {
+		t.Fatal(err)
+	}
+	rule := func(uid, folderUID, group, title string) *models.ProvisionedAlertRule {
+		d := strfmt.Duration(5 * time.Minute)
+		return &models.ProvisionedAlertRule{
+			UID: uid, OrgID: ptr(int64(1)), FolderUID: ptr(folderUID), RuleGroup: ptr(group), Title: ptr(title),
+			Condition: ptr("B"), For: &d, NoDataState: ptr("NoData"), ExecErrState: ptr("Error"),
+			Labels: map[string]string{"team": "b"},
+			Data: []*models.AlertQuery{
+				{RefID: "A", DatasourceUID: "prometheus", RelativeTimeRange: &models.RelativeTimeRange{From: 300},
+					Model: map[string]any{"refId": "A", "expr": "up == 0", "instant": true}},
+				{RefID: "B", DatasourceUID: "__expr__", Model: map[string]any{"refId": "B", "type": "threshold", "expression": "A",
+					"conditions": []any{map[string]any{"evaluator": map[string]any{"type": "gt", "params": []any{0}}}}}},
+			},
+		}
+	}
+	for _, r := range []*models.ProvisionedAlertRule{
+		rule("team-b-down", "team-b", "team-b", "Team B target down"),
+		rule("human-in-our-group", folder, "eu-west-1", "Someone's rule in a region group"),
+		rule("human-own-group", folder, "custom", "Someone's rule in healthrouter's folder"),
+	} {
+		if _, err := c.Provisioning.PostAlertRule(provisioning.NewPostAlertRuleParams().WithBody(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func ruleJSONOf(t *testing.T, srv *grafanatest.Server, uid string) string {
+	t.Helper()
+	r, ok := srv.Rule(uid)
+	if !ok {
+		t.Fatalf("rule %s is gone", uid)
+	}
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+func TestUnmanagedObjectsAreUntouched(t *testing.T) {
+	for _, mode := range []string{"notification_settings", "policy"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{grafana: "routing: " + mode})
+			humanObjects(t, f.srv)
+			before := map[string]string{}
+			for _, uid := range []string{"team-b-down", "human-own-group", "human-in-our-group"} {
+				before[uid] = ruleJSONOf(t, f.srv, uid)
+			}
+			cpBefore, keyBefore, _ := f.srv.ContactPoint("team-b-slack")
+			treeBefore, _ := f.srv.Policy()
+
+			rs := regions("eu-west-1")
+			p := f.apply(t, rs)
+			for _, c := range p.Changes {
+				if c.Kind == kindFolder {
+					t.Errorf("recreated the existing folder: %+v", c)
+				}
+			}
+			for _, uid := range []string{"team-b-down", "human-own-group"} {
+				if got := ruleJSONOf(t, f.srv, uid); got != before[uid] {
+					t.Errorf("%s changed:\n%s\n%s", uid, before[uid], got)
+				}
+			}
+			// A rule sharing a region's group goes along with the group's
+			// whole-group write: it must come through unchanged.
+			var was, is models.ProvisionedAlertRule
+			_ = json.Unmarshal([]byte(before["human-in-our-group"]), &was)
+			_ = json.Unmarshal([]byte(ruleJSONOf(t, f.srv, "human-in-our-group")), &is)
+			if d := diffRule(&was, &is); len(d) > 0 {
+				t.Errorf("rule in a region's group changed: %v", d)
+			}
+			cpAfter, keyAfter, _ := f.srv.ContactPoint("team-b-slack")
+			if !reflect.DeepEqual(cpBefore, cpAfter) || keyAfter != keyBefore {
+				t.Errorf("contact point team-b-slack changed: %+v -> %+v", cpBefore, cpAfter)
+			}
+			treeAfter, _ := f.srv.Policy()
+			var others []*models.Route
+			for _, r := range treeAfter.Routes {
+				if !isManagedRoute(r) {
+					others = append(others, r)
+				}
+			}
+			if len(others) != len(treeBefore.Routes) {
+				t.Fatalf("policy tree has %d other routes, want %d", len(others), len(treeBefore.Routes))
+			}
+			for i := range others {
+				if !sameRoute(others[i], treeBefore.Routes[i]) {
+					t.Errorf("route %d changed: %+v -> %+v", i, treeBefore.Routes[i], others[i])
+				}
+			}
+			if treeAfter.Receiver != treeBefore.Receiver || !sameSet(treeAfter.GroupBy, treeBefore.GroupBy) {
+				t.Errorf("root policy changed: %+v", treeAfter)
+			}
+			f.assertNoWrites(t, rs)
+		})
+	}
+}
+
+func TestNewRegionGetsItsGroup(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.apply(t, regions("eu-west-1"))
+	f.srv.ResetLog()
+	p := f.apply(t, regions("eu-west-1", "ap-south-1"))
+	if len(p.Changes) != 1 || p.Changes[0].Name != "ap-south-1" || p.Changes[0].Action != actionCreate {
+		t.Fatalf("plan:\n%s", p)
+	}
+	if n := f.srv.CountWrites("PUT", "/v1/provisioning/folder/healthrouter/rule-groups/ap-south-1"); n != 1 || f.srv.Writes() != 1 {
+		t.Errorf("writes: %d total, %d to the new group; want exactly the new group's", f.srv.Writes(), n)
+	}
+}
+
+// assertWholeGroups fails when a group healthrouter manages holds anything
+// but exactly its desired rules: the mark of a half-written apply.
+func assertWholeGroups(t *testing.T, f *fixture, rs []Region) {
+	t.Helper()
+	b, _ := newBuilder(f.cfg)
+	d := b.build(rs, f.clk.Now())
+	for _, g := range d.groups {
+		_, uids, ok := f.srv.Group(folder, g.name)
+		if !ok {
+			continue
+		}
+		var want []string
+		for _, r := range g.rules {
+			want = append(want, r.UID)
+		}
+		if !reflect.DeepEqual(uids, want) {
+			t.Errorf("group %s holds %q, want all of %q or nothing", g.name, uids, want)
+		}
+	}
+}
+
+func TestFailedApplyLeavesNothingHalfWritten(t *testing.T) {
+	rs := regions("eu-west-1", "us-east-1")
+	clean := newFixture(t, fixtureOpts{})
+	clean.apply(t, rs)
+	writes := clean.srv.Writes()
+	if writes != 6 {
+		t.Fatalf("a first apply makes %d writes, expected 6", writes)
+	}
+	type fault struct {
+		name   string
+		inject func(srv *grafanatest.Server, n int)
+		// unreachable: the failure says Grafana is not answering.
+		unreachable bool
+	}
+	faults := []fault{
+		{"500", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 500) }, true},
+		{"400", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 400) }, false},
+		{"timeout after applying", func(srv *grafanatest.Server, n int) { srv.HangWrite(n, time.Minute) }, true},
+	}
+	for _, ft := range faults {
+		for n := 1; n <= writes; n++ {
+			t.Run(ft.name+"/write "+strconv.Itoa(n), func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, fixtureOpts{httpTimeout: 3 * time.Second})
+				ft.inject(f.srv, n)
+				done, err := f.r.Apply(context.Background(), rs)
+				if err == nil {
+					t.Fatal("apply succeeded through a failed write")
+				}
+				if got := isUnreachable(err); got != ft.unreachable {
+					t.Errorf("unreachable=%v for %v", got, err)
+				}
+				if len(done.Changes) >= writes {
+					t.Errorf("apply reports %d changes made despite the failure", len(done.Changes))
+				}
+				assertWholeGroups(t, f, rs)
+				f.apply(t, rs)
+				assertWholeGroups(t, f, rs)
+				f.assertNoWrites(t, rs)
+			})
+		}
+	}
+}
+
+func TestGrafanaUnreachable(t *testing.T) {
+	rs := regions("eu-west-1")
+	t.Run("5xx", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.srv.FailAll(503)
+		_, err := f.r.Apply(context.Background(), rs)
+		var ce *callError
+		if !errors.As(err, &ce) || ce.Status != 503 || !ce.Unreachable() {
+			t.Fatalf("error %v, want a 503 callError", err)
+		}
+		st := f.r.Status()
+		if st.Healthy || !st.UnreachableSince.Equal(t0) || st.ConsecutiveFailures != 1 || !strings.Contains(st.LastError, "503") {
+			t.Errorf("status %+v", st)
+		}
+		if f.metricValue(t, "healthrouter_grafana_up", nil) != 0 ||
+			f.metricValue(t, "healthrouter_grafana_reconcile_total", map[string]string{"result": "error"}) != 1 {
+			t.Error("metrics do not show the failure")
+		}
+		f.clk.Advance(time.Minute)
+		if _, err := f.r.Apply(context.Background(), rs); err == nil {
+			t.Fatal("second attempt succeeded while Grafana is down")
+		}
+		if st := f.r.Status(); !st.UnreachableSince.Equal(t0) || st.ConsecutiveFailures != 2 {
+			t.Errorf("status after a second failure %+v: UnreachableSince must stay at the first", st)
+		}
+		f.srv.FailAll(0)
+		f.apply(t, rs)
+		st = f.r.Status()
+		if !st.Healthy || !st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 || st.LastError != "" {
+			t.Errorf("status after recovery %+v", st)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{httpTimeout: 3 * time.Second})
+		f.srv.SetDelay(time.Minute)
+		_, err := f.r.Apply(context.Background(), rs)
+		if !isUnreachable(err) || f.r.Status().UnreachableSince.IsZero() {
+			t.Fatalf("timeout: %v, status %+v", err, f.r.Status())
+		}
+		f.srv.SetDelay(0)
+		f.apply(t, rs)
+		f.assertNoWrites(t, rs)
+	})
+	t.Run("4xx is reachable", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		env := testEnv(f.srv)
+		env["HEALTHROUTER_GRAFANA_TOKEN"] = "wrong-token-wrong-token"
+		f.cfg = loadConfig(t, f.srv.URL, "", "", env)
+		f.r = f.newReconciler(t, fixtureOpts{})
+		_, err := f.r.Apply(context.Background(), rs)
+		var ce *callError
+		if !errors.As(err, &ce) || ce.Status != 401 {
+			t.Fatalf("error %v, want 401", err)
+		}
+		if st := f.r.Status(); !st.UnreachableSince.IsZero() || st.Healthy {
+			t.Errorf("a 401 means Grafana answers but provisioning is broken: status %+v", st)
+		}
+	})
+}
+
+func TestPruning(t *testing.T) {
+	day := 24 * time.Hour
+	// seen is a region and how long before the second apply it was last
+	// seen; unknown leaves its last-seen time zero.
+	type seen struct {
+		name    string
+		age     time.Duration
+		unknown bool
+	}
+	tests := []struct {
+		name    string
+		prune   bool
+		advance time.Duration
+		second  []seen
+		kept    bool
+		note    string
+	}{
+		{"off: stale region kept", false, 0, []seen{{"eu", 0, false}, {"ap", 30 * day, false}}, true, ""},
+		{"off: region missing from the source kept", false, 0, []seen{{"eu", 0, false}}, true, ""},
+		{"on: region not seen for prune_after deleted", true, 0, []seen{{"eu", 0, false}, {"ap", 8 * day, false}}, false, ""},
+		{"on: region seen within prune_after kept", true, 0, []seen{{"eu", 0, false}, {"ap", 6 * day, false}}, true, ""},
+		{"on: unknown last-seen kept", true, 0, []seen{{"eu", 0, false}, {"ap", 0, true}}, true, ""},
+		{"on: missing region kept until prune_after of uptime", true, 6 * day, []seen{{"eu", 0, false}}, true, "not seen since healthrouter started"},
+		{"on: missing region deleted after prune_after of uptime", true, 8 * day, []seen{{"eu", 0, false}}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := "prune: false"
+			if tt.prune {
+				extra = "prune: true\nprune_after: 168h"
+			}
+			f := newFixture(t, fixtureOpts{grafana: extra})
+			f.apply(t, regions("eu", "ap"))
+			f.clk.Advance(tt.advance)
+			var second []Region
+			for _, r := range tt.second {
+				reg := Region{Name: r.name, LastSeen: f.clk.Now().Add(-r.age)}
+				if r.unknown {
+					reg.LastSeen = time.Time{}
+				}
+				second = append(second, reg)
+			}
+			p := f.apply(t, second)
+			_, _, kept := f.srv.Group(folder, "ap")
+			if kept != tt.kept {
+				t.Fatalf("group ap kept=%v, want %v\n%s", kept, tt.kept, p)
+			}
+			if _, _, ok := f.srv.Group(folder, "eu"); !ok {
+				t.Fatal("group eu lost")
+			}
+			if tt.note != "" && !strings.Contains(p.String(), tt.note) {
+				t.Errorf("plan lacks a note %q:\n%s", tt.note, p)
+			}
+			if !tt.kept {
+				if len(p.Changes) != 1 || p.Changes[0].Action != actionDelete || p.Changes[0].Name != "ap" {
+					t.Errorf("plan:\n%s", p)
+				}
+			}
+			f.assertNoWrites(t, second)
+		})
+	}
+}
+
+func TestPruneKeepsOthersRulesInTheGroup(t *testing.T) {
+	f := newFixture(t, fixtureOpts{grafana: "prune: true\nprune_after: 24h"})
+	f.apply(t, regions("eu", "ap"))
+	r, _ := f.srv.Rule("hr-host-ap")
+	r.UID, r.Title, r.Labels = "someone", ptr("someone's rule"), map[string]string{"team": "x"}
+	r.NotificationSettings = nil
+	if _, err := f.srv.Client().Provisioning.PostAlertRule(provisioning.NewPostAlertRuleParams().WithBody(r)); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(t, []Region{{Name: "eu", LastSeen: t0}, {Name: "ap", LastSeen: t0.Add(-48 * time.Hour)}})
+	_, uids, ok := f.srv.Group(folder, "ap")
+	if !ok || !reflect.DeepEqual(uids, []string{"someone"}) {
+		t.Fatalf("group ap holds %q, want only someone's rule", uids)
+	}
+}
+
+func TestPolicyRouting(t *testing.T) {
+	f := newFixture(t, fixtureOpts{grafana: "routing: policy"})
+	humanObjects(t, f.srv)
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+
+	tree, _ := f.srv.Policy()
+	if len(tree.Routes) != 3 || !isManagedRoute(tree.Routes[0]) {
+		t.Fatalf("healthrouter's route is not the first of 3: %+v", tree.Routes)
+	}
+	b, _ := newBuilder(f.cfg)
+	if !sameRoute(tree.Routes[0], b.policyRoute()) {
+		t.Errorf("route %+v", tree.Routes[0])
+	}
+	ours := tree.Routes[0]
+	if ours.Receiver != "healthrouter-default" || len(ours.Routes) != 1 || ours.Routes[0].Receiver != "healthrouter-storage" {
+		t.Errorf("route targets: %+v", ours)
+	}
+	_, uids, _ := f.srv.Group(folder, "eu-west-1")
+	if !reflect.DeepEqual(uids, []string{"hr-host-eu-west-1", "hr-region-eu-west-1", "human-in-our-group"}) {
+		t.Errorf("policy mode rules %q: one host and one region rule per region", uids)
+	}
+	for _, uid := range uids[:2] {
+		if r, _ := f.srv.Rule(uid); r.NotificationSettings != nil {
+			t.Errorf("%s has notification settings in policy mode", uid)
+		}
+	}
+	f.assertNoWrites(t, rs)
+
+	// Someone edits healthrouter's route and adds one of their own.
+	c := f.srv.Client()
+	got, _ := c.Provisioning.GetPolicyTree()
+	edited := got.Payload
+	edited.Routes[0].Receiver = grafanatest.DefaultReceiver
+	edited.Routes = append(edited.Routes, &models.Route{Receiver: "team-b-slack", ObjectMatchers: models.ObjectMatchers{{"team", "=", "c"}}})
+	if _, err := c.Provisioning.PutPolicyTree(provisioning.NewPutPolicyTreeParams().WithBody(edited)); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.ResetLog()
+	p := f.apply(t, rs)
+	if len(p.Changes) != 1 || p.Changes[0].Kind != kindPolicy || p.Changes[0].Action != actionUpdate {
+		t.Fatalf("plan:\n%s", p)
+	}
+	if n := f.srv.CountWrites("PUT", "/v1/provisioning/policies"); n != 1 {
+		t.Errorf("%d policy writes, want 1", n)
+	}
+	tree, _ = f.srv.Policy()
+	if len(tree.Routes) != 4 || !sameRoute(tree.Routes[0], b.policyRoute()) || tree.Routes[3].ObjectMatchers[0][2] != "c" {
+		t.Fatalf("tree after repair: %+v", tree.Routes)
+	}
+	f.assertNoWrites(t, rs)
+
+	// Back to notification settings: the route goes, everything else stays.
+	f.cfg = loadConfig(t, f.srv.URL, "routing: notification_settings", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p = f.apply(t, rs)
+	tree, _ = f.srv.Policy()
+	if len(managedRoutes(tree)) != 0 || len(tree.Routes) != 3 {
+		t.Fatalf("tree after switching back: %+v\n%s", tree.Routes, p)
+	}
+	f.assertNoWrites(t, rs)
+}
+
+func TestDisableProvenance(t *testing.T) {
+	f := newFixture(t, fixtureOpts{grafana: "disable_provenance: true\nrouting: policy"})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	for _, uid := range []string{"hr-host-eu-west-1", "hr-watchdog"} {
+		if r, _ := f.srv.Rule(uid); r.Provenance != "" {
+			t.Errorf("%s provenance %q, want none", uid, r.Provenance)
+		}
+	}
+	if cp, _, _ := f.srv.ContactPoint("hr-pd-default"); cp.Provenance != "" {
+		t.Errorf("contact point provenance %q", cp.Provenance)
+	}
+	if _, prov := f.srv.Policy(); prov != "" {
+		t.Errorf("policy provenance %q", prov)
+	}
+	f.assertNoWrites(t, rs)
+
+	// Turning provenance back on re-marks the rules (none -> api is allowed).
+	f.cfg = loadConfig(t, f.srv.URL, "routing: policy", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p := f.apply(t, rs)
+	if !strings.Contains(p.String(), `provenance "" -> "api"`) {
+		t.Errorf("plan does not say why the groups change:\n%s", p)
+	}
+	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "api" {
+		t.Errorf("provenance %q after re-enabling", r.Provenance)
+	}
+	f.assertNoWrites(t, rs)
+}
+
+func TestRoutingKeys(t *testing.T) {
+	rs := regions("eu-west-1")
+	t.Run("rotated key is rewritten, once", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.apply(t, rs)
+		env := testEnv(f.srv)
+		const rotated = "00000000000000001111111111111111"
+		env["HR_PD_STORAGE"] = rotated
+		f.cfg = loadConfig(t, f.srv.URL, "", "", env)
+		f.r = f.newReconciler(t, fixtureOpts{})
+		p := f.apply(t, rs)
+		if len(p.Changes) != 1 || p.Changes[0].Name != "healthrouter-storage" ||
+			!strings.Contains(p.String(), "routing key from $HR_PD_STORAGE differs") {
+			t.Fatalf("plan:\n%s", p)
+		}
+		if _, key, _ := f.srv.ContactPoint("hr-pd-storage"); key != rotated {
+			t.Error("rotated key not written")
+		}
+		if _, key, _ := f.srv.ContactPoint("hr-pd-default"); key != keyDefault {
+			t.Error("the other key changed")
+		}
+		f.assertNoWrites(t, rs)
+	})
+	t.Run("missing key blocks the create before any write", func(t *testing.T) {
+		srv := grafanatest.New()
+		defer srv.Close()
+		env := testEnv(srv)
+		delete(env, "HR_PD_STORAGE")
+		f := newFixture(t, fixtureOpts{env: env})
+		f.srv = srv
+		f.cfg = loadConfig(t, srv.URL, "", "", env)
+		f.r = f.newReconciler(t, fixtureOpts{})
+		p, err := f.r.Plan(context.Background(), rs)
+		if err != nil || !strings.Contains(p.String(), "routing key from $HR_PD_STORAGE (not set: apply will fail until it is)") {
+			t.Fatalf("plan %v:\n%s", err, p)
+		}
+		_, err = f.r.Apply(context.Background(), rs)
+		if err == nil || !strings.Contains(err.Error(), "HR_PD_STORAGE") {
+			t.Fatalf("apply error %v", err)
+		}
+		if n := srv.Writes(); n != 0 {
+			t.Errorf("%d writes before failing", n)
+		}
+	})
+	t.Run("missing key keeps the stored one", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.apply(t, rs)
+		cp, _, _ := f.srv.ContactPoint("hr-pd-storage")
+		cp.Settings.(map[string]any)["class"] = "edited"
+		cp.Settings.(map[string]any)["integrationKey"] = "[REDACTED]"
+		if _, err := f.srv.Client().Provisioning.PutContactpoint(provisioning.NewPutContactpointParams().WithUID(cp.UID).WithBody(&cp)); err != nil {
+			t.Fatal(err)
+		}
+		env := testEnv(f.srv)
+		delete(env, "HR_PD_STORAGE")
+		f.cfg = loadConfig(t, f.srv.URL, "", "", env)
+		f.r = f.newReconciler(t, fixtureOpts{})
+		p := f.apply(t, rs)
+		if !strings.Contains(p.String(), "$HR_PD_STORAGE is not set") || len(p.Changes) != 1 {
+			t.Fatalf("plan:\n%s", p)
+		}
+		cp, key, _ := f.srv.ContactPoint("hr-pd-storage")
+		if key != keyStorage || cp.Settings.(map[string]any)[keyFingerprintSetting] != keyFingerprint(keyStorage) {
+			t.Error("the stored key or its fingerprint was lost")
+		}
+		f.assertNoWrites(t, rs)
+	})
+}
+
+func TestWarningSeverityRouting(t *testing.T) {
+	tests := []struct {
+		warning, want string
+	}{
+		{"low", `severity=~"critical|error|warning"`},
+		{"none", `severity=~"critical|error",`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.warning, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{pagerduty: "warning: " + tt.warning})
+			f.apply(t, regions("eu"))
+			r, _ := f.srv.Rule("hr-host-eu")
+			if expr := r.Data[0].Model.(map[string]any)["expr"].(string); !strings.Contains(expr, tt.want) {
+				t.Errorf("expr %s lacks %s", expr, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyStopsAtCanceledContext(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.r.Apply(ctx, regions("eu")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if n := f.srv.Writes(); n != 0 {
+		t.Errorf("%d writes after cancel", n)
+	}
+	if !f.r.Status().UnreachableSince.IsZero() {
+		t.Error("our own cancel marked Grafana unreachable")
+	}
+}
+
+func TestNewRejectsUnusableConfig(t *testing.T) {
+	srv := grafanatest.New()
+	defer srv.Close()
+	good := loadConfig(t, srv.URL, "", "", testEnv(srv))
+	tests := []struct {
+		name   string
+		break_ func(c *config.Config)
+		want   string
+	}{
+		{"no grafana section", func(c *config.Config) { c.Grafana = nil }, "not configured"},
+		{"no routing keys", func(c *config.Config) { c.PagerDuty.RoutingKeys = nil }, "routing_keys"},
+		{"no default key", func(c *config.Config) { delete(c.PagerDuty.RoutingKeys, "default") }, `"default"`},
+		{"route to an unknown key", func(c *config.Config) { c.PagerDuty.Routes[0].Key = "nope" }, "nope"},
+		{"interval not a multiple of 10s", func(c *config.Config) { c.Grafana.Interval = config.Duration(15 * time.Second) }, "multiple of 10s"},
+		{"bad folder uid", func(c *config.Config) { c.Grafana.FolderUID = "a/b" }, "folder_uid"},
+		{"bad url", func(c *config.Config) { c.Grafana.URL = "grafana:3000" }, "grafana url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := loadConfig(t, srv.URL, "", "", testEnv(srv))
+			tt.break_(c)
+			_, err := New(c, nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one about %s", err, tt.want)
+			}
+		})
+	}
+	// Two reconcilers on one registry collide on metric names.
+	reg := prometheus.NewRegistry()
+	if _, err := New(good, nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(good, nil, reg); err == nil {
+		t.Error("a second registration on one registry succeeded")
+	}
+}
