@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"zero config takes defaults", Config{}, ""},
+		{"defaults", cfg(nil), ""},
+		{"confirm_after too large", cfg(func(c *config.Engine) { c.ConfirmAfter = 21 }), "confirm_after"},
+		{"negative stale_after", cfg(func(c *config.Engine) { c.StaleAfter = -1 }), "stale_after"},
+		{"flap low above high", cfg(func(c *config.Engine) { c.Flap = config.Flap{High: 0.3, Low: 0.4} }), "flap.low"},
+		{"outage ratio above 1", cfg(func(c *config.Engine) { c.Region.OutageRatio = 1.5 }), "outage_ratio"},
+		{"bad glob", cfg(nil, config.CheckRule{Match: "lvm["}), "checks[0]: match"},
+		{"empty glob", cfg(nil, config.CheckRule{Match: "", Team: "x"}), "checks[0]: match"},
+		{"bad severity", cfg(nil, config.CheckRule{Match: "ok"}, config.CheckRule{Match: "lvm*", Severity: "page-me"}), "checks[1]: severity"},
+		{"rule confirm_after", cfg(nil, config.CheckRule{Match: "x", ConfirmAfter: 99}), "confirm_after"},
+		{"valid rule", cfg(nil, config.CheckRule{Match: "lvm*", Severity: "Critical", Team: "storage", ConfirmAfter: 3}), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("New: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("New error = %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDedupAndOrdering(t *testing.T) {
+	at := func(sec int, st health.Status, eventID string) health.Result {
+		r := res("eu", "web-1", "disk", st)
+		r.Time = t0.Add(time.Duration(sec) * time.Second).UnixNano()
+		r.EventID = []byte(eventID)
+		return r
+	}
+	h := newHarness(t, cfg(nil))
+	h.now = t0.Add(2 * time.Minute) // results carry their own, earlier, timestamps
+	steps := []struct {
+		name               string
+		r                  health.Result
+		accepted, dup, chg int
+		trans              []string
+	}{
+		{"new check is persisted", at(10, health.Passing, ""), 1, 0, 1, nil},
+		{"equal result only refreshes", at(20, health.Passing, ""), 1, 0, 0, nil},
+		{"first failure is soft", at(30, health.Critical, "a"), 1, 0, 1, []string{"check eu/web-1/disk passing->soft"}},
+		{"retried event_id is a duplicate", at(40, health.Critical, "a"), 0, 1, 0, nil},
+		{"older result is ignored", at(25, health.Passing, "b"), 0, 1, 0, nil},
+		{"same timestamp, new event applies", at(30, health.Critical, "c"), 1, 0, 1, []string{
+			"check eu/web-1/disk soft->hard",
+			"alert host eu/web-1/disk inactive->firing",
+		}},
+		{"equal hard failure only refreshes", at(50, health.Critical, "d"), 1, 0, 0, nil},
+	}
+	for _, st := range steps {
+		h.now = h.now.Add(time.Second)
+		out := h.apply(st.r)
+		if out.Accepted != st.accepted || out.Duplicates != st.dup || len(out.Changed) != st.chg {
+			t.Errorf("%s: accepted/duplicates/changed = %d/%d/%d, want %d/%d/%d", st.name,
+				out.Accepted, out.Duplicates, len(out.Changed), st.accepted, st.dup, st.chg)
+		}
+		equalLines(t, st.name, transitionLines(out.Transitions), st.trans)
+		h.mustVerify()
+	}
+	info := h.e.HostChecks("web-1")
+	if len(info) != 1 || info[0].Updated != t0.Add(50*time.Second).UnixNano() || info[0].Hard != health.Critical {
+		t.Fatalf("state moved backwards: %+v", info)
+	}
+}
+
+func TestFutureTimestampIsClamped(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	r := res("eu", "web-1", "disk", health.Critical)
+	r.Time = t0.Add(365 * 24 * time.Hour).UnixNano()
+	h.apply(r)
+	if got := h.e.HostChecks("web-1")[0].Updated; got != t0.UnixNano() {
+		t.Fatalf("future timestamp kept: %v", unixTime(got))
+	}
+	h.now = h.now.Add(time.Minute)
+	out := h.apply(res("eu", "web-1", "disk", health.Passing))
+	if out.Duplicates != 0 || out.Accepted != 1 {
+		t.Fatalf("a result after a bogus future timestamp was ignored: %+v", out)
+	}
+}
+
+func TestSoftHard(t *testing.T) {
+	C, W, P := health.Critical, health.Warning, health.Passing
+	tests := []struct {
+		name    string
+		confirm int
+		rules   []config.CheckRule
+		check   string
+		results []health.Status
+		phase   string
+		hard    health.Status
+		pages   bool
+	}{
+		{"one failure is soft", 2, nil, "disk", []health.Status{C}, health.PhaseSoft, P, false},
+		{"confirm_after failures are hard", 2, nil, "disk", []health.Status{C, C}, health.PhaseHard, C, true},
+		{"mixed failing statuses count", 2, nil, "disk", []health.Status{W, C}, health.PhaseHard, C, true},
+		{"a pass resets the count", 2, nil, "disk", []health.Status{C, P, C}, health.PhaseSoft, P, false},
+		{"confirm_after 1 is immediate", 1, nil, "disk", []health.Status{C}, health.PhaseHard, C, true},
+		{"rule override needs more", 2, []config.CheckRule{{Match: "lvm*", ConfirmAfter: 3}}, "lvm-vg0", []health.Status{C, C}, health.PhaseSoft, P, false},
+		{"rule override reached", 2, []config.CheckRule{{Match: "lvm*", ConfirmAfter: 3}}, "lvm-vg0", []health.Status{C, C, C}, health.PhaseHard, C, true},
+		{"first matching rule wins", 2, []config.CheckRule{{Match: "lvm*", ConfirmAfter: 1}, {Match: "lvm-*", ConfirmAfter: 5}}, "lvm-vg0", []health.Status{C}, health.PhaseHard, C, true},
+		{"rule not matching inherits", 2, []config.CheckRule{{Match: "lvm*", ConfirmAfter: 5}}, "disk", []health.Status{C, C}, health.PhaseHard, C, true},
+		{"hard warning escalates at once", 2, nil, "disk", []health.Status{W, W, C}, health.PhaseHard, C, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = tt.confirm }, tt.rules...))
+			for _, st := range tt.results {
+				h.now = h.now.Add(30 * time.Second)
+				h.apply(res("eu", "web-1", tt.check, st))
+			}
+			ex := h.e.Explain("web-1", tt.check)
+			if ex.Phase != tt.phase || ex.Check.Hard != tt.hard || ex.Pages != tt.pages {
+				t.Fatalf("phase/hard/pages = %s/%s/%v, want %s/%s/%v (%s)", ex.Phase, ex.Check.Hard, ex.Pages, tt.phase, tt.hard, tt.pages, ex.Decision)
+			}
+			h.mustVerify()
+		})
+	}
+}
+
+func TestRecoverAfter(t *testing.T) {
+	C, P := health.Critical, health.Passing
+	tests := []struct {
+		name    string
+		recover int
+		results []health.Status
+		pages   bool
+	}{
+		{"immediate by default", 1, []health.Status{C, C, P}, false},
+		{"still paging before recover_after", 3, []health.Status{C, C, P, P}, true},
+		{"recovers at recover_after", 3, []health.Status{C, C, P, P, P}, false},
+		{"a failure restarts the count", 3, []health.Status{C, C, P, P, C, P, P}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(func(c *config.Engine) { c.RecoverAfter = tt.recover }))
+			for _, st := range tt.results {
+				h.now = h.now.Add(30 * time.Second)
+				h.apply(res("eu", "web-1", "disk", st))
+			}
+			if got := h.e.Explain("web-1", "disk").Pages; got != tt.pages {
+				t.Fatalf("pages = %v, want %v", got, tt.pages)
+			}
+			if got := pages(h.journal); got != 1 {
+				t.Fatalf("%d pages, want exactly 1", got)
+			}
+			h.mustVerify()
+		})
+	}
+}
+
+func TestSecondFailingCheckIsSameAlert(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+	h.apply(res("eu", "web-1", "disk", health.Passing), res("eu", "web-1", "lvm", health.Passing))
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(res("eu", "web-1", "disk", health.Critical))
+	first := h.e.Alerts()
+	equalLines(t, "one failing check", alertLines(first), []string{"host eu web-1 critical 1 [disk]"})
+
+	h.now = h.now.Add(30 * time.Second)
+	out := h.apply(res("eu", "web-1", "lvm", health.Critical))
+	equalLines(t, "second check adds no alert transition", alertTransitions(out.Transitions), nil)
+	second := h.e.Alerts()
+	equalLines(t, "two failing checks", alertLines(second), []string{"host eu web-1 critical 2 [disk lvm]"})
+	if !second[0].Since.Equal(first[0].Since) || second[0].ID() != first[0].ID() {
+		t.Fatalf("alert instance changed: %v/%s -> %v/%s", first[0].Since, first[0].ID(), second[0].Since, second[0].ID())
+	}
+	if want := "2 checks failing on web-1 (eu): disk, lvm"; second[0].Summary != want {
+		t.Errorf("summary %q, want %q", second[0].Summary, want)
+	}
+
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(res("eu", "web-1", "disk", health.Passing))
+	equalLines(t, "first check recovered", alertLines(h.e.Alerts()), []string{"host eu web-1 critical 1 [lvm]"})
+	h.now = h.now.Add(30 * time.Second)
+	out = h.apply(res("eu", "web-1", "lvm", health.Passing))
+	equalLines(t, "resolved once", alertTransitions(out.Transitions), []string{"alert host eu/web-1/lvm firing->inactive"})
+	if pages(h.journal) != 1 {
+		t.Fatalf("%d pages, want 1", pages(h.journal))
+	}
+	h.mustVerify()
+}
+
+func TestSeverityResolution(t *testing.T) {
+	rules := []config.CheckRule{{Match: "lvm*", Severity: "critical", Team: "storage"}, {Match: "dns", Severity: "info"}}
+	tests := []struct {
+		name     string
+		check    string
+		status   health.Status
+		eventSev health.Severity
+		want     health.Severity
+		team     string
+	}{
+		{"event wins over rule", "lvm", health.Warning, health.SeverityError, health.SeverityError, "storage"},
+		{"rule wins over status", "lvm", health.Warning, health.SeverityNone, health.SeverityCritical, "storage"},
+		{"rule can lower", "dns", health.Critical, health.SeverityNone, health.SeverityInfo, ""},
+		{"critical status", "disk", health.Critical, health.SeverityNone, health.SeverityCritical, ""},
+		{"warning status", "disk", health.Warning, health.SeverityNone, health.SeverityWarning, ""},
+		{"unknown status", "disk", health.Unknown, health.SeverityNone, health.SeverityCritical, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }, rules...))
+			r := res("eu", "web-1", tt.check, tt.status)
+			r.Severity = tt.eventSev
+			h.apply(r)
+			as := h.e.Alerts()
+			if len(as) != 1 || as[0].Severity != tt.want || as[0].Team != tt.team {
+				t.Fatalf("alerts %+v, want severity %s team %q", as, tt.want, tt.team)
+			}
+		})
+	}
+
+	t.Run("host takes the highest and journals escalation", func(t *testing.T) {
+		h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+		h.apply(res("eu", "web-1", "dns", health.Warning))
+		h.now = h.now.Add(30 * time.Second)
+		out := h.apply(res("eu", "web-1", "disk", health.Critical))
+		equalLines(t, "escalation", alertTransitions(out.Transitions), []string{"alert host eu/web-1/disk firing->firing severity"})
+		if as := h.e.Alerts(); as[0].Severity != health.SeverityCritical || as[0].Team != "" {
+			t.Fatalf("host alert %+v", as[0])
+		}
+		if pages(h.journal) != 1 {
+			t.Fatalf("escalation counted as a new page")
+		}
+	})
+}
+
+func TestMaxChecks(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.MaxChecks = 2 }))
+	out := h.apply(
+		res("eu", "web-1", "disk", health.Passing),
+		res("eu", "web-1", "lvm", health.Passing),
+		res("eu", "web-2", "disk", health.Critical),
+		res("eu", "web-1", "disk", health.Passing),
+		res("eu", "web-1", "not_reporting", health.Passing),
+		res("", "web-1", "disk", health.Passing),
+	)
+	if out.Accepted != 3 || len(out.Rejected) != 3 {
+		t.Fatalf("accepted %d rejected %+v", out.Accepted, out.Rejected)
+	}
+	want := []Rejection{{Index: 2, Reason: RejectTooManyChecks}, {Index: 4, Reason: RejectReservedCheck}, {Index: 5, Reason: RejectInvalidKey}}
+	for i, r := range out.Rejected {
+		if r.Index != want[i].Index || r.Reason != want[i].Reason || r.Err == "" {
+			t.Errorf("rejection %d = %+v, want %+v", i, r, want[i])
+		}
+	}
+	if got := h.e.Stats(); got.TrackedChecks != 2 || got.Hosts != 1 {
+		t.Fatalf("stats %+v: a rejected key created state", got)
+	}
+	h.mustVerify()
+}
+
+func TestChangedAndCheckpoint(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	out := h.apply(res("eu", "web-1", "disk", health.Passing), res("eu", "web-1", "disk", health.Critical))
+	if len(out.Changed) != 1 || out.Changed[0].Status != health.Critical || out.Changed[0].Attempts != 1 {
+		t.Fatalf("Changed %+v, want one latest entry", out.Changed)
+	}
+	if len(out.NewRegions) != 1 || out.NewRegions[0] != "eu" {
+		t.Fatalf("NewRegions %v", out.NewRegions)
+	}
+	var got []health.CheckState
+	h.e.Checkpoint(func(cs *health.CheckState) { got = append(got, *cs) })
+	if len(got) != 0 {
+		t.Fatalf("checkpoint repeats states already in Changed: %+v", got)
+	}
+
+	h.now = h.now.Add(30 * time.Second)
+	r := res("eu", "web-1", "lvm", health.Passing)
+	h.apply(r)
+	h.now = h.now.Add(30 * time.Second)
+	r.Interval = 60
+	out = h.apply(r)
+	if len(out.Changed) != 0 {
+		t.Fatalf("a refresh is in Changed: %+v", out.Changed)
+	}
+	h.e.Checkpoint(func(cs *health.CheckState) { got = append(got, *cs) })
+	if len(got) != 1 || got[0].Check != "lvm" || got[0].LastSeen != h.now.UnixNano() || got[0].Interval != 60 {
+		t.Fatalf("checkpoint = %+v, want the refreshed lvm", got)
+	}
+	got = got[:0]
+	h.e.Checkpoint(func(cs *health.CheckState) { got = append(got, *cs) })
+	if len(got) != 0 {
+		t.Fatalf("second checkpoint not empty: %+v", got)
+	}
+
+	t.Run("output of a failing check is persisted, of a passing one dropped", func(t *testing.T) {
+		r := res("eu", "web-1", "disk", health.Critical)
+		r.Output = []byte("sda full")
+		h.now = h.now.Add(30 * time.Second)
+		out := h.apply(r)
+		if len(out.Changed) != 1 || out.Changed[0].Output != "sda full" {
+			t.Fatalf("Changed %+v", out.Changed)
+		}
+		h.now = h.now.Add(30 * time.Second)
+		if out := h.apply(r); len(out.Changed) != 0 {
+			t.Fatalf("unchanged output persisted again: %+v", out.Changed)
+		}
+		r.Status = health.Passing
+		h.now = h.now.Add(30 * time.Second)
+		out = h.apply(r)
+		if len(out.Changed) != 1 || out.Changed[0].Output != "" {
+			t.Fatalf("passing check keeps output: %+v", out.Changed)
+		}
+	})
+	var o Outcome
+	o.Transitions = make([]health.Transition, 3, 10)
+	o.Accepted = 5
+	o.Reset()
+	if o.Accepted != 0 || len(o.Transitions) != 0 || cap(o.Transitions) != 10 {
+		t.Fatalf("Reset: %+v", o)
+	}
+}
+
+func TestApplyBeforeStartPanics(t *testing.T) {
+	e, err := New(cfg(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Apply before Start did not panic")
+		}
+	}()
+	e.Apply(&health.Batch{Received: t0}, &Outcome{})
+}
+
+// TestSlotSize guards the memory budget: a check slot is one cache line.
+func TestSlotSize(t *testing.T) {
+	if got := unsafe.Sizeof(slot{}); got != 64 {
+		t.Fatalf("slot is %d bytes, want 64", got)
+	}
+}

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+func TestExplain(t *testing.T) {
+	c := cfg(nil, config.CheckRule{Match: "lvm*", Severity: "critical", Team: "storage", ConfirmAfter: 3})
+	h := newHarness(t, c)
+	crit := func(host, check string) health.Result { return res("eu", host, check, health.Critical) }
+	pass := func(host, check string) health.Result { return res("eu", host, check, health.Passing) }
+
+	// A region of 5 hosts where conn fails on 3; web-0 also fails disk
+	// (pages); web-1 has a soft lvm; web-2 flaps on ntp; web-3 is in
+	// maintenance failing disk; web-4 stops reporting raid.
+	base := func(round int) []health.Result {
+		var rs []health.Result
+		for _, host := range []string{"web-0", "web-1", "web-2", "web-3", "web-4"} {
+			rs = append(rs, pass(host, "cpu"))
+		}
+		rs = append(rs, crit("web-0", "conn"), crit("web-1", "conn"), crit("web-2", "conn"),
+			pass("web-3", "conn"), pass("web-4", "conn"), crit("web-0", "disk"), crit("web-3", "disk"))
+		if round%2 == 0 {
+			rs = append(rs, crit("web-2", "ntp"))
+		} else {
+			rs = append(rs, pass("web-2", "ntp"))
+		}
+		if round == 0 {
+			rs = append(rs, pass("web-4", "raid"))
+		}
+		if round == 11 {
+			rs = append(rs, crit("web-1", "lvm"))
+		}
+		return rs
+	}
+	h.addWindow(health.Window{ID: "drain", Region: "eu", Host: "web-3", Until: t0.Add(time.Hour), Reason: "replacing disk"})
+	for round := 0; round < 12; round++ {
+		h.step(30 * time.Second)
+		h.apply(base(round)...)
+	}
+
+	tests := []struct {
+		name, host, check string
+		found, pages      bool
+		phase             string
+		decision          string
+		steps             []string
+	}{
+		{"paging", "web-0", "disk", true, true, health.PhaseHard, "disk on web-0 pages: hard critical since",
+			[]string{"confirmed after 2 consecutive non-passing results", "severity critical from its critical status", "host alert on web-0 firing"}},
+		{"soft", "web-1", "lvm", true, false, health.PhaseSoft, "does not page yet: soft critical, 1 of 3",
+			[]string{`1/3 consecutive non-passing results, hard at 3 (confirm_after, rule "lvm*")`, `severity critical from rule "lvm*"`}},
+		{"flapping", "web-2", "ntp", true, false, health.PhaseFlapping, "does not page: it is flapping",
+			[]string{"weighted state changes over the last 12 results (flapping above 50%, settled below 25%): flapping"}},
+		{"suppressed by region", "web-1", "conn", true, false, health.PhaseHard, "conn fails on 3/4 hosts in eu, so the region alert stands for it",
+			[]string{"region rollup conn in eu: 3/4 hosts failing (75%); a region alert needs at least 30% and 3 hosts: region alert firing"}},
+		{"maintenance", "web-3", "disk", true, false, health.PhaseHard, "suppressed by maintenance window drain until",
+			[]string{"maintenance window drain until", "(replacing disk)"}},
+		{"stale", "web-4", "raid", true, false, health.PhaseStale, "does not page: stale, no result for 5m30s (stale_after 5m0s)",
+			[]string{"stale: nothing received for 5m30s, more than its stale_after 5m0s (engine stale_after)"}},
+		{"passing", "web-4", "cpu", true, false, health.PhasePassing, "cpu on web-4 does not page: it is passing", nil},
+		{"unknown check", "web-0", "nope", false, false, "", "no check nope is tracked on web-0 (eu)", nil},
+		{"unknown host", "db-9", "disk", false, false, "", "db-9 is not a tracked host", nil},
+		{"host paging", "web-0", "", true, true, health.PhaseHard, "web-0 pages: 1 check failing on web-0 (eu): disk",
+			[]string{"disk: hard critical since", "conn: hard, suppressed by region"}},
+		{"host not paging", "web-2", "", true, false, health.PhaseHard, "web-2 does not page: its failing checks are suppressed (conn, ntp)", nil},
+		{"host in maintenance", "web-3", "", true, false, health.PhaseHard, "suppressed (disk)",
+			[]string{"maintenance window drain until", "covers every check (replacing disk)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := h.e.Explain(tt.host, tt.check)
+			if ex.Found != tt.found || ex.Pages != tt.pages || ex.Phase != tt.phase {
+				t.Fatalf("found/pages/phase = %v/%v/%q, want %v/%v/%q: %s", ex.Found, ex.Pages, ex.Phase, tt.found, tt.pages, tt.phase, ex.Decision)
+			}
+			if !strings.Contains(ex.Decision, tt.decision) {
+				t.Errorf("decision %q, want it to contain %q", ex.Decision, tt.decision)
+			}
+			all := strings.Join(ex.Steps, "\n")
+			for _, s := range tt.steps {
+				if !strings.Contains(all, s) {
+					t.Errorf("steps lack %q:\n%s", s, all)
+				}
+			}
+			if tt.found && tt.check != "" && (ex.Check == nil || ex.Check.Key.Check != tt.check) {
+				t.Errorf("check info %+v", ex.Check)
+			}
+		})
+	}
+
+	t.Run("region and window attached", func(t *testing.T) {
+		ex := h.e.Explain("web-1", "conn")
+		// web-3 is drained: out of the rollup.
+		want := RegionRollup{Region: "eu", Check: "conn", Hosts: 4, Failing: 3, Ratio: 0.75, Threshold: 0.3, MinHosts: 3, Alerting: true}
+		if ex.Region == nil || *ex.Region != want {
+			t.Fatalf("region %+v, want %+v", ex.Region, want)
+		}
+		if ex.Alert == nil || ex.Alert.Suppressed != health.SuppressedByRegion {
+			t.Fatalf("alert %+v", ex.Alert)
+		}
+		if ex := h.e.Explain("web-3", "disk"); ex.Window == nil || ex.Window.ID != "drain" {
+			t.Fatalf("window %+v", ex.Window)
+		}
+	})
+
+	t.Run("not reporting host", func(t *testing.T) {
+		h := newHarness(t, cfg(nil))
+		h.apply(pass("web-9", "cpu"))
+		h.step(6 * time.Minute)
+		ex := h.e.Explain("web-9", "")
+		if !ex.Pages || ex.Phase != health.PhaseStale || !strings.Contains(ex.Decision, "web-9 pages: not reporting") {
+			t.Fatalf("%+v", ex)
+		}
+		if ex.Region == nil || ex.Region.Check != health.NotReporting || ex.Region.Failing != 1 {
+			t.Fatalf("region %+v", ex.Region)
+		}
+	})
+
+	t.Run("JSON uses snake_case and RFC 3339", func(t *testing.T) {
+		b, err := json.Marshal(h.e.Explain("web-0", "disk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"decision":`, `"check":{"region":"eu","host":"web-0","check":"disk","status":"critical","hard":"critical","phase":"hard"`, `"hard_since":"2025-03-01T12:01:00Z"`, `"flap_percent":0`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("JSON lacks %s:\n%s", want, b)
+			}
+		}
+	})
+}
+
+func TestReadSide(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+	h.apply(res("us", "api-1", "cpu", health.Passing), res("eu", "web-2", "disk", health.Warning),
+		res("eu", "web-1", "disk", health.Critical), res("eu", "web-1", "cpu", health.Passing),
+		res("us", "web-1", "cpu", health.Passing))
+
+	var failing []string
+	h.e.FailingChecks(func(k health.Key, st health.Status, hard bool) {
+		failing = append(failing, k.String()+" "+st.String())
+	})
+	slices.Sort(failing)
+	equalLines(t, "failing checks", failing, []string{"eu/web-1/disk critical", "eu/web-2/disk warning"})
+
+	regions := h.e.Regions()
+	if len(regions) != 2 || regions[0].Name != "eu" || regions[0].Hosts != 2 || regions[0].FailingChecks != 2 ||
+		regions[0].Alerts != 2 || !regions[0].LastEvent.Equal(t0) || regions[1].Alerts != 0 {
+		t.Fatalf("regions %+v", regions)
+	}
+	hosts := h.e.Hosts("eu")
+	if len(hosts) != 2 || hosts[0].Host != "web-1" || hosts[0].Checks != 2 || hosts[0].Failing != 1 || hosts[0].Alert == nil {
+		t.Fatalf("hosts %+v", hosts)
+	}
+	if all := h.e.Hosts(""); len(all) != 4 || all[3].Region != "us" || all[3].Host != "web-1" {
+		t.Fatalf("all hosts %+v", all)
+	}
+	if none := h.e.Hosts("mars"); len(none) != 0 {
+		t.Fatalf("unknown region: %+v", none)
+	}
+	checks := h.e.HostChecks("web-1")
+	if len(checks) != 3 || checks[0].Region != "eu" || checks[0].Key.Check != "cpu" || checks[2].Region != "us" {
+		t.Fatalf("host checks %+v", checks)
+	}
+	if s := h.e.Stats(); s != (Stats{TrackedChecks: 5, Hosts: 4, Regions: 2, Firing: 2}) {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestReadMethodsAreReadOnly runs every read method concurrently; under
+// -race any write they made would be reported.
+func TestReadMethodsAreReadOnly(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+	h.addWindow(health.Window{ID: "w", Region: "eu", Host: "h-01", Check: "c*", Until: t0.Add(time.Hour)})
+	h.apply(regionFleet(10, 10, 4, "conn")...)
+	h.apply(res("eu", "h-09", "disk", health.Critical))
+	done := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_ = h.e.Alerts()
+			h.e.FailingChecks(func(health.Key, health.Status, bool) {})
+			_ = h.e.Regions()
+			_ = h.e.Hosts("")
+			_ = h.e.HostChecks("h-01")
+			_ = h.e.Explain("h-01", "conn")
+			_ = h.e.Explain("h-01", "")
+			_ = h.e.Explain("h-09", "disk")
+			_ = h.e.Windows()
+			_ = h.e.Stats()
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		<-done
+	}
+}

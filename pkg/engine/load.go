@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// Load adds one persisted check at start-up, in any order. s is not
+// retained. Counters, staleness and alerts are rebuilt by Start.
+func (e *Engine) Load(s *health.CheckState) error {
+	if e.started {
+		return errors.New("engine: Load after Start")
+	}
+	if err := validateState(s); err != nil {
+		return fmt.Errorf("engine: load %s: %w", s.Key, err)
+	}
+	reg := e.lastRegion
+	if reg == nil || reg.name != s.Region {
+		if ri, ok := e.regionIDs[s.Region]; ok {
+			reg = e.regions[ri]
+		} else {
+			reg = e.addRegion(strings.Clone(s.Region))
+		}
+		e.lastRegion = reg
+	}
+	hi, ok := reg.hosts[s.Host]
+	if !ok {
+		hi = e.addHost(reg, strings.Clone(s.Host))
+	}
+	name := e.internNameString(s.Check)
+	h := &e.hosts[hi]
+	if _, dup := h.find(name); dup {
+		return fmt.Errorf("engine: load %s: loaded twice", s.Key)
+	}
+	idx := h.insert(name)
+	sl := &h.checks[idx]
+	*sl = slot{
+		updated:   s.Updated,
+		hardSince: s.HardSince,
+		lastSeen:  s.LastSeen,
+		eventID:   s.EventID,
+		flapHist:  s.FlapHistory & flapHistMask,
+		name:      name,
+		team:      e.internTeamString(s.Team),
+		interval:  s.Interval,
+		status:    s.Status,
+		hard:      s.Hard,
+		attempts:  s.Attempts,
+		severity:  s.Severity,
+		flapCount: min(s.FlapCount, flapSlots),
+	}
+	if s.Flapping {
+		sl.flags |= fFlapping
+	}
+	if s.Stale {
+		sl.flags |= fStale // counted by Start
+	}
+	if sl.nonPassing() && (s.Output != "" || len(s.Labels) > 0) {
+		e.setExtra(sl, checkExtra{output: s.Output, labels: slices.Clone(s.Labels)})
+	}
+	if s.LastSeen > h.lastSeen {
+		h.lastSeen = s.LastSeen
+	}
+	if s.LastSeen > reg.lastEvent {
+		reg.lastEvent = s.LastSeen
+	}
+	if s.LastSeen > e.loadedMax {
+		e.loadedMax = s.LastSeen
+	}
+	e.checks++
+	return nil
+}
+
+func validateState(s *health.CheckState) error {
+	switch {
+	case s.Region == "" || s.Host == "" || s.Check == "":
+		return errors.New("region, host and check must not be empty")
+	case s.Check == health.NotReporting:
+		return fmt.Errorf("check name %q is reserved", health.NotReporting)
+	case s.Status > health.Unknown:
+		return fmt.Errorf("invalid status %d", s.Status)
+	case s.Hard > health.Unknown:
+		return fmt.Errorf("invalid hard status %d", s.Hard)
+	case s.Severity > health.SeverityCritical:
+		return fmt.Errorf("invalid severity %d", s.Severity)
+	}
+	return nil
+}
+
+// Start finishes loading: it decides which loaded checks were already
+// stale, rebuilds every counter and alert from the states (emitting no
+// transition: the alerts are those that were active before the restart),
+// sets the journal sequence to seq, and gives every other check until now +
+// its stale_after before it can become stale. It must be called once,
+// before Apply and Tick; a fresh engine calls Start(0, now).
+func (e *Engine) Start(seq uint64, now time.Time) {
+	if e.started {
+		panic("engine: Start called twice")
+	}
+	n := now.UnixNano()
+	e.started, e.seq, e.startedAt = true, seq, n
+	e.advance(n)
+	e.advance(e.loadedMax)
+
+	// A window that has ended is gone. One that ended while the engine was
+	// down releases its alerts here, without a transition: Start journals
+	// nothing, and the alerts are what they would be had it never stopped.
+	e.windows = slices.DeleteFunc(e.windows, func(w *window) bool { return w.until <= n })
+	slices.SortFunc(e.windows, windowCompare)
+	for _, reg := range e.regions {
+		reg.windows = reg.windows[:0]
+	}
+	for _, w := range e.windows {
+		if ri, ok := e.regionIDs[w.Region]; ok {
+			reg := e.regions[ri]
+			reg.windows = append(reg.windows, w)
+		}
+	}
+
+	for _, reg := range e.regions {
+		for _, hi := range reg.hostList {
+			e.restoreHost(reg, hi)
+		}
+	}
+	e.dueInit()
+	e.settle(n, nil)
+	e.pending = e.pending[:0]
+}
+
+// restoreHost derives a loaded host's flags and counts.
+func (e *Engine) restoreHost(reg *region, hi uint32) {
+	e.refreshHostMaint(reg, hi, true)
+	h := &e.hosts[hi]
+	h.due = math.MaxInt64
+	reg.reporting++
+	for i := range h.checks {
+		s := &h.checks[i]
+		if s.flags&fFlapping != 0 {
+			e.flapping++
+		}
+		if s.nonPassing() {
+			e.countNonPassing(reg, hi, true)
+		}
+		if s.stale() || s.lastSeen+e.staleAfter(s) <= e.loadedMax {
+			// Stale before the restart: it stays so, and its alerts too.
+			// A stale mark lost in a crash is inferred from the others'
+			// last-seen: the engine heard from them after this deadline.
+			s.flags |= fStale
+			h.stale++
+			e.staleCount++
+		} else {
+			h.due = min(h.due, e.deadline(s))
+		}
+		e.updateMembership(reg, hi, s)
+	}
+	h.due = spreadKey(h, e.startedAt, h.due)
+	e.updateHostNR(reg, hi)
+	e.markHostDirty(hi)
+}
+
+// Checkpoint calls fn for every state modified since the previous
+// Checkpoint and not returned in an Outcome.Changed since (last-seen
+// refreshes, flap-history shifts), then forgets them. The state passed to
+// fn is valid only during the call.
+func (e *Engine) Checkpoint(fn func(*health.CheckState)) {
+	for _, hi := range e.ckptHosts {
+		h := &e.hosts[hi]
+		h.flags &^= hCheckpoint
+		reg := e.regions[h.region]
+		for i := range h.checks {
+			s := &h.checks[i]
+			if s.flags&fCheckpoint == 0 {
+				continue
+			}
+			s.flags &^= fCheckpoint
+			e.state = e.export(reg, h, s)
+			fn(&e.state)
+		}
+	}
+	e.state = health.CheckState{}
+	e.ckptHosts = e.ckptHosts[:0]
+}

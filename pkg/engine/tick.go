@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// Tick advances the clock without results: maintenance windows expire,
+// checks past their deadline become stale, hosts and regions stop
+// reporting. Its cost is proportional to the hosts that are due.
+func (e *Engine) Tick(now time.Time, out *Outcome) {
+	e.mustStart("Tick")
+	n := now.UnixNano()
+	e.advance(n)
+	e.expireWindows(n)
+	e.markStale(n, out)
+	e.settle(n, out)
+	e.flushChanged(out)
+}
+
+// maxTickHosts bounds the due hosts one Tick visits. Hosts come due in
+// bursts (every host at once when the grace period after a restart ends);
+// the bound spreads a burst over a few ticks instead of holding the
+// caller's lock, at the cost of noticing some staleness a tick later.
+const maxTickHosts = 4096
+
+// markStale visits the hosts whose earliest deadline has passed, re-arms
+// them with their next deadline, and marks their overdue checks stale.
+func (e *Engine) markStale(now int64, out *Outcome) {
+	overdue := e.dueScratch[:0]
+	for n := 0; n < maxTickHosts && len(e.due) > 0 && e.due[0].at <= now; n++ {
+		hi := e.due[0].host
+		h := &e.hosts[hi]
+		next, late := int64(math.MaxInt64), false
+		for i := range h.checks {
+			s := &h.checks[i]
+			if s.stale() {
+				continue
+			}
+			if d := e.deadline(s); d <= now {
+				late = true
+			} else {
+				next = min(next, d)
+			}
+		}
+		if late {
+			overdue = append(overdue, hi)
+		}
+		e.rearmTop(now, next)
+	}
+	// Heap order among equal deadlines depends on history; names do not.
+	slices.SortFunc(overdue, e.hostKeyLess)
+	for _, hi := range overdue {
+		reg := e.regions[e.hosts[hi].region]
+		for i := range e.hosts[hi].checks {
+			h := &e.hosts[hi]
+			s := &h.checks[i]
+			if s.stale() || e.deadline(s) > now {
+				continue
+			}
+			from := s.phase()
+			e.setStale(reg, hi, s, true)
+			e.markPending(hi, s)
+			e.emit(out, health.Transition{
+				Time: unixTime(now), Kind: health.CheckChanged,
+				Key:  health.Key{Region: reg.name, Host: h.name, Check: e.names[s.name].name},
+				From: from, To: health.PhaseStale, Status: s.status, Severity: e.severity(s),
+			})
+		}
+	}
+	clear(overdue)
+	e.dueScratch = overdue[:0]
+}
