@@ -1,0 +1,45 @@
+# healthrouter — build, test and measure.
+# `make test` is the whole suite (CI runs it through .ci/run).
+
+GO      ?= go
+BIN     := bin/healthrouter
+PKGS    := ./...
+
+.PHONY: all build run test test-short vet fmt fmt-check bench fuzz clean
+
+all: fmt-check vet build test
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/healthrouter
+
+run:
+	$(GO) run ./cmd/healthrouter serve
+
+# The whole suite: unit, HTTP, crash and end-to-end tests, fuzz seeds included.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Everything but the slow end-to-end and crash tests.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Benchmarks (figures, never timed tests).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/...
+
+# Run the decoder fuzzer for a while (CI runs its seed corpus in `make test`).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./pkg/ingest
+
+clean:
+	rm -rf bin

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/grafana"
+	"github.com/healthrouter/healthrouter/pkg/pagerduty"
+	"github.com/healthrouter/healthrouter/pkg/store"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
+)
+
+// Store buckets of the PagerDuty outbox and fallback state.
+const (
+	outboxQueue    = "pagerduty_outbox"
+	outboxOpen     = "pagerduty_open"
+	fallbackBucket = "pagerduty_fallback"
+)
+
+// components are the optional parts a config turns on around the core:
+// Grafana provisioning and PagerDuty paging. Each is nil when off.
+type components struct {
+	started    atomic.Bool // set once the fields below are
+	reconciler *grafana.Reconciler
+	outbox     *pagerduty.Outbox
+	fallback   *pagerduty.Fallback
+}
+
+// regionSource adapts the tracker to what the reconciler reads.
+type regionSource struct{ t *tracker.Tracker }
+
+func (s regionSource) Regions() []grafana.Region {
+	rs := s.t.Regions()
+	out := make([]grafana.Region, len(rs))
+	for i, r := range rs {
+		out[i] = grafana.Region{Name: r.Name, LastSeen: r.LastSeen}
+	}
+	return out
+}
+
+// start builds and runs the components in the background until ctx ends.
+func (c *components) start(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config, st *store.Store,
+	tr *tracker.Tracker, reg prometheus.Registerer, log *zap.Logger) error {
+	if err := c.build(ctx, wg, cfg, st, tr, reg, log); err != nil {
+		return err
+	}
+	c.started.Store(true)
+	return nil
+}
+
+func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config, st *store.Store,
+	tr *tracker.Tracker, reg prometheus.Registerer, log *zap.Logger) error {
+	if cfg.Grafana != nil {
+		r, err := grafana.New(cfg, log.Named("grafana"), reg)
+		if err != nil {
+			return fmt.Errorf("grafana: %w", err)
+		}
+		c.reconciler = r
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(ctx, regionSource{tr}, tr.NewRegions()) }()
+	}
+	if cfg.PagerDuty == nil || len(cfg.PagerDuty.RoutingKeys) == 0 {
+		return nil
+	}
+	queue, err := st.Queue(outboxQueue)
+	if err != nil {
+		return err
+	}
+	open, err := st.KV(outboxOpen)
+	if err != nil {
+		return err
+	}
+	c.outbox, err = pagerduty.NewOutbox(cfg.PagerDuty, queue, open, pagerduty.OutboxOptions{
+		Logger: log.Named("pagerduty"), Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("pagerduty outbox: %w", err)
+	}
+	fbState, err := st.KV(fallbackBucket)
+	if err != nil {
+		return err
+	}
+	c.fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, pagerduty.FallbackOptions{
+		ExternalURL: cfg.ExternalURL,
+		Direct:      cfg.Grafana == nil,
+		Logger:      log.Named("fallback"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return fmt.Errorf("pagerduty fallback: %w", err)
+	}
+	if cfg.Grafana == nil {
+		log.Info("no grafana configured: paging PagerDuty directly (direct mode)")
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := c.outbox.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("pagerduty outbox stopped", zap.Error(err))
+		}
+	}()
+	go func() { defer wg.Done(); c.runFallback(ctx, cfg.Engine.TickEvery.D(), tr, log) }()
+	return nil
+}
+
+// runFallback feeds the alert set and Grafana's reachability to the
+// fallback pager as the engine ticks.
+func (c *components) runFallback(ctx context.Context, every time.Duration, tr *tracker.Tracker, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var unreachableSince time.Time
+			if c.reconciler != nil {
+				unreachableSince = c.reconciler.Status().UnreachableSince
+			}
+			if err := c.fallback.Update(now, unreachableSince, tr.Alerts()); err != nil {
+				log.Error("fallback paging update failed; will retry", zap.Error(err))
+			}
+		}
+	}
+}
+
+// status is the components' part of /readyz.
+func (c *components) status() map[string]any {
+	out := map[string]any{}
+	if !c.started.Load() {
+		return out
+	}
+	if c.reconciler != nil {
+		out["grafana"] = c.reconciler.Status()
+	}
+	if c.outbox != nil {
+		out["pagerduty"] = map[string]any{
+			"outbox_depth":    c.outbox.Depth(),
+			"fallback_active": c.fallback.Active(),
+		}
+	}
+	return out
+}
+
+func (c *components) routes(r chi.Router, admin, read func(http.Handler) http.Handler) {}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/grafana"
+	"github.com/healthrouter/healthrouter/pkg/pagerduty"
+)
+
+func init() {
+	register("plan", "show what apply would change in Grafana (exit 2: changes pending)", plan)
+	register("apply", "provision Grafana once: folder, rule groups, contact points, routing", apply)
+	register("export", "write the Grafana objects as file-provisioning YAML", export)
+	register("pagerduty", "pagerduty test (send a test page and resolve it) | verify (check routing keys)", pagerdutyCmd)
+}
+
+// regionFlags say where the regions to provision come from: named on the
+// command line, or asked of a running server.
+type regionFlags struct {
+	regions string
+	api     apiClient
+}
+
+func (r *regionFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.regions, "regions", "", "comma-separated `regions` to provision (default: those a running --server has seen)")
+	r.api.register(fs)
+}
+
+func (r *regionFlags) load(ctx context.Context) ([]grafana.Region, error) {
+	if r.regions != "" {
+		var out []grafana.Region
+		for _, name := range strings.Split(r.regions, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				out = append(out, grafana.Region{Name: name})
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out, nil
+	}
+	r.api.useToken(false)
+	var resp struct {
+		Regions []struct {
+			Name      string    `json:"name"`
+			LastEvent time.Time `json:"last_event"`
+		} `json:"regions"`
+	}
+	if err := r.api.do(ctx, http.MethodGet, "/v1/regions", nil, &resp); err != nil {
+		return nil, fmt.Errorf("regions from %s (or give --regions): %w", r.api.base, err)
+	}
+	out := make([]grafana.Region, len(resp.Regions))
+	for i, reg := range resp.Regions {
+		out[i] = grafana.Region{Name: reg.Name, LastSeen: reg.LastEvent}
+	}
+	return out, nil
+}
+
+// provisioning is what plan and apply share: the reconciler and the
+// regions to provision.
+type provisioning struct {
+	reconciler *grafana.Reconciler
+	regions    []grafana.Region
+}
+
+func newProvisioning(ctx context.Context, name string, args []string, stderr io.Writer) (*provisioning, error) {
+	fs := newFlagSet(name, stderr)
+	var cf configFlags
+	var rf regionFlags
+	cf.register(fs, false)
+	rf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Grafana == nil {
+		return nil, errors.New("the config has no grafana section: nothing to provision")
+	}
+	if ps := cfg.MissingSecrets(); len(ps) > 0 {
+		return nil, fmt.Errorf("secrets missing from the environment:\n%w", ps)
+	}
+	regions, err := rf.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(config.Log{Level: "warn", Format: "console"}, stderr)
+	if err != nil {
+		return nil, err
+	}
+	r, err := grafana.New(cfg, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &provisioning{reconciler: r, regions: regions}, nil
+}
+
+func plan(args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	p, err := newProvisioning(ctx, "plan", args, stderr)
+	if err != nil {
+		return err
+	}
+	diff, err := p.reconciler.Plan(ctx, p.regions)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, diff.String())
+	if !diff.Empty() {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+func apply(args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	p, err := newProvisioning(ctx, "apply", args, stderr)
+	if err != nil {
+		return err
+	}
+	done, err := p.reconciler.Apply(ctx, p.regions)
+	if done != nil {
+		fmt.Fprint(stdout, done.String())
+	}
+	return err
+}
+
+func export(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", stderr)
+	var cf configFlags
+	var rf regionFlags
+	cf.register(fs, false)
+	rf.register(fs)
+	out := fs.String("out", "", "write to `file` instead of stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Grafana == nil {
+		return errors.New("the config has no grafana section: nothing to export")
+	}
+	regions, err := rf.load(context.Background())
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return grafana.Export(cfg, regions, stdout)
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	if err := grafana.Export(cfg, regions, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "test" && args[0] != "verify") {
+		return &exitError{code: 2, msg: "want a subcommand: test or verify"}
+	}
+	sub := args[0]
+	fs := newFlagSet("pagerduty "+sub, stderr)
+	var cf configFlags
+	cf.register(fs, false)
+	key := fs.String("key", "", "routing key `name` to test (default: every key)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if cfg.PagerDuty == nil || len(cfg.PagerDuty.RoutingKeys) == 0 {
+		return errors.New("the config has no pagerduty.routing_keys")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	switch sub {
+	case "test":
+		return pagerduty.SendTest(ctx, cfg.PagerDuty, *key, stdout)
+	default:
+		ok, err := pagerduty.Verify(ctx, cfg.PagerDuty, stdout)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &exitError{code: 1, msg: "some routing keys do not page anyone (see above)"}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/replay"
+	"github.com/healthrouter/healthrouter/pkg/report"
+	"github.com/healthrouter/healthrouter/pkg/scenario"
+)
+
+func init() {
+	register("replay", "run recorded events through the engine: its pages beside direct routing's", replayCmd)
+}
+
+func replayCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replay", stderr)
+	var cf configFlags
+	cf.register(fs, false)
+	format := fs.String("format", "text", "output `format`: text (timeline, then summary) or json (the summary object)")
+	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
+	windowsFile := fs.String("windows", "", "JSON `file` of maintenance windows to apply, each at its created time: "+
+		`[{"region","host","check","created","until","reason"}]`)
+	scenarioFile := fs.String("scenario", "", "apply the maintenance windows and restarts of a scenario `file` "+
+		"(testdata/scenarios/NN-name.expected.json)")
+	var restarts timesFlag
+	fs.Var(&restarts, "restart-at", "restart healthrouter at this event `time` (RFC3339, repeatable)")
+	noise := fs.Bool("report", false, "print the noise report of the replayed journal after the summary (text only)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: healthrouter replay FILE [flags]\n\n"+
+			"FILE holds NDJSON events, optionally gzip or zstd compressed; - reads stdin.")
+		fs.PrintDefaults()
+	}
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "want exactly one FILE"}
+	}
+	if *format != "text" && *format != "json" {
+		return &exitError{code: 2, msg: fmt.Sprintf("--format %q: want text or json", *format)}
+	}
+	if *noise && *format != "text" {
+		return &exitError{code: 2, msg: "--report prints text; the json summary is a fixed contract"}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+
+	opts := replay.Options{Config: cfg, Restarts: restarts}
+	if *windowsFile != "" {
+		ws, err := readWindows(*windowsFile)
+		if err != nil {
+			return err
+		}
+		opts.Windows = append(opts.Windows, ws...)
+	}
+	if *scenarioFile != "" {
+		s, err := scenario.Load(*scenarioFile)
+		if err != nil {
+			return err
+		}
+		opts.Windows = append(opts.Windows, s.Windows...)
+		opts.Restarts = append(opts.Restarts, s.Restarts...)
+	}
+
+	in, size, closeIn, err := openInput(files[0])
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+
+	opts.Now = time.Now
+	show := newProgressLine(stderr, size, *progress, opts.Now)
+	if show != nil {
+		opts.Progress = show.update
+	}
+	timeline := false
+	if *format == "text" {
+		opts.OnChange = func(c replay.Change) {
+			show.clear()
+			fmt.Fprintln(stdout, c.String())
+			timeline = true
+		}
+	}
+	var noiseReport *report.Builder
+	if *noise {
+		noiseReport = report.NewBuilder(report.Options{})
+		opts.OnTransition = noiseReport.Add
+	}
+
+	r, err := replay.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	sum, err := r.Run(ctx, in)
+	show.clear()
+	if err != nil {
+		return fmt.Errorf("%s: %w", files[0], err)
+	}
+	if *format == "json" {
+		return sum.WriteJSON(stdout)
+	}
+	if timeline {
+		fmt.Fprintln(stdout)
+	}
+	if err := sum.WriteText(stdout); err != nil {
+		return err
+	}
+	if noiseReport != nil {
+		fmt.Fprintln(stdout)
+		return noiseReport.Report().WriteText(stdout)
+	}
+	return nil
+}
+
+// parseInterleaved parses flags given before and after the positional
+// arguments (the flag package stops at the first one) and returns those.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// openInput opens the recording, "-" for stdin; size is 0 when unknown.
+func openInput(name string) (io.Reader, int64, func(), error) {
+	if name == "-" {
+		return os.Stdin, 0, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, func() { _ = f.Close() }, nil
+}
+
+func readWindows(file string) ([]health.Window, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--windows: %w", err)
+	}
+	var ws []health.Window
+	if err := json.Unmarshal(data, &ws); err != nil {
+		return nil, fmt.Errorf("--windows %s: want a JSON array of windows: %w", file, err)
+	}
+	return ws, nil
+}
+
+// timesFlag collects repeated RFC 3339 times.
+type timesFlag []time.Time
+
+func (t *timesFlag) String() string {
+	parts := make([]string, len(*t))
+	for i, v := range *t {
+		parts[i] = v.Format(time.RFC3339)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (t *timesFlag) Set(s string) error {
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("want RFC3339 such as 2026-03-02T08:07:15Z")
+	}
+	*t = append(*t, v)
+	return nil
+}
+
+// progressLine shows replay progress on stderr: rewritten in place on a
+// terminal, one line per update otherwise.
+type progressLine struct {
+	w     io.Writer
+	tty   bool
+	size  int64
+	now   func() time.Time
+	start time.Time
+	shown bool
+}
+
+// newProgressLine returns nil when progress is not wanted: stderr is not a
+// terminal and --progress was not given.
+func newProgressLine(stderr io.Writer, size int64, force bool, now func() time.Time) *progressLine {
+	tty := isTerminal(stderr)
+	if !tty && !force {
+		return nil
+	}
+	return &progressLine{w: stderr, tty: tty, size: size, now: now, start: now()}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *progressLine) update(pr replay.Progress) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replay: %d events", pr.Events)
+	if p.size > 0 {
+		fmt.Fprintf(&b, " (%.0f%% of %d MB)", 100*float64(pr.Bytes)/float64(p.size), p.size/1e6)
+	}
+	if !pr.EventTime.IsZero() {
+		fmt.Fprintf(&b, ", at %s", pr.EventTime.Format(time.RFC3339))
+	}
+	if s := p.now().Sub(p.start).Seconds(); s > 0 {
+		fmt.Fprintf(&b, ", %.0f events/s", float64(pr.Events)/s)
+	}
+	fmt.Fprintf(&b, ", %d pages (direct routing %d)", pr.Pages, pr.DirectPages)
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K"+b.String())
+		p.shown = true
+		return
+	}
+	fmt.Fprintln(p.w, b.String())
+}
+
+// clear removes the progress line from a terminal before other output.
+func (p *progressLine) clear() {
+	if p != nil && p.tty && p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/report"
+	"github.com/healthrouter/healthrouter/pkg/store"
+)
+
+func init() {
+	register("report", "noise report: the checks that flap, recover by themselves and page the most", reportCmd)
+}
+
+func reportCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("report", stderr)
+	var c apiClient
+	c.register(fs)
+	dataDir := fs.String("data-dir", "", "read the store of a stopped server in `DIR` instead of asking --server")
+	format := fs.String("format", "text", "output `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *format != "text" && *format != "json" {
+		return &exitError{code: 2, msg: fmt.Sprintf("--format %q: want text or json", *format)}
+	}
+	serverSet := false
+	fs.Visit(func(f *flag.Flag) { serverSet = serverSet || f.Name == "server" })
+	if serverSet && *dataDir != "" {
+		return &exitError{code: 2, msg: "give --server or --data-dir, not both"}
+	}
+
+	var rep *report.Report
+	if *dataDir != "" {
+		var err error
+		if rep, err = reportFromStore(*dataDir); err != nil {
+			return err
+		}
+	} else {
+		c.useToken(false)
+		rep = &report.Report{}
+		if err := c.do(context.Background(), http.MethodGet, "/v1/report", nil, rep); err != nil {
+			return err
+		}
+	}
+	if *format == "json" {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteText(stdout)
+}
+
+// reportFromStore builds the report from the journal of a stopped server.
+// A running server holds the store's lock: ask it instead.
+func reportFromStore(dir string) (*report.Report, error) {
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
+		return nil, fmt.Errorf("no healthrouter store in %s: %w", dir, err)
+	}
+	st, err := store.Open(dir, store.Options{OpenTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w: a server is running on %s; ask it with --server", err, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return report.Build(func(fn func(*health.Transition) bool) error { return st.ScanTransitions(0, fn) }, report.Options{})
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/server"
+	"github.com/healthrouter/healthrouter/pkg/store"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
+)
+
+func init() {
+	register("serve", "run the server (embedded defaults without --config)", serve)
+	register("check-config", "validate a config file and report every problem", checkConfig)
+}
+
+// configFlags are the flags every config-reading command shares.
+type configFlags struct {
+	path, listen, dataDir string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet, serverFlags bool) {
+	fs.StringVar(&c.path, "config", "", "YAML config `file` (default: embedded defaults)")
+	if serverFlags {
+		fs.StringVar(&c.listen, "listen", "", "listen `address` (default 127.0.0.1:8080)")
+		fs.StringVar(&c.dataDir, "data-dir", "", "state `directory` (default ./data)")
+	}
+}
+
+// load reads the config and applies flag overrides, re-validating them.
+func (c *configFlags) load() (*config.Config, error) {
+	cfg, err := config.Load(c.path, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if c.listen != "" {
+		cfg.Listen = c.listen
+	}
+	if c.dataDir != "" {
+		cfg.DataDir = c.dataDir
+	}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, ps
+	}
+	return cfg, nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("healthrouter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check-config", stderr)
+	var cf configFlags
+	cf.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		fmt.Fprintf(stdout, "%d problem(s):\n", len(ps))
+		for _, p := range ps {
+			fmt.Fprintln(stdout, "  "+p.String())
+		}
+		return &exitError{code: 1}
+	}
+	if err != nil {
+		return err
+	}
+	missing := cfg.MissingSecrets()
+	for _, p := range missing {
+		fmt.Fprintln(stdout, "  "+p.String())
+	}
+	if len(missing) > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d secret(s) missing from the environment", len(missing))}
+	}
+	src := cf.path
+	if src == "" {
+		src = "embedded defaults"
+	}
+	fmt.Fprintf(stdout, "ok: %s\n", src)
+	return nil
+}
+
+func newLogger(cfg config.Log, stderr io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.Format == "console" {
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(stderr)), level)
+	// Sampling keeps a flood of identical warnings (one bad sender) from
+	// drowning the log.
+	core = zapcore.NewSamplerWithOptions(core, time.Second, 20, 100)
+	return zap.New(core, zap.ErrorOutput(zapcore.AddSync(stderr))), nil
+}
+
+func serve(args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf configFlags
+	cf.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if ps := cfg.MissingSecrets(); len(ps) > 0 {
+		return fmt.Errorf("secrets missing from the environment:\n%w", ps)
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runServer(ctx, cfg, log)
+}
+
+// runServer runs until ctx ends. It listens before loading state so the
+// health check answers during a long load while ingest answers 503.
+func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	if len(cfg.Auth.IngestTokens) == 0 {
+		loopback, changed, err := forceLoopback(cfg.Listen)
+		if err != nil {
+			return err
+		}
+		if changed {
+			log.Warn("no ingest token configured: listening on loopback only; set HEALTHROUTER_INGEST_TOKENS or auth.ingest_tokens_file to accept remote senders",
+				zap.String("requested", cfg.Listen), zap.String("listen", loopback))
+		} else {
+			log.Warn("no ingest token configured: loopback only, unauthenticated")
+		}
+		cfg.Listen = loopback
+	}
+
+	if cfg.ExternalURL == "" {
+		scheme := "http"
+		if cfg.TLS.Enabled() {
+			scheme = "https"
+		}
+		cfg.ExternalURL = scheme + "://" + cfg.Listen
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfo())
+
+	dec, err := ingest.NewDecoder(cfg.Ingest)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	comps := &components{}
+	srv, err := server.New(server.Options{
+		Config: cfg, Decoder: dec, Logger: log, Registry: reg,
+		Status: comps.status, Routes: comps.routes,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", cfg.TLS.Enabled()),
+		zap.Int("ingest_tokens", len(cfg.Auth.IngestTokens)), zap.Bool("admin_token", cfg.Auth.AdminToken != ""),
+		zap.String("version", version()))
+
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(serveCtx, ln) }()
+
+	st, err := store.Open(cfg.DataDir, store.Options{
+		Logger: log.Named("store"), JournalMax: cfg.Engine.JournalMax, RejectedMax: cfg.Ingest.DeadLetterMax,
+	})
+	if err != nil {
+		stopServing()
+		<-serveErr
+		return err
+	}
+	defer st.Close()
+	tr, err := tracker.Open(cfg, st, log.Named("tracker"), time.Now)
+	if err != nil {
+		stopServing()
+		<-serveErr
+		return err
+	}
+	reg.MustRegister(tr.Metrics())
+
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() { defer bg.Done(); tr.Run(bgCtx) }()
+	if err := comps.start(bgCtx, &bg, cfg, st, tr, reg, log); err != nil {
+		stopBackground()
+		bg.Wait()
+		stopServing()
+		<-serveErr
+		return err
+	}
+	srv.SetTracker(tr)
+	log.Info("ready")
+
+	select {
+	case <-ctx.Done():
+		log.Info("signal received")
+		stopServing()
+		err = <-serveErr
+	case err = <-serveErr:
+	}
+	// Requests are done; now stop the loops (final checkpoint) and let the
+	// deferred Close flush the store.
+	stopBackground()
+	bg.Wait()
+	if err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// forceLoopback keeps the port of addr but binds the loopback interface.
+func forceLoopback(addr string) (string, bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", false, fmt.Errorf("listen %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+		return addr, false, nil
+	}
+	return net.JoinHostPort("127.0.0.1", port), true, nil
+}
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "healthrouter_build_info",
+		Help:        "Build of the running binary; value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version()},
+	})
+	g.Set(1)
+	return g
+}

@@ -1,0 +1,267 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
+)
+
+// ready returns the tracker, or answers 503 and nil while state loads.
+func (s *Server) ready(w http.ResponseWriter) *tracker.Tracker {
+	t := s.tracker.Load()
+	if t == nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "not ready: state is loading")
+	}
+	return t
+}
+
+// intParam parses an optional non-negative integer query parameter.
+func intParam(r *http.Request, name string, def, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errors.New(name + " must be a non-negative integer")
+	}
+	if max > 0 && n > max {
+		n = max
+	}
+	return n, nil
+}
+
+func (s *Server) getAlerts(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	alerts := t.Alerts()
+	firing, suppressed := []health.Alert{}, []health.Alert{}
+	for _, a := range alerts {
+		if a.Suppressed != "" {
+			suppressed = append(suppressed, a)
+		} else {
+			firing = append(firing, a)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"firing": firing, "suppressed": suppressed})
+}
+
+func (s *Server) getRegions(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"regions": t.RegionInfos()})
+}
+
+func (s *Server) getHosts(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	limit, err := intParam(r, "limit", 1000, 10000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	hosts := t.Hosts(r.URL.Query().Get("region"))
+	total := len(hosts)
+	hosts = hosts[min(offset, total):min(offset+limit, total)]
+	writeJSON(w, http.StatusOK, map[string]any{"hosts": hosts, "total": total, "offset": offset, "limit": limit})
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	host := chi.URLParam(r, "host")
+	checks := t.HostChecks(host)
+	if len(checks) == 0 {
+		writeError(w, http.StatusNotFound, "unknown host "+strconv.Quote(host))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"host": host, "checks": checks})
+}
+
+func (s *Server) getExplain(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	q := r.URL.Query()
+	host, check := q.Get("host"), q.Get("check")
+	if host == "" {
+		writeError(w, http.StatusBadRequest, "host is required (check is optional)")
+		return
+	}
+	ex := t.Explain(host, check)
+	if !ex.Found {
+		writeJSON(w, http.StatusNotFound, ex)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex)
+}
+
+func (s *Server) getTransitions(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	after, err := intParam(r, "after", 0, 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, err := intParam(r, "limit", 100, 10000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tr, err := t.Transitions(uint64(after), limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading journal: "+err.Error())
+		return
+	}
+	if tr == nil {
+		tr = []health.Transition{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"transitions": tr})
+}
+
+func (s *Server) getRejected(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	limit, err := intParam(r, "limit", 100, 10000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rej, err := t.Rejected(limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading dead letters: "+err.Error())
+		return
+	}
+	if rej == nil {
+		rej = []health.Rejected{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rejected": rej})
+}
+
+func (s *Server) getMaintenance(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	ws := t.Windows()
+	if ws == nil {
+		ws = []health.Window{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"windows": ws})
+}
+
+// WindowRequest is the body of POST /v1/maintenance.
+type WindowRequest struct {
+	Region string    `json:"region"`
+	Host   string    `json:"host,omitempty"`
+	Check  string    `json:"check,omitempty"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+}
+
+const maxWindowBody = 16 << 10
+
+func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	var req WindowRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWindowBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid maintenance window: "+err.Error())
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid maintenance window: trailing data after the object")
+		return
+	}
+	var problems []string
+	if req.Region == "" {
+		problems = append(problems, "region is required")
+	}
+	if req.Until.IsZero() {
+		problems = append(problems, "until is required (RFC3339)")
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		problems = append(problems, "reason is required: say why, for whoever is on call")
+	}
+	for name, v := range map[string]string{"region": req.Region, "host": req.Host, "check": req.Check, "reason": req.Reason} {
+		if len(v) > 1024 {
+			problems = append(problems, name+" is longer than 1024 bytes")
+		}
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid maintenance window: "+strings.Join(problems, "; "))
+		return
+	}
+	win := health.Window{ID: newID(), Region: req.Region, Host: req.Host, Check: req.Check, Until: req.Until.UTC(), Reason: req.Reason}
+	win, err := t.AddWindow(r.Context(), win)
+	if errors.Is(err, tracker.ErrInvalidWindow) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "maintenance window not saved: "+err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v1/maintenance/"+win.ID)
+	writeJSON(w, http.StatusCreated, win)
+}
+
+func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	found, err := t.RemoveWindow(r.Context(), id)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "ending window: "+err.Error())
+	case !found:
+		writeError(w, http.StatusNotFound, "no active maintenance window "+strconv.Quote(id))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// newID is a random window id: unguessable, so ids do not leak how many
+// windows exist, and unique without coordination between an HA pair.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

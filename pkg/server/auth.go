@@ -1,0 +1,100 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+)
+
+// tokenSet holds SHA-256 digests of the accepted bearer tokens. Comparing
+// fixed-size digests in constant time, against every token without an early
+// exit, leaks neither a token's bytes nor its length nor which one matched.
+type tokenSet [][sha256.Size]byte
+
+func newTokenSet(tokens ...config.Secret) tokenSet {
+	var ts tokenSet
+	for _, t := range tokens {
+		if t != "" {
+			ts = append(ts, sha256.Sum256([]byte(t.Reveal())))
+		}
+	}
+	return ts
+}
+
+func (ts tokenSet) empty() bool { return len(ts) == 0 }
+
+// match reports whether the request carries one of the tokens.
+func (ts tokenSet) match(r *http.Request) bool {
+	tok, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	got := sha256.Sum256([]byte(tok))
+	found := 0
+	for i := range ts {
+		found |= subtle.ConstantTimeCompare(got[:], ts[i][:])
+	}
+	return found == 1
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// access is who may call an endpoint.
+type access int
+
+const (
+	// accessRead: any ingest or admin token (none needed when no token is
+	// configured at all: the server is then loopback-only).
+	accessRead access = iota
+	// accessIngest: an ingest token (or the admin token).
+	accessIngest
+	// accessAdmin: the admin token. With no admin token configured, writes
+	// are allowed only in the loopback-only, token-less mode.
+	accessAdmin
+)
+
+func (s *Server) authorize(a access) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.allowed(a, r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="healthrouter"`)
+			if a == accessAdmin && s.admin.empty() {
+				writeError(w, http.StatusForbidden, "writes need the admin token, and none is configured (set HEALTHROUTER_ADMIN_TOKEN)")
+				return
+			}
+			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+		})
+	}
+}
+
+// open is the token-less mode: no token of any kind configured, so the
+// server only listens on loopback and trusts its callers.
+func (s *Server) open() bool { return s.ingest.empty() && s.admin.empty() }
+
+func (s *Server) allowed(a access, r *http.Request) bool {
+	if s.open() {
+		return true
+	}
+	switch a {
+	case accessAdmin:
+		return !s.admin.empty() && s.admin.match(r)
+	default:
+		// Evaluate both so timing does not say which kind matched.
+		ing, adm := s.ingest.match(r), s.admin.match(r)
+		return ing || adm
+	}
+}

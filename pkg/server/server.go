@@ -1,0 +1,260 @@
+// Package server is healthrouter's HTTP edge: the ingest endpoint Vector's
+// http sink posts to, the health and readiness probes, /metrics and the
+// JSON API.
+//
+// Server decides what each request is answered, matched to Vector's retry
+// logic (DESIGN §1): 2xx once the batch is durable, 400 only for a body
+// nothing can be decoded from, 413 before an oversized body is read, 415
+// for an unknown encoding, 429/503 when overloaded or not ready so Vector
+// retries, and never a redirect, which Vector would treat as a drop.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
+)
+
+// Options wires a Server.
+type Options struct {
+	Config   *config.Config
+	Decoder  *ingest.Decoder
+	Logger   *zap.Logger
+	Registry *prometheus.Registry
+	// Status adds components' details to /readyz (Grafana reconcile,
+	// PagerDuty outbox); nil when there is nothing to add.
+	Status func() map[string]any
+	// Routes mounts extra endpoints (admin tools, reports) on the router.
+	Routes func(r chi.Router, admin, read func(http.Handler) http.Handler)
+}
+
+// Server serves healthrouter's HTTP API.
+type Server struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	decoder *ingest.Decoder
+	status  func() map[string]any
+	tracker atomic.Pointer[tracker.Tracker] // nil until state is loaded
+
+	ingest, admin tokenSet
+	inflight      chan struct{} // bounds concurrent ingest requests (429 past it)
+	decodeSlots   chan struct{} // bounds concurrent decodes: memory and CPU
+	started       time.Time
+
+	handler http.Handler
+	latency *prometheus.HistogramVec
+}
+
+// New builds the server; it answers 503 on ingest until SetTracker.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Decoder == nil || opts.Logger == nil || opts.Registry == nil {
+		return nil, errors.New("server: config, decoder, logger and registry are required")
+	}
+	cfg := opts.Config
+	s := &Server{
+		cfg:         cfg,
+		log:         opts.Logger,
+		decoder:     opts.Decoder,
+		status:      opts.Status,
+		ingest:      newTokenSet(cfg.Auth.IngestTokens...),
+		admin:       newTokenSet(cfg.Auth.AdminToken),
+		inflight:    make(chan struct{}, cfg.Ingest.MaxInFlight),
+		decodeSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		started:     time.Now(),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "healthrouter_http_request_duration_seconds",
+			Help:    "HTTP request latency by route and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "code"}),
+	}
+	if err := opts.Registry.Register(s.latency); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+
+	r := chi.NewRouter()
+	r.Use(middleware.StripSlashes) // a trailing slash is served, never redirected
+	r.Use(s.observe)
+	r.Use(recoverer(s.log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	})
+
+	r.Get(ingest.HealthPath, s.healthz)
+	r.Head(ingest.HealthPath, s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
+		ErrorLog:            zap.NewStdLog(s.log),
+		MaxRequestsInFlight: 4,
+	}))
+
+	read := s.authorize(accessRead)
+	admin := s.authorize(accessAdmin)
+	r.With(s.authorize(accessIngest)).Post(ingest.EventsPath, s.postEvents)
+	r.Route("/v1", func(r chi.Router) {
+		r.With(read).Get("/alerts", s.getAlerts)
+		r.With(read).Get("/regions", s.getRegions)
+		r.With(read).Get("/hosts", s.getHosts)
+		r.With(read).Get("/hosts/{host}", s.getHost)
+		r.With(read).Get("/explain", s.getExplain)
+		r.With(read).Get("/transitions", s.getTransitions)
+		r.With(read).Get("/rejected", s.getRejected)
+		r.With(read).Get("/maintenance", s.getMaintenance)
+		r.With(admin).Post("/maintenance", s.postMaintenance)
+		r.With(admin).Delete("/maintenance/{id}", s.deleteMaintenance)
+	})
+	// Profiles of a running server, for finding what the hot path spends;
+	// admin only: they reveal internals and cost CPU.
+	r.With(admin).Mount("/debug", middleware.Profiler())
+	if opts.Routes != nil {
+		opts.Routes(r, admin, read)
+	}
+	s.handler = r
+	return s, nil
+}
+
+// SetTracker makes the server ready: state is loaded.
+func (s *Server) SetTracker(t *tracker.Tracker) { s.tracker.Store(t) }
+
+// Handler is the root handler, for tests and custom listeners.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Open reports whether the server runs without any token (loopback only).
+func (s *Server) Open() bool { return s.open() }
+
+// Serve answers on ln until ctx ends, then shuts down gracefully: the
+// listener closes, in-flight requests get ShutdownTimeout to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	in := s.cfg.Ingest
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       in.RequestTimeout.D(),
+		WriteTimeout:      in.RequestTimeout.D() + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	if s.cfg.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.D())
+	defer cancel()
+	s.log.Info("shutting down: finishing in-flight requests", zap.Duration("timeout", s.cfg.ShutdownTimeout.D()))
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// observe records latency per route pattern (bounded cardinality).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		code := ww.Status()
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.latency.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+func recoverer(log *zap.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.Error("handler panic", zap.Any("panic", v), zap.String("path", r.URL.Path), zap.Stack("stack"))
+					writeError(w, http.StatusInternalServerError, "internal error")
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	body := map[string]any{"uptime_seconds": int(time.Since(s.started).Seconds())}
+	if s.status != nil {
+		for k, v := range s.status() {
+			body[k] = v
+		}
+	}
+	t := s.tracker.Load()
+	if t == nil {
+		body["ready"] = false
+		body["reason"] = "loading state"
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	st := t.Stats()
+	body["ready"] = true
+	body["tracked_checks"] = st.TrackedChecks
+	writeJSON(w, http.StatusOK, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,489 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/store"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
+)
+
+const (
+	ingestToken = "ingest-token-0123456789"
+	otherToken  = "rotated-token-abcdefghij"
+	adminToken  = "admin-token-0123456789ab"
+)
+
+// testServer is a real server on loopback with a real store.
+type testServer struct {
+	*httptest.Server
+	srv     *Server
+	tracker *tracker.Tracker
+	store   *store.Store
+	logs    *observer.ObservedLogs
+}
+
+type option func(*config.Config)
+
+func newTestServer(t *testing.T, ready bool, opts ...option) *testServer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Auth.IngestTokens = []config.Secret{ingestToken, otherToken}
+	cfg.Auth.AdminToken = adminToken
+	cfg.Ingest.RegionFromHost = `^[a-z]+-\d+\.([a-z-]+)\.`
+	for _, o := range opts {
+		o(cfg)
+	}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		t.Fatalf("config: %v", ps)
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	log := zap.New(core)
+	dec, err := ingest.NewDecoder(cfg.Ingest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := New(Options{Config: cfg, Decoder: dec, Logger: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tracker.Open(cfg, st, log, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.MustRegister(tr.Metrics())
+	if ready {
+		srv.SetTracker(tr)
+	}
+	ts := &testServer{Server: httptest.NewServer(srv.Handler()), srv: srv, tracker: tr, store: st, logs: logs}
+	t.Cleanup(func() {
+		ts.Close()
+		st.Close()
+	})
+	return ts
+}
+
+// event renders one result the way Vector's json codec does: sorted keys,
+// compact.
+func event(host, region, check, status string) string {
+	return fmt.Sprintf(`{"check":%q,"host":%q,"output":"%s output","region":%q,"source_type":"exec","status":%q,"timestamp":"2026-11-25T10:00:00.123456789Z"}`,
+		check, host, check, region, status)
+}
+
+func jsonArray(events ...string) []byte { return []byte("[" + strings.Join(events, ",") + "]") }
+
+func gz(t testing.TB, b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	_, _ = w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type reqOpt func(*http.Request)
+
+func withToken(tok string) reqOpt {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+func withEncoding(ce string) reqOpt {
+	return func(r *http.Request) { r.Header.Set("Content-Encoding", ce) }
+}
+
+func (ts *testServer) do(t *testing.T, method, path string, body []byte, opts ...reqOpt) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, data
+}
+
+func (ts *testServer) post(t *testing.T, body []byte, opts ...reqOpt) (*http.Response, tracker.Result) {
+	t.Helper()
+	resp, data := ts.do(t, http.MethodPost, "/v1/events", body, append([]reqOpt{withToken(ingestToken)}, opts...)...)
+	var res tracker.Result
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(data, &res); err != nil {
+			t.Fatalf("decoding 200 body %q: %v", data, err)
+		}
+	}
+	return resp, res
+}
+
+func TestIngestAcceptsVectorBatch(t *testing.T) {
+	ts := newTestServer(t, true)
+	body := jsonArray(
+		event("web-1.eu-west.example.com", "eu-west", "disk", "passing"),
+		event("web-2.eu-west.example.com", "eu-west", "disk", "critical"),
+	)
+	resp, res := ts.post(t, gz(t, body), withEncoding("gzip"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if res.Accepted != 2 || res.Rejected != 0 || res.Duplicates != 0 || len(res.Errors) != 0 {
+		t.Fatalf("result %+v, want 2 accepted", res)
+	}
+	// Vector retries the same batch after a timeout: nothing changes.
+	_, again := ts.post(t, gz(t, body), withEncoding("gzip"))
+	if again.Accepted+again.Duplicates != 2 || again.Rejected != 0 {
+		t.Fatalf("retry result %+v", again)
+	}
+	if n := ts.tracker.Stats().TrackedChecks; n != 2 {
+		t.Fatalf("tracked checks = %d, want 2", n)
+	}
+}
+
+func TestIngestPartialBatchDeadLettersTheBadEvent(t *testing.T) {
+	ts := newTestServer(t, true)
+	body := jsonArray(
+		event("web-1.eu-west.example.com", "eu-west", "disk", "passing"),
+		`{"check":"disk","host":"web-2.eu-west.example.com","region":"eu-west","status":"sideways"}`,
+		event("web-3.eu-west.example.com", "eu-west", "disk", "critical"),
+	)
+	resp, res := ts.post(t, body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a batch with one bad event must be 200, got %d", resp.StatusCode)
+	}
+	if res.Accepted != 2 || res.Rejected != 1 || len(res.Errors) != 1 || !strings.Contains(res.Errors[0], "event 1") {
+		t.Fatalf("result %+v, want 2 accepted, 1 rejected naming event 1", res)
+	}
+	resp, data := ts.do(t, http.MethodGet, "/v1/rejected", nil, withToken(ingestToken))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/rejected: %d", resp.StatusCode)
+	}
+	var out struct{ Rejected []health.Rejected }
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Rejected) != 1 || out.Rejected[0].Reason == "" || !strings.Contains(out.Rejected[0].Event, "sideways") || out.Rejected[0].Index != 1 {
+		t.Fatalf("dead letters %+v", out.Rejected)
+	}
+	if !strings.Contains(metrics(t, ts), `healthrouter_ingest_rejected_total{reason="`+out.Rejected[0].Reason+`"} 1`) {
+		t.Fatal("rejection not counted by reason in /metrics")
+	}
+}
+
+func TestIngestResponseCodes(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) {
+		c.Ingest.MaxBodyBytes = 64 << 10
+		c.Ingest.MaxDecodedBytes = 1 << 20
+		c.Ingest.MaxEvents = 100
+	})
+	ok := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing"))
+	bomb := gz(t, bytes.Repeat([]byte(" "), 20<<20)) // 20 MiB of spaces in ~20 KiB
+	var many []string
+	for i := 0; i < 101; i++ {
+		many = append(many, event(fmt.Sprintf("web-%d.eu-west.example.com", i), "eu-west", "disk", "passing"))
+	}
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   []byte
+		opts   []reqOpt
+		want   int
+	}{
+		{"json array", "POST", "/v1/events", ok, []reqOpt{withToken(ingestToken)}, 200},
+		{"second token (rotation)", "POST", "/v1/events", ok, []reqOpt{withToken(otherToken)}, 200},
+		{"admin token may ingest", "POST", "/v1/events", ok, []reqOpt{withToken(adminToken)}, 200},
+		{"trailing slash is served, not redirected", "POST", "/v1/events/", ok, []reqOpt{withToken(ingestToken)}, 200},
+		{"no token", "POST", "/v1/events", ok, nil, 401},
+		{"wrong token", "POST", "/v1/events", ok, []reqOpt{withToken("not-the-token-at-all")}, 401},
+		{"token prefix", "POST", "/v1/events", ok, []reqOpt{withToken(ingestToken[:10])}, 401},
+		{"undecodable body", "POST", "/v1/events", []byte("this is not json"), []reqOpt{withToken(ingestToken)}, 400},
+		{"bad gzip", "POST", "/v1/events", []byte("not gzip"), []reqOpt{withToken(ingestToken), withEncoding("gzip")}, 400},
+		{"unknown encoding", "POST", "/v1/events", ok, []reqOpt{withToken(ingestToken), withEncoding("br")}, 415},
+		{"body over the limit", "POST", "/v1/events", bytes.Repeat([]byte("x"), 65<<10), []reqOpt{withToken(ingestToken)}, 413},
+		{"decompression bomb", "POST", "/v1/events", bomb, []reqOpt{withToken(ingestToken), withEncoding("gzip")}, 413},
+		{"too many events", "POST", "/v1/events", jsonArray(many...), []reqOpt{withToken(ingestToken)}, 413},
+		{"GET on ingest", "GET", "/v1/events", nil, []reqOpt{withToken(ingestToken)}, 405},
+		{"health GET", "GET", "/healthz", nil, nil, 200},
+		{"health HEAD", "HEAD", "/healthz", nil, nil, 200},
+		{"ready", "GET", "/readyz", nil, nil, 200},
+		{"unknown path", "GET", "/v2/nothing", nil, nil, 404},
+		{"read API needs a token", "GET", "/v1/alerts", nil, nil, 401},
+		{"read API with ingest token", "GET", "/v1/alerts", nil, []reqOpt{withToken(ingestToken)}, 200},
+		{"write API needs the admin token", "POST", "/v1/maintenance", []byte(`{}`), []reqOpt{withToken(ingestToken)}, 401},
+		{"profiles need the admin token", "GET", "/debug/pprof/heap", nil, []reqOpt{withToken(ingestToken)}, 401},
+		{"profiles for the admin", "GET", "/debug/pprof/heap", nil, []reqOpt{withToken(adminToken)}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := ts.do(t, tc.method, tc.path, tc.body, tc.opts...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s %s: status %d (%s), want %d", tc.method, tc.path, resp.StatusCode, body, tc.want)
+			}
+			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				t.Fatal("a redirect makes Vector drop the batch")
+			}
+			if tc.method != "HEAD" && resp.StatusCode != 200 && !json.Valid(body) {
+				t.Fatalf("error body is not JSON: %q", body)
+			}
+		})
+	}
+}
+
+func TestOversizedBodyRefusedBeforeRead(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxBodyBytes = 1 << 20 })
+	// Announce 1 GiB and send almost nothing: the answer must come from the
+	// header alone, without waiting for (or reading) the body.
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n[", ingestToken, 1<<30)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body was sent: %v", err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestNotReadyAnswers503(t *testing.T) {
+	ts := newTestServer(t, false)
+	ok := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing"))
+	if resp, _ := ts.do(t, "POST", "/v1/events", ok, withToken(ingestToken)); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("ingest before ready: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp, _ := ts.do(t, "GET", "/readyz", nil); resp.StatusCode != 503 {
+		t.Fatalf("readyz before ready: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do(t, "HEAD", "/healthz", nil); resp.StatusCode != 200 {
+		t.Fatalf("healthz must answer 200 while loading: %d", resp.StatusCode)
+	}
+	ts.srv.SetTracker(ts.tracker)
+	if resp, _ := ts.do(t, "POST", "/v1/events", ok, withToken(ingestToken)); resp.StatusCode != 200 {
+		t.Fatalf("ingest after ready: %d", resp.StatusCode)
+	}
+}
+
+func TestOverloadAnswers429(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxInFlight = 1 })
+	// Hold the only slot with a request whose body trickles in.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	_, _ = pw.Write([]byte("["))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw 429 with the only slot taken (last %d)", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
+	pw.Close()
+	wg.Wait()
+}
+
+func TestMaintenanceAPI(t *testing.T) {
+	ts := newTestServer(t, true)
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	body, _ := json.Marshal(WindowRequest{Region: "eu-west", Host: "web-1.eu-west.example.com", Until: until, Reason: "drain for disk swap"})
+	resp, data := ts.do(t, "POST", "/v1/maintenance", body, withToken(adminToken))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, data)
+	}
+	var w health.Window
+	if err := json.Unmarshal(data, &w); err != nil || w.ID == "" || !w.Until.Equal(until) {
+		t.Fatalf("created window %+v, %v", w, err)
+	}
+	bad := []struct{ name, body string }{
+		{"no region", `{"until":"2099-01-01T00:00:00Z","reason":"x"}`},
+		{"no reason", `{"region":"eu","until":"2099-01-01T00:00:00Z"}`},
+		{"past", `{"region":"eu","until":"2001-01-01T00:00:00Z","reason":"x"}`},
+		{"unknown field", `{"region":"eu","until":"2099-01-01T00:00:00Z","reason":"x","colour":"red"}`},
+		{"bad glob", `{"region":"eu","check":"[","until":"2099-01-01T00:00:00Z","reason":"x"}`},
+		{"not json", `region=eu`},
+	}
+	for _, b := range bad {
+		if resp, data := ts.do(t, "POST", "/v1/maintenance", []byte(b.body), withToken(adminToken)); resp.StatusCode != 400 {
+			t.Errorf("%s: status %d (%s), want 400", b.name, resp.StatusCode, data)
+		}
+	}
+	resp, data = ts.do(t, "GET", "/v1/maintenance", nil, withToken(ingestToken))
+	if resp.StatusCode != 200 || !strings.Contains(string(data), w.ID) {
+		t.Fatalf("list: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(ingestToken)); resp.StatusCode != 401 {
+		t.Fatalf("delete with an ingest token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(adminToken)); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(adminToken)); resp.StatusCode != 404 {
+		t.Fatalf("second delete: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestTokensNeverLogged(t *testing.T) {
+	ts := newTestServer(t, true)
+	ts.do(t, "POST", "/v1/events", []byte("garbage"), withToken(ingestToken))
+	ts.do(t, "POST", "/v1/events", []byte("garbage"), withToken("wrong-token-but-secret"))
+	for _, e := range ts.logs.All() {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		for _, tok := range []string{ingestToken, adminToken, "wrong-token-but-secret"} {
+			if strings.Contains(line, tok) {
+				t.Fatalf("token in log line: %s", line)
+			}
+		}
+	}
+}
+
+func TestMetricsExposeIngestAndPageSet(t *testing.T) {
+	ts := newTestServer(t, true)
+	var evs []string
+	for i := 1; i <= 2; i++ { // confirm_after 2: two critical results make it hard
+		for _, h := range []string{"web-1", "web-2"} {
+			e := strings.Replace(event(h+".eu-west.example.com", "eu-west", "raid", "critical"), "10:00:00", fmt.Sprintf("10:00:%02d", i*20), 1)
+			evs = append(evs, e)
+		}
+	}
+	if resp, _ := ts.post(t, jsonArray(evs...)); resp.StatusCode != 200 {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	m := metrics(t, ts)
+	for _, want := range []string{
+		`healthrouter_ingest_events_total{result="accepted"} 4`,
+		`healthrouter_alert{check="",host="web-1.eu-west.example.com",level="host",region="eu-west",severity="critical"} 1`,
+		`healthrouter_check_failing{check="raid",host="web-2.eu-west.example.com",region="eu-west",status="critical"} 1`,
+		`healthrouter_region_hosts{region="eu-west"} 2`,
+		`healthrouter_tracked_checks 2`,
+		`healthrouter_http_request_duration_seconds_bucket{code="200",route="/v1/events",le="+Inf"}`,
+		`healthrouter_last_event_timestamp_seconds{region="eu-west"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func metrics(t *testing.T, ts *testServer) string {
+	t.Helper()
+	resp, data := ts.do(t, "GET", "/metrics", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	return string(data)
+}
+
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Auth.IngestTokens = []config.Secret{ingestToken}
+	dec, _ := ingest.NewDecoder(cfg.Ingest)
+	srv, err := New(Options{Config: cfg, Decoder: dec, Logger: zap.NewNop(), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.Open(cfg.DataDir, store.Options{})
+	defer st.Close()
+	tr, _ := tracker.Open(cfg, st, zap.NewNop(), time.Now)
+	srv.SetTracker(tr)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+
+	// A request in flight when shutdown starts must complete.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	_, _ = pw.Write([]byte("[" + event("web-1.eu-west.example.com", "eu-west", "disk", "passing")))
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	_, _ = pw.Write([]byte("]"))
+	pw.Close()
+	if code := <-got; code != 200 {
+		t.Fatalf("in-flight request during shutdown: %d, want 200", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("listener still open after shutdown")
+	}
+}
+
+func TestUndecodableBodyIsDeadLettered(t *testing.T) {
+	ts := newTestServer(t, true)
+	if resp, _ := ts.do(t, "POST", "/v1/events", []byte("certainly not json"), withToken(ingestToken)); resp.StatusCode != 400 {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	rej, err := ts.tracker.Rejected(10)
+	if err != nil || len(rej) != 1 || rej[0].Reason != ingest.BodyInvalidJSON || rej[0].Event != "certainly not json" || rej[0].Remote != "127.0.0.1" {
+		t.Fatalf("dead letters %+v, %v", rej, err)
+	}
+}

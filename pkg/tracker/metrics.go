@@ -1,0 +1,162 @@
+package tracker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// Metric names are a contract: Grafana rules query them (DESIGN §3).
+var (
+	alertDesc = prometheus.NewDesc("healthrouter_alert",
+		"Active alert set. level=host: value is the host's unsuppressed failing checks; level=region: the failing-host ratio. check is set for region alerts and not_reporting hosts.",
+		[]string{"level", "region", "host", "check", "severity"}, nil)
+	suppressedDesc = prometheus.NewDesc("healthrouter_alert_suppressed",
+		"Alerts (per check) held back, with the reason: region, maintenance or flapping.",
+		[]string{"level", "region", "host", "check", "reason"}, nil)
+	failingDesc = prometheus.NewDesc("healthrouter_check_failing",
+		"Non-passing checks (soft or hard); passing checks are not exported one by one. Value 1 when hard (confirmed), 0 while soft.",
+		[]string{"region", "host", "check", "status"}, nil)
+	regionHostsDesc = prometheus.NewDesc("healthrouter_region_hosts",
+		"Hosts known in the region.", []string{"region"}, nil)
+	regionReportingDesc = prometheus.NewDesc("healthrouter_region_reporting_hosts",
+		"Hosts in the region with at least one fresh check.", []string{"region"}, nil)
+	regionFailingDesc = prometheus.NewDesc("healthrouter_region_failing_checks",
+		"Non-passing checks in the region.", []string{"region"}, nil)
+	lastEventDesc = prometheus.NewDesc("healthrouter_last_event_timestamp_seconds",
+		"When the region last delivered a result (receiver clock).", []string{"region"}, nil)
+	trackedDesc = prometheus.NewDesc("healthrouter_tracked_checks",
+		"Checks (region, host, check) tracked.", nil, nil)
+	hostsDesc = prometheus.NewDesc("healthrouter_tracked_hosts",
+		"Hosts tracked.", nil, nil)
+	flappingDesc = prometheus.NewDesc("healthrouter_checks_flapping",
+		"Checks currently flapping.", nil, nil)
+	staleDesc = prometheus.NewDesc("healthrouter_checks_stale",
+		"Checks with no result for their stale_after.", nil, nil)
+	windowsDesc = prometheus.NewDesc("healthrouter_maintenance_windows",
+		"Active maintenance windows.", nil, nil)
+	storePendingDesc = prometheus.NewDesc("healthrouter_store_pending_commits",
+		"Commits waiting to be written to disk.", nil, nil)
+	storeBytesDesc = prometheus.NewDesc("healthrouter_store_size_bytes",
+		"Size of the state file.", nil, nil)
+	deadLettersDesc = prometheus.NewDesc("healthrouter_dead_letters",
+		"Rejected events kept in the dead-letter store.", nil, nil)
+)
+
+// Metrics exposes the page set and ingest counters. The page set is read
+// from the engine at scrape time, so it can never drift from the state.
+type Metrics struct {
+	t           *Tracker
+	events      *prometheus.CounterVec
+	transitions prometheus.Counter
+	rejects     *prometheus.CounterVec
+}
+
+func newMetrics(t *Tracker) *Metrics {
+	return &Metrics{
+		t: t,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthrouter_ingest_events_total",
+			Help: "Events received, by result: accepted, duplicate (repeated event_id or older than the state) or rejected.",
+		}, []string{"result"}),
+		transitions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthrouter_ingest_transitions_total",
+			Help: "State changes decided by the engine (checks and alerts).",
+		}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthrouter_ingest_rejected_total",
+			Help: "Events rejected and dead-lettered, by reason.",
+		}, []string{"reason"}),
+	}
+}
+
+func (m *Metrics) applied(accepted, duplicates, transitions int) {
+	if accepted > 0 {
+		m.events.WithLabelValues("accepted").Add(float64(accepted))
+	}
+	if duplicates > 0 {
+		m.events.WithLabelValues("duplicate").Add(float64(duplicates))
+	}
+	if transitions > 0 {
+		m.transitions.Add(float64(transitions))
+	}
+}
+
+func (m *Metrics) rejected(reason string) {
+	m.events.WithLabelValues("rejected").Inc()
+	m.rejects.WithLabelValues(reason).Inc()
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.events.Describe(ch)
+	m.transitions.Describe(ch)
+	m.rejects.Describe(ch)
+	for _, d := range []*prometheus.Desc{alertDesc, suppressedDesc, failingDesc, regionHostsDesc,
+		regionReportingDesc, regionFailingDesc, lastEventDesc, trackedDesc, hostsDesc, flappingDesc,
+		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc} {
+		ch <- d
+	}
+}
+
+type failing struct {
+	k    health.Key
+	st   health.Status
+	hard bool
+}
+
+// Collect implements prometheus.Collector. It copies what it needs under
+// the lock and builds metrics outside it.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.events.Collect(ch)
+	m.transitions.Collect(ch)
+	m.rejects.Collect(ch)
+
+	t := m.t
+	var fails []failing
+	t.mu.Lock()
+	alerts := t.eng.Alerts()
+	regions := t.eng.Regions()
+	stats := t.eng.Stats()
+	windows := len(t.eng.Windows())
+	t.eng.FailingChecks(func(k health.Key, st health.Status, hard bool) {
+		fails = append(fails, failing{k, st, hard})
+	})
+	t.mu.Unlock()
+
+	for i := range alerts {
+		a := &alerts[i]
+		if a.Suppressed != "" {
+			ch <- prometheus.MustNewConstMetric(suppressedDesc, prometheus.GaugeValue, 1,
+				a.Level.String(), a.Region, a.Host, a.Check, a.Suppressed)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(alertDesc, prometheus.GaugeValue, a.Value,
+			a.Level.String(), a.Region, a.Host, a.Check, a.Severity.String())
+	}
+	for _, f := range fails {
+		v := 0.0
+		if f.hard {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, v,
+			f.k.Region, f.k.Host, f.k.Check, f.st.String())
+	}
+	for _, r := range regions {
+		ch <- prometheus.MustNewConstMetric(regionHostsDesc, prometheus.GaugeValue, float64(r.Hosts), r.Name)
+		ch <- prometheus.MustNewConstMetric(regionReportingDesc, prometheus.GaugeValue, float64(r.ReportingHosts), r.Name)
+		ch <- prometheus.MustNewConstMetric(regionFailingDesc, prometheus.GaugeValue, float64(r.FailingChecks), r.Name)
+		if !r.LastEvent.IsZero() {
+			ch <- prometheus.MustNewConstMetric(lastEventDesc, prometheus.GaugeValue,
+				float64(r.LastEvent.UnixNano())/1e9, r.Name)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(trackedDesc, prometheus.GaugeValue, float64(stats.TrackedChecks))
+	ch <- prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(stats.Hosts))
+	ch <- prometheus.MustNewConstMetric(flappingDesc, prometheus.GaugeValue, float64(stats.Flapping))
+	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, float64(stats.Stale))
+	ch <- prometheus.MustNewConstMetric(windowsDesc, prometheus.GaugeValue, float64(windows))
+	ch <- prometheus.MustNewConstMetric(storePendingDesc, prometheus.GaugeValue, float64(t.store.Pending()))
+	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(t.store.Size()))
+	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(t.store.RejectedCount()))
+}

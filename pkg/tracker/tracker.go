@@ -1,0 +1,402 @@
+// Package tracker keeps the fleet's health state for a running server: it
+// owns the engine and its lock, applies each decoded batch, and makes the
+// outcome durable before the request is acknowledged.
+//
+// Tracker decides ordering and durability. Every engine call happens under
+// one mutex, and the commit of its outcome is submitted to the store under
+// the same mutex, so the disk sees states in the order the engine decided
+// them. Waiting for the disk happens outside the lock, so concurrent
+// requests share one fsync (group commit) instead of queueing behind it.
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/engine"
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/store"
+)
+
+// maxErrors bounds the per-event errors echoed in an ingest response; the
+// rest are in the dead-letter store.
+const maxErrors = 10
+
+// maxDeadLetterEvent bounds the raw event kept per dead letter.
+const maxDeadLetterEvent = 4096
+
+// Tracker is the engine plus its durable store, safe for concurrent use.
+type Tracker struct {
+	log   *zap.Logger
+	store *store.Store
+	now   func() time.Time
+	cfg   config.Engine
+
+	mu  sync.Mutex // serialises every engine call and commit submission
+	eng *engine.Engine
+	out engine.Outcome
+
+	newRegion chan struct{}
+	metrics   *Metrics
+}
+
+// Open loads the persisted state into a new engine. now is the clock.
+func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.Time) (*Tracker, error) {
+	eng, err := engine.New(engine.Config{Engine: cfg.Engine, Checks: cfg.Checks})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	t := &Tracker{
+		log:       log,
+		store:     st,
+		now:       now,
+		cfg:       cfg.Engine,
+		eng:       eng,
+		newRegion: make(chan struct{}, 1),
+	}
+	t.metrics = newMetrics(t)
+	start := time.Now()
+	loaded, skipped, err := st.LoadChecks(eng.Load)
+	if err != nil {
+		return nil, fmt.Errorf("load checks: %w", err)
+	}
+	windows, err := st.Windows()
+	if err != nil {
+		return nil, fmt.Errorf("load maintenance windows: %w", err)
+	}
+	clock := now()
+	for _, w := range windows {
+		if !w.Active(clock) {
+			if err := st.DeleteWindow(w.ID); err != nil {
+				return nil, fmt.Errorf("drop expired window %s: %w", w.ID, err)
+			}
+			continue
+		}
+		eng.LoadWindow(w)
+	}
+	seq, err := st.LastSeq()
+	if err != nil {
+		return nil, fmt.Errorf("read journal sequence: %w", err)
+	}
+	eng.Start(seq, clock)
+	stats := eng.Stats()
+	log.Info("state loaded",
+		zap.Int("checks", loaded), zap.Int("skipped_unreadable", skipped),
+		zap.Int("hosts", stats.Hosts), zap.Int("regions", stats.Regions),
+		zap.Int("firing", stats.Firing), zap.Int("maintenance_windows", len(eng.Windows())),
+		zap.Uint64("journal_seq", seq), zap.Duration("took", time.Since(start)))
+	return t, nil
+}
+
+// Metrics is the tracker's Prometheus collector, for registration.
+func (t *Tracker) Metrics() *Metrics { return t.metrics }
+
+// NewRegions is signalled (coalesced) when a region is seen for the first
+// time, so provisioning can give it a rule group without waiting.
+func (t *Tracker) NewRegions() <-chan struct{} { return t.newRegion }
+
+// Result is what an ingest request answers (DESIGN §1).
+type Result struct {
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+	Rejected   int      `json:"rejected"`
+	Errors     []string `json:"errors"`
+}
+
+// Apply applies a decoded request and returns once its transitions are on
+// disk. An error means nothing may be acknowledged: the sender retries and
+// dedup makes the retry harmless.
+func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (Result, error) {
+	res := Result{Errors: []string{}}
+	received := d.Batch.Received
+	var dead []health.Rejected
+	for i := range d.Rejected {
+		r := &d.Rejected[i]
+		dead = append(dead, deadLetter(received, remote, r.Index, r.Reason, r.Err, r.Raw))
+		res.addError(r.Index, r.Err)
+		t.metrics.rejected(r.Reason)
+	}
+
+	t.mu.Lock()
+	t.out.Reset()
+	t.eng.Apply(&d.Batch, &t.out)
+	out := &t.out
+	for _, r := range out.Rejected {
+		// The engine indexes valid results; name the result itself.
+		rs := &d.Batch.Results[r.Index]
+		raw := fmt.Appendf(nil, `{"region":%q,"host":%q,"check":%q}`, rs.Region, rs.Host, rs.Check)
+		dead = append(dead, deadLetter(received, remote, -1, r.Reason, r.Err, raw))
+		res.addError(-1, r.Err)
+		t.metrics.rejected(r.Reason)
+	}
+	res.Accepted, res.Duplicates = out.Accepted, out.Duplicates
+	res.Rejected = len(d.Rejected) + len(out.Rejected)
+	transitions := len(out.Transitions)
+	newRegions := len(out.NewRegions) > 0
+	ticket := t.store.Submit(t.commitLocked(dead))
+	t.mu.Unlock()
+
+	t.metrics.applied(res.Accepted, res.Duplicates, transitions)
+	if newRegions {
+		select {
+		case t.newRegion <- struct{}{}:
+		default:
+		}
+	}
+	if err := ticket.Wait(ctx); err != nil {
+		return res, fmt.Errorf("commit: %w", err)
+	}
+	return res, nil
+}
+
+// DeadLetter records a whole request that could not be decoded, so the
+// operator can see what a sender got wrong even though the sender was told
+// 400 and dropped it.
+func (t *Tracker) DeadLetter(ctx context.Context, at time.Time, remote, reason, msg string, raw []byte) error {
+	t.metrics.rejected(reason)
+	return t.store.Commit(ctx, &store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw)}})
+}
+
+// commitLocked copies the outcome for the store: the engine reuses its
+// buffers on the next call while the commit is written asynchronously.
+func (t *Tracker) commitLocked(dead []health.Rejected) *store.Commit {
+	c := &store.Commit{Rejected: dead}
+	if n := len(t.out.Changed); n > 0 {
+		c.States = append(make([]health.CheckState, 0, n), t.out.Changed...)
+	}
+	if n := len(t.out.Transitions); n > 0 {
+		c.Transitions = append(make([]health.Transition, 0, n), t.out.Transitions...)
+	}
+	return c
+}
+
+func (r *Result) addError(index int, msg string) {
+	if len(r.Errors) >= maxErrors {
+		return
+	}
+	if index >= 0 {
+		msg = "event " + strconv.Itoa(index) + ": " + msg
+	}
+	r.Errors = append(r.Errors, msg)
+}
+
+func deadLetter(at time.Time, remote string, index int, reason, msg string, raw []byte) health.Rejected {
+	r := health.Rejected{Time: at, Reason: reason, Error: msg, Index: index, Remote: remote}
+	if len(raw) > maxDeadLetterEvent {
+		raw, r.Truncate = raw[:maxDeadLetterEvent], true
+	}
+	r.Event = string(raw)
+	return r
+}
+
+// Run ticks the engine (staleness, maintenance expiry) and checkpoints
+// last-seen times until ctx ends, then writes a final checkpoint.
+func (t *Tracker) Run(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.TickEvery.D())
+	defer tick.Stop()
+	checkpoint := time.NewTicker(t.cfg.Checkpoint.D())
+	defer checkpoint.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// The final checkpoint gets its own deadline: ctx is done.
+			final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := t.Checkpoint(final)
+			cancel()
+			if err != nil {
+				t.log.Error("final checkpoint failed", zap.Error(err))
+			}
+			return
+		case <-tick.C:
+			if err := t.Tick(ctx); err != nil {
+				t.log.Error("tick commit failed", zap.Error(err))
+			}
+		case <-checkpoint.C:
+			if err := t.Checkpoint(ctx); err != nil {
+				t.log.Error("checkpoint failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Tick advances the engine's clock and persists what it decided.
+func (t *Tracker) Tick(ctx context.Context) error {
+	now := t.now()
+	t.mu.Lock()
+	before := len(t.eng.Windows())
+	t.out.Reset()
+	t.eng.Tick(now, &t.out)
+	expired := before != len(t.eng.Windows())
+	transitions := len(t.out.Transitions)
+	ticket := t.store.Submit(t.commitLocked(nil))
+	t.mu.Unlock()
+	t.metrics.applied(0, 0, transitions)
+	if expired {
+		if err := t.dropExpiredWindows(now); err != nil {
+			return err
+		}
+	}
+	return ticket.Wait(ctx)
+}
+
+func (t *Tracker) dropExpiredWindows(now time.Time) error {
+	ws, err := t.store.Windows()
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if !w.Active(now) {
+			if err := t.store.DeleteWindow(w.ID); err != nil {
+				return fmt.Errorf("drop expired window %s: %w", w.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Checkpoint writes last-seen times and flap histories changed since the
+// previous checkpoint. Losing them in a crash loses no acknowledged
+// transition; restart grants staleness a grace period instead. They go
+// through the ordered commit path like everything else: a snapshot written
+// on the side could land after, and overwrite, a newer committed state.
+func (t *Tracker) Checkpoint(ctx context.Context) error {
+	c := &store.Commit{}
+	t.mu.Lock()
+	t.eng.Checkpoint(func(s *health.CheckState) { c.States = append(c.States, *s) })
+	ticket := t.store.Submit(c)
+	t.mu.Unlock()
+	if err := ticket.Wait(ctx); err != nil {
+		return fmt.Errorf("checkpoint %d states: %w", len(c.States), err)
+	}
+	return nil
+}
+
+// ErrInvalidWindow wraps the engine's reasons for refusing a window.
+var ErrInvalidWindow = errors.New("invalid maintenance window")
+
+// AddWindow starts a maintenance window, durably.
+func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window, error) {
+	now := t.now()
+	w.Created = now
+	t.mu.Lock()
+	t.out.Reset()
+	if err := t.eng.AddWindow(w, now, &t.out); err != nil {
+		t.mu.Unlock()
+		return w, fmt.Errorf("%w: %v", ErrInvalidWindow, err)
+	}
+	if err := t.store.PutWindow(w); err != nil {
+		t.out.Reset()
+		t.eng.RemoveWindow(w.ID, now, &t.out)
+		t.mu.Unlock()
+		return w, fmt.Errorf("persist window: %w", err)
+	}
+	ticket := t.store.Submit(t.commitLocked(nil))
+	t.mu.Unlock()
+	return w, ticket.Wait(ctx)
+}
+
+// RemoveWindow ends a maintenance window early. It reports whether the
+// window existed.
+func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
+	now := t.now()
+	t.mu.Lock()
+	t.out.Reset()
+	if !t.eng.RemoveWindow(id, now, &t.out) {
+		t.mu.Unlock()
+		return false, nil
+	}
+	if err := t.store.DeleteWindow(id); err != nil {
+		t.mu.Unlock()
+		return true, fmt.Errorf("delete window: %w", err)
+	}
+	ticket := t.store.Submit(t.commitLocked(nil))
+	t.mu.Unlock()
+	return true, ticket.Wait(ctx)
+}
+
+// Read side: each call takes the lock briefly and returns copies.
+
+// Alerts is the alert set: firing and suppressed.
+func (t *Tracker) Alerts() []health.Alert {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Alerts()
+}
+
+// Windows lists active maintenance windows.
+func (t *Tracker) Windows() []health.Window {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Windows()
+}
+
+// RegionInfos summarises every region.
+func (t *Tracker) RegionInfos() []engine.RegionInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Regions()
+}
+
+// Hosts lists the hosts of a region ("" for all).
+func (t *Tracker) Hosts(region string) []engine.HostInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Hosts(region)
+}
+
+// HostChecks lists the checks of a host.
+func (t *Tracker) HostChecks(host string) []engine.CheckInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.HostChecks(host)
+}
+
+// Explain says why a host or check does or does not page.
+func (t *Tracker) Explain(host, check string) engine.Explanation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Explain(host, check)
+}
+
+// Stats are the engine's counters.
+func (t *Tracker) Stats() engine.Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.Stats()
+}
+
+// Transitions reads the journal.
+func (t *Tracker) Transitions(after uint64, limit int) ([]health.Transition, error) {
+	return t.store.Transitions(after, limit)
+}
+
+// Rejected reads the dead-letter store, newest first.
+func (t *Tracker) Rejected(limit int) ([]health.Rejected, error) {
+	return t.store.Rejected(limit)
+}
+
+// Region is a region and when it last reported, for provisioning.
+type Region struct {
+	Name     string
+	LastSeen time.Time
+}
+
+// Regions lists the regions seen, sorted by name.
+func (t *Tracker) Regions() []Region {
+	infos := t.RegionInfos()
+	out := make([]Region, len(infos))
+	for i, r := range infos {
+		out[i] = Region{Name: r.Name, LastSeen: r.LastEvent}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
