@@ -13,37 +13,37 @@ type CheckState struct {
 	Key
 	// Status is the latest result; Hard is the confirmed state that pages.
 	// A non-passing Status with a passing Hard is a soft failure.
-	Status Status
-	Hard   Status
+	Status Status `json:"status"`
+	Hard   Status `json:"hard"`
 	// Attempts counts consecutive non-passing results (towards confirm_after)
 	// while Hard is passing, and consecutive passing results (towards
 	// recover_after) while Hard is failing.
-	Attempts uint8
-	Flapping bool
+	Attempts uint8 `json:"attempts"`
+	Flapping bool  `json:"flapping"`
 	// Stale is set once the check has gone stale_after without a result,
 	// and persisted so a restart keeps silent checks silent instead of
 	// granting them a fresh grace period.
-	Stale bool
+	Stale bool `json:"stale"`
 	// FlapHistory holds one bit per recorded result, newest in bit 0: set
 	// when that result's status differed from the one before. FlapCount is
 	// how many of the 21 slots are filled.
-	FlapHistory uint32
-	FlapCount   uint8
+	FlapHistory uint32 `json:"flap_history"`
+	FlapCount   uint8  `json:"flap_count"`
 	// Updated is the newest result's own timestamp (the event clock);
 	// results older than it never move state. HardSince is when Hard last
 	// changed. LastSeen is the receiver's clock at the newest result, what
 	// staleness is measured from.
-	Updated   int64
-	HardSince int64
-	LastSeen  int64
-	Severity  Severity // from the event; SeverityNone when it gave none
-	Team      string
-	Interval  int32  // seconds between results the sender promised, 0 unknown
-	EventID   uint64 // hash of the newest result's event_id, 0 when none
+	Updated   int64    `json:"updated"`
+	HardSince int64    `json:"hard_since"`
+	LastSeen  int64    `json:"last_seen"`
+	Severity  Severity `json:"severity,omitempty"` // from the event; SeverityNone when it gave none
+	Team      string   `json:"team,omitempty"`
+	Interval  int32    `json:"interval,omitempty"` // seconds between results the sender promised, 0 unknown
+	EventID   uint64   `json:"-"`                  // hash of the newest result's event_id, 0 when none
 	// Output and Labels are kept only while the check is not passing: the
 	// passing fleet does not pay for them.
-	Output string
-	Labels []Label
+	Output string  `json:"output,omitempty"`
+	Labels []Label `json:"labels,omitempty"`
 }
 
 // Level says what an alert is about: one host, or one check across a region.
