@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/healthrouter
 PKGS    := ./...
 
-.PHONY: all build run test test-short vet fmt fmt-check bench fuzz clean
+.PHONY: all build run test test-short vet fmt fmt-check bench fuzz headline scenarios clean
 
 all: fmt-check vet build test
 
@@ -40,6 +40,15 @@ bench:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./pkg/ingest
+
+# The README's headline table: every scenario replayed, direct routing beside
+# healthrouter (a test fails while the README disagrees).
+headline:
+	$(GO) run ./pkg/scenario/headline -w
+
+# Regenerate testdata/scenarios from pkg/scenario (a test fails while stale).
+scenarios:
+	$(GO) generate ./pkg/scenario
 
 clean:
 	rm -rf bin
