@@ -342,3 +342,52 @@ func fmtTime(ns int64) string {
 	}
 	return unixTime(ns).Format(time.RFC3339)
 }
+
+// ExplainRegion says why a region alert for check (health.NotReporting for
+// the region's silence) pages or not: the rollup's numbers against the
+// thresholds, and the maintenance window holding it back if any.
+func (e *Engine) ExplainRegion(regionName, check string) Explanation {
+	ex := Explanation{Key: health.Key{Region: regionName, Check: check}}
+	id, ok := e.regionIDs[regionName]
+	if !ok {
+		ex.Decision = fmt.Sprintf("%s is not a tracked region: no result has been received from it", regionName)
+		return ex
+	}
+	reg := e.regions[id]
+	var ru *rollup
+	if check == health.NotReporting {
+		ru = &reg.nr
+	} else if name, ok := e.nameIDs[check]; ok {
+		ru = reg.rollups[name]
+	}
+	if ru == nil {
+		ex.Decision = fmt.Sprintf("no host in %s runs a check named %q", regionName, check)
+		return ex
+	}
+	ex.Found = true
+	rr := e.rollupView(reg, ru)
+	ex.Region = &rr
+	ex.Steps = append(ex.Steps, e.rollupStep(reg, ru))
+	if ru.state == stateInactive {
+		ex.Decision = fmt.Sprintf("no region alert for %s in %s: %d/%d hosts, below %.0f%% or %d hosts; failing hosts alert on their own",
+			rr.Check, regionName, rr.Failing, rr.Hosts, 100*rr.Threshold, rr.MinHosts)
+		return ex
+	}
+	a := e.regionAlert(ru)
+	ex.Alert = &a
+	if ru.state == stateSuppressed {
+		for _, w := range reg.windows {
+			if ok, _ := path.Match(w.Check, rr.Check); w.Host == "" && (w.Check == "" || ok) {
+				hw := w.Window
+				ex.Window = &hw
+				break
+			}
+		}
+		ex.Decision = fmt.Sprintf("the region alert for %s in %s does not page: suppressed by maintenance", rr.Check, regionName)
+		return ex
+	}
+	ex.Pages = true
+	ex.Phase = health.AlertFiring
+	ex.Decision = fmt.Sprintf("pages once for the region: %s; the matching host alerts are suppressed while it fires", a.Summary)
+	return ex
+}

@@ -110,6 +110,31 @@ func TestExplain(t *testing.T) {
 		}
 	})
 
+	t.Run("region", func(t *testing.T) {
+		regionCases := []struct {
+			name, region, check string
+			found, pages        bool
+			decision            string
+		}{
+			{"firing", "eu", "conn", true, true, "pages once for the region: conn failing on 3/4 hosts in eu"},
+			{"below threshold", "eu", "disk", true, false, "no region alert for disk in eu: 1/1 hosts, below 30% or 3 hosts"},
+			{"silence rollup", "eu", health.NotReporting, true, false, "no region alert for not_reporting in eu"},
+			{"unknown check", "eu", "nope", false, false, `no host in eu runs a check named "nope"`},
+			{"unknown region", "mars", "conn", false, false, "mars is not a tracked region"},
+		}
+		for _, tt := range regionCases {
+			ex := h.e.ExplainRegion(tt.region, tt.check)
+			if ex.Found != tt.found || ex.Pages != tt.pages || !strings.Contains(ex.Decision, tt.decision) {
+				t.Errorf("%s: found %v pages %v decision %q; want %v %v containing %q",
+					tt.name, ex.Found, ex.Pages, ex.Decision, tt.found, tt.pages, tt.decision)
+			}
+		}
+		ex := h.e.ExplainRegion("eu", "conn")
+		if ex.Alert == nil || ex.Alert.Level != health.LevelRegion || ex.Region == nil || !ex.Region.Alerting {
+			t.Fatalf("region explanation lacks its alert or rollup: %+v", ex)
+		}
+	})
+
 	t.Run("not reporting host", func(t *testing.T) {
 		h := newHarness(t, cfg(nil))
 		h.apply(pass("web-9", "cpu"))

@@ -13,7 +13,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/healthrouter/healthrouter/pkg/engine"
 	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/report"
 	"github.com/healthrouter/healthrouter/pkg/tracker"
 )
 
@@ -109,12 +111,17 @@ func (s *Server) getExplain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	host, check := q.Get("host"), q.Get("check")
-	if host == "" {
-		writeError(w, http.StatusBadRequest, "host is required (check is optional)")
+	host, region, check := q.Get("host"), q.Get("region"), q.Get("check")
+	var ex engine.Explanation
+	switch {
+	case host != "":
+		ex = t.Explain(host, check)
+	case region != "" && check != "":
+		ex = t.ExplainRegion(region, check)
+	default:
+		writeError(w, http.StatusBadRequest, "give host (and optionally check), or region and check")
 		return
 	}
-	ex := t.Explain(host, check)
 	if !ex.Found {
 		writeJSON(w, http.StatusNotFound, ex)
 		return
@@ -167,6 +174,25 @@ func (s *Server) getRejected(w http.ResponseWriter, r *http.Request) {
 		rej = []health.Rejected{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rejected": rej})
+}
+
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	limit, err := intParam(r, "limit", 0, 100000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rep, err := report.Build(func(fn func(*health.Transition) bool) error { return t.ScanTransitions(0, fn) },
+		report.Options{Limit: limit})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "building the report: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Server) getMaintenance(w http.ResponseWriter, r *http.Request) {

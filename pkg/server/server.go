@@ -119,6 +119,7 @@ func New(opts Options) (*Server, error) {
 		r.With(read).Get("/explain", s.getExplain)
 		r.With(read).Get("/transitions", s.getTransitions)
 		r.With(read).Get("/rejected", s.getRejected)
+		r.With(read).Get("/report", s.getReport)
 		r.With(read).Get("/maintenance", s.getMaintenance)
 		r.With(admin).Post("/maintenance", s.postMaintenance)
 		r.With(admin).Delete("/maintenance/{id}", s.deleteMaintenance)

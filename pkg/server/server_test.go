@@ -487,3 +487,116 @@ func TestUndecodableBodyIsDeadLettered(t *testing.T) {
 		t.Fatalf("dead letters %+v, %v", rej, err)
 	}
 }
+
+func TestReadAPI(t *testing.T) {
+	ts := newTestServer(t, true)
+	// Three of four hosts fail connectivity (a region alert); web-1 also
+	// fails raid (a host alert). Two rounds confirm the failures.
+	for i := 1; i <= 2; i++ {
+		var evs []string
+		for h := 1; h <= 4; h++ {
+			host := fmt.Sprintf("web-%d.eu-west.example.com", h)
+			st := "critical"
+			if h == 4 {
+				st = "passing"
+			}
+			evs = append(evs, event(host, "eu-west", "connectivity", st))
+			raid := "passing"
+			if h == 1 {
+				raid = "critical"
+			}
+			evs = append(evs, event(host, "eu-west", "raid", raid))
+		}
+		body := strings.ReplaceAll(string(jsonArray(evs...)), "10:00:00", fmt.Sprintf("10:00:%02d", i*20))
+		if resp, _ := ts.post(t, []byte(body)); resp.StatusCode != 200 {
+			t.Fatalf("post: %d", resp.StatusCode)
+		}
+	}
+	get := func(path string, want int, out any) {
+		t.Helper()
+		resp, data := ts.do(t, "GET", path, nil, withToken(ingestToken))
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, data, want)
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+		}
+	}
+
+	var alerts struct{ Firing, Suppressed []health.Alert }
+	get("/v1/alerts", 200, &alerts)
+	var firing []string
+	for _, a := range alerts.Firing {
+		firing = append(firing, a.ID())
+	}
+	if got := strings.Join(firing, " "); got != "host/eu-west/web-1.eu-west.example.com region/eu-west/connectivity" {
+		t.Fatalf("firing %s", got)
+	}
+	if len(alerts.Suppressed) != 3 || alerts.Suppressed[0].Suppressed != health.SuppressedByRegion {
+		t.Fatalf("suppressed %+v", alerts.Suppressed)
+	}
+
+	var regions struct {
+		Regions []struct {
+			Name          string
+			Hosts         int
+			FailingChecks int `json:"failing_checks"`
+		}
+	}
+	get("/v1/regions", 200, &regions)
+	if len(regions.Regions) != 1 || regions.Regions[0].Hosts != 4 || regions.Regions[0].FailingChecks != 4 {
+		t.Fatalf("regions %+v", regions)
+	}
+	var hosts struct {
+		Hosts []struct{ Host string }
+		Total int
+	}
+	get("/v1/hosts?region=eu-west&limit=2&offset=1", 200, &hosts)
+	if hosts.Total != 4 || len(hosts.Hosts) != 2 || hosts.Hosts[0].Host != "web-2.eu-west.example.com" {
+		t.Fatalf("hosts page %+v", hosts)
+	}
+	get("/v1/hosts?limit=x", 400, nil)
+	get("/v1/hosts/web-1.eu-west.example.com", 200, nil)
+	get("/v1/hosts/nobody", 404, nil)
+
+	var ex struct {
+		Found, Pages bool
+		Decision     string
+	}
+	get("/v1/explain?host=web-1.eu-west.example.com&check=raid", 200, &ex)
+	if !ex.Pages || !strings.Contains(ex.Decision, "raid on web-1.eu-west.example.com pages") {
+		t.Fatalf("explain raid: %+v", ex)
+	}
+	get("/v1/explain?host=web-2.eu-west.example.com&check=connectivity", 200, &ex)
+	if ex.Pages || !strings.Contains(ex.Decision, "region") {
+		t.Fatalf("explain suppressed connectivity: %+v", ex)
+	}
+	get("/v1/explain?region=eu-west&check=connectivity", 200, &ex)
+	if !ex.Pages {
+		t.Fatalf("explain region: %+v", ex)
+	}
+	get("/v1/explain?host=ghost", 404, nil)
+	get("/v1/explain", 400, nil)
+
+	var tr struct{ Transitions []health.Transition }
+	get("/v1/transitions?limit=1000", 200, &tr)
+	if len(tr.Transitions) == 0 || tr.Transitions[0].Seq != 1 {
+		t.Fatalf("journal %+v", tr.Transitions)
+	}
+	last := tr.Transitions[len(tr.Transitions)-1].Seq
+	get(fmt.Sprintf("/v1/transitions?after=%d", last), 200, &tr)
+	if len(tr.Transitions) != 0 {
+		t.Fatalf("transitions after the last: %+v", tr.Transitions)
+	}
+	var rep struct {
+		Checks []struct {
+			Check string
+		}
+	}
+	get("/v1/report", 200, &rep)
+	if len(rep.Checks) == 0 {
+		t.Fatalf("report has no checks")
+	}
+}

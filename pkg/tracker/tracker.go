@@ -367,6 +367,13 @@ func (t *Tracker) Explain(host, check string) engine.Explanation {
 	return t.eng.Explain(host, check)
 }
 
+// ExplainRegion says why a region alert for a check pages or not.
+func (t *Tracker) ExplainRegion(region, check string) engine.Explanation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.ExplainRegion(region, check)
+}
+
 // Stats are the engine's counters.
 func (t *Tracker) Stats() engine.Stats {
 	t.mu.Lock()
@@ -377,6 +384,11 @@ func (t *Tracker) Stats() engine.Stats {
 // Transitions reads the journal.
 func (t *Tracker) Transitions(after uint64, limit int) ([]health.Transition, error) {
 	return t.store.Transitions(after, limit)
+}
+
+// ScanTransitions walks the journal oldest first from after.
+func (t *Tracker) ScanTransitions(after uint64, fn func(*health.Transition) bool) error {
+	return t.store.ScanTransitions(after, fn)
 }
 
 // Rejected reads the dead-letter store, newest first.
