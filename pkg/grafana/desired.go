@@ -18,6 +18,7 @@ import (
 // Metric names the rules query (DESIGN §3: a contract with /metrics).
 const (
 	metricAlert     = "healthrouter_alert"
+	metricAlertTeam = "healthrouter_alert_team"
 	metricLastEvent = "healthrouter_last_event_timestamp_seconds"
 )
 
@@ -241,34 +242,71 @@ func (b *builder) alertRule(group, region, level string, rr ruleRoute) *models.P
 // one route's share, and collapses an HA pair (two targets differing by
 // instance, pod and the like) into one series per alert with max by.
 func (b *builder) alertExpr(level, region string, rr ruleRoute) string {
-	eq := map[string]string{"level": level, "region": region}
-	for l, v := range rr.want {
-		eq[l] = v
-	}
 	neq := map[string][]string{}
 	var unless []string
 	for _, ex := range rr.exclude {
 		if len(ex) == 1 {
-			for l, v := range ex {
-				neq[l] = append(neq[l], v)
+			if v, ok := ex["team"]; !ok {
+				for l, v := range ex {
+					neq[l] = append(neq[l], v)
+				}
+				continue
+			} else if v == "" {
+				continue
 			}
-			continue
 		}
-		sel := map[string]string{"level": level, "region": region}
-		for l, v := range ex {
-			sel[l] = v
-		}
-		unless = append(unless, promSelector(metricAlert, sel, b.severities, nil))
+		unless = append(unless, b.routeSelector(level, region, ex, nil))
 	}
-	expr := promSelector(metricAlert, eq, b.severities, neq)
+	expr := b.routeSelector(level, region, rr.want, neq)
 	for _, u := range unless {
 		expr += " unless " + u
 	}
-	by := "region, host, check, severity, team"
+	by := "region, host, check, severity"
 	if level == levelRegion {
-		by = "region, check, severity, team"
+		by = "region, check, severity"
+	}
+	if b.policyMode() && b.routesMatchTeam() {
+		// The policy's child routes match on team: give each alert its
+		// team label, keeping the alerts that have none.
+		team := "max by (region, host, check, team) (" +
+			promSelector(metricAlertTeam, map[string]string{"level": level, "region": region}, nil, nil) + ")"
+		expr = "(" + expr + ") * on (region, host, check) group_left (team) " + team +
+			" or on (region, host, check) (" + expr + ")"
+		by += ", team"
 	}
 	return "max by (" + by + ") (" + expr + ")"
+}
+
+// routesMatchTeam reports whether any PagerDuty route matches on team.
+func (b *builder) routesMatchTeam() bool {
+	for _, r := range b.pd.Routes {
+		if _, ok := r.Match["team"]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// routeSelector selects the healthrouter_alert series of a level and region
+// whose labels match m. The team is not one of healthrouter_alert's labels,
+// which are a contract; healthrouter_alert_team names each firing alert's
+// team, and a team match joins it on the alert's identity.
+func (b *builder) routeSelector(level, region string, m map[string]string, neq map[string][]string) string {
+	eq := map[string]string{"level": level, "region": region}
+	team, byTeam := "", false
+	for l, v := range m {
+		if l == "team" {
+			team, byTeam = v, true
+			continue
+		}
+		eq[l] = v
+	}
+	sel := promSelector(metricAlert, eq, b.severities, neq)
+	if !byTeam {
+		return sel
+	}
+	return "(" + sel + " and on (region, host, check) " +
+		promSelector(metricAlertTeam, map[string]string{"level": level, "region": region, "team": team}, nil, nil) + ")"
 }
 
 func (b *builder) hostAnnotations() map[string]string {

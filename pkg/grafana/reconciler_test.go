@@ -70,21 +70,22 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 			uid: "hr-host-eu-west-1", receiver: "healthrouter-default",
 			labels: map[string]string{"managed_by": "healthrouter", "level": "host", "region": "eu-west-1"},
 			noData: "OK", execErr: "KeepLast", forDur: 2 * time.Minute,
-			exprHas: []string{`max by (region, host, check, severity, team)`, `healthrouter_alert{level="host", region="eu-west-1"`,
-				`severity=~"critical|error|warning"`, `team!="storage"`},
+			exprHas: []string{`max by (region, host, check, severity)`, `healthrouter_alert{level="host", region="eu-west-1"`,
+				`severity=~"critical|error|warning"`,
+				`unless (healthrouter_alert{level="host", region="eu-west-1", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="host", region="eu-west-1", team="storage"})`},
 			annotations: []string{"summary", "description", "explain_url", "region_url"},
 		},
 		{
 			uid: "hr-hostr1-eu-west-1", receiver: "healthrouter-storage",
 			labels: map[string]string{"managed_by": "healthrouter", "level": "host", "region": "eu-west-1", "team": "storage"},
 			noData: "OK", execErr: "KeepLast", forDur: 2 * time.Minute,
-			exprHas: []string{`team="storage"`}, exprHasNot: []string{`team!=`},
+			exprHas: []string{`and on (region, host, check) healthrouter_alert_team{level="host", region="eu-west-1", team="storage"}`}, exprHasNot: []string{`unless`},
 		},
 		{
 			uid: "hr-region-eu-west-1", receiver: "healthrouter-default",
 			labels: map[string]string{"managed_by": "healthrouter", "level": "region", "region": "eu-west-1"},
 			noData: "OK", execErr: "KeepLast", forDur: time.Minute,
-			exprHas: []string{`max by (region, check, severity, team)`, `healthrouter_alert{level="region", region="eu-west-1"`},
+			exprHas: []string{`max by (region, check, severity)`, `healthrouter_alert{level="region", region="eu-west-1"`},
 		},
 		{
 			uid: "hr-watchdog", receiver: "healthrouter-default",
@@ -872,7 +873,7 @@ func TestWarningSeverityRouting(t *testing.T) {
 		warning, want string
 	}{
 		{"low", `severity=~"critical|error|warning"`},
-		{"none", `severity=~"critical|error",`},
+		{"none", `severity=~"critical|error"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.warning, func(t *testing.T) {

@@ -23,42 +23,42 @@ func TestRoutesFor(t *testing.T) {
 		{
 			name: "no routes: one rule to the default key",
 			pd:   pd("low"), region: "eu", level: "host",
-			want: []string{`default: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
+			want: []string{`default: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
 		},
 		{
 			name: "team route: its share, the default gets the rest",
 			pd:   pd("none", route("storage", map[string]string{"team": "storage"})), region: "eu", level: "region",
 			want: []string{
-				`storage: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", team="storage", severity=~"critical|error"})`,
-				`default: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", severity=~"critical|error", team!="storage"})`,
+				`storage: max by (region, check, severity) ((healthrouter_alert{level="region", region="eu", severity=~"critical|error"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="storage"}))`,
+				`default: max by (region, check, severity) (healthrouter_alert{level="region", region="eu", severity=~"critical|error"} unless (healthrouter_alert{level="region", region="eu", severity=~"critical|error"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="storage"}))`,
 			},
 		},
 		{
 			name: "route for another region does not apply",
 			pd:   pd("low", route("apac", map[string]string{"region": "ap"})), region: "eu", level: "host",
-			want: []string{`default: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
+			want: []string{`default: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
 		},
 		{
 			name: "route for this region takes everything",
 			pd:   pd("low", route("eu", map[string]string{"region": "eu"}), route("storage", map[string]string{"team": "storage"})), region: "eu", level: "host",
-			want: []string{`eu: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
+			want: []string{`eu: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning"})`},
 		},
 		{
 			name: "host route does not apply to region alerts",
 			pd:   pd("low", route("db", map[string]string{"host": "db-1"})), region: "eu", level: "region",
-			want: []string{`default: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning"})`},
+			want: []string{`default: max by (region, check, severity) (healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning"})`},
 		},
 		{
 			name: "warning route with warnings off does not apply",
 			pd:   pd("none", route("low", map[string]string{"severity": "warning"})), region: "eu", level: "host",
-			want: []string{`default: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity=~"critical|error"})`},
+			want: []string{`default: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity=~"critical|error"})`},
 		},
 		{
 			name: "severity route replaces the severity filter",
 			pd:   pd("low", route("crit", map[string]string{"severity": "critical", "level": "host"})), region: "eu", level: "host",
 			want: []string{
-				`crit: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity="critical"})`,
-				`default: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning", severity!="critical"})`,
+				`crit: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity="critical"})`,
+				`default: max by (region, host, check, severity) (healthrouter_alert{level="host", region="eu", severity=~"critical|error|warning", severity!="critical"})`,
 			},
 		},
 		{
@@ -66,20 +66,20 @@ func TestRoutesFor(t *testing.T) {
 			pd: pd("low", route("a", map[string]string{"team": "db", "check": "disk"}),
 				route("b", map[string]string{"team": "db"})), region: "eu", level: "region",
 			want: []string{
-				`a: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", check="disk", team="db", severity=~"critical|error|warning"})`,
-				`b: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", team="db", severity=~"critical|error|warning"} unless healthrouter_alert{level="region", region="eu", check="disk", team="db", severity=~"critical|error|warning"})`,
-				`default: max by (region, check, severity, team) (healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning", team!="db"} unless healthrouter_alert{level="region", region="eu", check="disk", team="db", severity=~"critical|error|warning"})`,
+				`a: max by (region, check, severity) ((healthrouter_alert{level="region", region="eu", check="disk", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="db"}))`,
+				`b: max by (region, check, severity) ((healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="db"}) unless (healthrouter_alert{level="region", region="eu", check="disk", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="db"}))`,
+				`default: max by (region, check, severity) (healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning"} unless (healthrouter_alert{level="region", region="eu", check="disk", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="db"}) unless (healthrouter_alert{level="region", region="eu", severity=~"critical|error|warning"} and on (region, host, check) healthrouter_alert_team{level="region", region="eu", team="db"}))`,
 			},
 		},
 		{
 			name: "label values are quoted",
 			pd:   pd("low"), region: `we"ird\region`, level: "host",
-			want: []string{`default: max by (region, host, check, severity, team) (healthrouter_alert{level="host", region="we\"ird\\region", severity=~"critical|error|warning"})`},
+			want: []string{`default: max by (region, host, check, severity) (healthrouter_alert{level="host", region="we\"ird\\region", severity=~"critical|error|warning"})`},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &builder{pd: tt.pd, severities: pagingSeverities(tt.pd)}
+			b := &builder{pd: tt.pd, g: &config.Grafana{Routing: config.RoutingNotificationSettings}, severities: pagingSeverities(tt.pd)}
 			var got []string
 			for _, rr := range routesFor(tt.pd, tt.region, tt.level) {
 				got = append(got, rr.key+": "+b.alertExpr(tt.level, tt.region, rr))

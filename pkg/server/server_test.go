@@ -392,7 +392,9 @@ func TestTokensNeverLogged(t *testing.T) {
 }
 
 func TestMetricsExposeIngestAndPageSet(t *testing.T) {
-	ts := newTestServer(t, true)
+	ts := newTestServer(t, true, func(c *config.Config) {
+		c.Checks = []config.CheckRule{{Match: "raid*", Team: "storage"}}
+	})
 	var evs []string
 	for i := 1; i <= 2; i++ { // confirm_after 2: two critical results make it hard
 		for _, h := range []string{"web-1", "web-2"} {
@@ -410,6 +412,7 @@ func TestMetricsExposeIngestAndPageSet(t *testing.T) {
 		`healthrouter_check_failing{check="raid",host="web-2.eu-west.example.com",region="eu-west",status="critical"} 1`,
 		`healthrouter_region_hosts{region="eu-west"} 2`,
 		`healthrouter_tracked_checks 2`,
+		`healthrouter_alert_team{check="",host="web-1.eu-west.example.com",level="host",region="eu-west",team="storage"} 1`,
 		`healthrouter_http_request_duration_seconds_bucket{code="200",route="/v1/events",le="+Inf"}`,
 		`healthrouter_last_event_timestamp_seconds{region="eu-west"}`,
 	} {

@@ -11,6 +11,9 @@ var (
 	alertDesc = prometheus.NewDesc("healthrouter_alert",
 		"Active alert set. level=host: value is the host's unsuppressed failing checks; level=region: the failing-host ratio. check is set for region alerts and not_reporting hosts.",
 		[]string{"level", "region", "host", "check", "severity"}, nil)
+	alertTeamDesc = prometheus.NewDesc("healthrouter_alert_team",
+		"The team of each active alert that has one (value 1), for routing by team: join it on (region, host, check). Kept apart so healthrouter_alert's labels stay fixed.",
+		[]string{"level", "region", "host", "check", "team"}, nil)
 	suppressedDesc = prometheus.NewDesc("healthrouter_alert_suppressed",
 		"Alerts (per check) held back, with the reason: region, maintenance or flapping.",
 		[]string{"level", "region", "host", "check", "reason"}, nil)
@@ -92,7 +95,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.transitions.Describe(ch)
 	m.rejects.Describe(ch)
-	for _, d := range []*prometheus.Desc{alertDesc, suppressedDesc, failingDesc, regionHostsDesc,
+	for _, d := range []*prometheus.Desc{alertDesc, alertTeamDesc, suppressedDesc, failingDesc, regionHostsDesc,
 		regionReportingDesc, regionFailingDesc, lastEventDesc, trackedDesc, hostsDesc, flappingDesc,
 		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc} {
 		ch <- d
@@ -133,6 +136,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(alertDesc, prometheus.GaugeValue, a.Value,
 			a.Level.String(), a.Region, a.Host, a.Check, a.Severity.String())
+		if a.Team != "" {
+			ch <- prometheus.MustNewConstMetric(alertTeamDesc, prometheus.GaugeValue, 1,
+				a.Level.String(), a.Region, a.Host, a.Check, a.Team)
+		}
 	}
 	for _, f := range fails {
 		v := 0.0
