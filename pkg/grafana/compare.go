@@ -205,10 +205,11 @@ func changedKeys(want, have map[string]string) []string {
 	return out
 }
 
-func unionKeys(a, b map[string]string) []string {
+// unionKeys lists the keys of both maps, sorted.
+func unionKeys[V any](a, b map[string]V) []string {
 	seen := map[string]bool{}
 	var keys []string
-	for _, m := range []map[string]string{a, b} {
+	for _, m := range []map[string]V{a, b} {
 		for k := range m {
 			if !seen[k] {
 				seen[k] = true
@@ -331,7 +332,7 @@ func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
 		delete(m, keyFingerprintSetting)
 	}
 	var changed []string
-	for _, k := range unionAnyKeys(ws, hs) {
+	for _, k := range unionKeys(ws, hs) {
 		if !reflect.DeepEqual(ws[k], hs[k]) {
 			changed = append(changed, k)
 		}
@@ -353,21 +354,6 @@ func settingsMap(v any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-func unionAnyKeys(a, b map[string]any) []string {
-	seen := map[string]bool{}
-	var keys []string
-	for _, m := range []map[string]any{a, b} {
-		for k := range m {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Policies.

@@ -519,33 +519,23 @@ func (s *scanner) colon() error {
 }
 
 // objectMore consumes the ',' or '}' after an object member.
-func (s *scanner) objectMore() (bool, error) {
-	s.ws()
-	if s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			return true, nil
-		case '}':
-			s.pos++
-			return false, nil
-		}
-	}
-	return false, s.unexpected(s.pos, "after object key:value pair")
-}
+func (s *scanner) objectMore() (bool, error) { return s.more('}', "after object key:value pair") }
 
 // arrayMore consumes the ',' or ']' after an array element.
-func (s *scanner) arrayMore() (bool, error) {
+func (s *scanner) arrayMore() (bool, error) { return s.more(']', "after array element") }
+
+// more consumes a ',' (another member follows) or the closing byte.
+func (s *scanner) more(closing byte, after string) (bool, error) {
 	s.ws()
 	if s.pos < len(s.data) {
 		switch s.data[s.pos] {
 		case ',':
 			s.pos++
 			return true, nil
-		case ']':
+		case closing:
 			s.pos++
 			return false, nil
 		}
 	}
-	return false, s.unexpected(s.pos, "after array element")
+	return false, s.unexpected(s.pos, after)
 }
