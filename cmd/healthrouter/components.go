@@ -60,7 +60,7 @@ func (c *components) start(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config, st *store.Store,
 	tr *tracker.Tracker, reg prometheus.Registerer, log *zap.Logger) error {
 	if cfg.Grafana != nil {
-		r, err := grafana.New(cfg, log.Named("grafana"), reg)
+		r, err := grafana.New(cfg, log, reg)
 		if err != nil {
 			return fmt.Errorf("grafana: %w", err)
 		}
@@ -80,7 +80,7 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 		return err
 	}
 	c.outbox, err = pagerduty.NewOutbox(cfg.PagerDuty, queue, open, pagerduty.OutboxOptions{
-		Logger: log.Named("pagerduty"), Registerer: reg,
+		Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("pagerduty outbox: %w", err)
@@ -92,7 +92,7 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	c.fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, pagerduty.FallbackOptions{
 		ExternalURL: cfg.ExternalURL,
 		Direct:      cfg.Grafana == nil,
-		Logger:      log.Named("fallback"),
+		Logger:      log,
 		Registerer:  reg,
 	})
 	if err != nil {
