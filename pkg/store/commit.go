@@ -17,15 +17,27 @@ import (
 )
 
 // Commit is the durable part of one ingest request or engine tick: the check
-// states that changed, the transitions decided and the events dead-lettered.
+// states that changed, the checks forgotten, the transitions decided and the
+// events dead-lettered.
 type Commit struct {
-	States      []health.CheckState
+	States []health.CheckState
+	// Deleted lists checks to remove (their host was forgotten). Within a
+	// commit they apply after States; across commits, even when written in
+	// one group, the later commit wins: a host forgotten and then reporting
+	// again is present, one reporting and then forgotten is gone.
+	Deleted     []health.Key
 	Transitions []health.Transition
 	Rejected    []health.Rejected
+	// Background marks a commit that no acknowledgement depends on: a
+	// checkpoint of last-seen times and flap histories. It is written in
+	// order like any other, but an empty commit's ticket does not wait
+	// for it, so requests that changed nothing are not held up while a
+	// checkpoint of the whole fleet is written.
+	Background bool
 }
 
 func (c *Commit) empty() bool {
-	return len(c.States) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0
+	return len(c.States) == 0 && len(c.Deleted) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0
 }
 
 // Ticket is a claim on durability: Wait returns once everything submitted up
@@ -46,8 +58,8 @@ var ErrClosed = errors.New("store closed")
 // engine decided them) call Submit under the same lock as the engine.
 //
 // An empty commit still yields a ticket that waits for every earlier
-// commit: a request whose events only repeated a state that is not yet on
-// disk must not be acknowledged before that state is.
+// commit but Background ones: a request whose events only repeated a state
+// that is not yet on disk must not be acknowledged before that state is.
 func (s *Store) Submit(c *Commit) *Ticket {
 	return s.commit.submit(c)
 }
@@ -102,6 +114,7 @@ type committer struct {
 	mu            sync.Mutex
 	pending       []pendingCommit // failed ones stay at the front
 	submitted     uint64
+	required      uint64 // the latest submitted commit that is not Background
 	durable       uint64
 	attempts      uint64
 	failedAttempt uint64
@@ -131,13 +144,18 @@ func (c *committer) submit(cm *Commit) *Ticket {
 		// A ticket nothing will ever satisfy; Wait sees stopped.
 		return &Ticket{c: c, seq: c.submitted + 1, attempts: c.attempts}
 	}
-	if !cm.empty() {
-		c.submitted++
-		c.pending = append(c.pending, pendingCommit{seq: c.submitted, Commit: cm})
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	if cm.empty() {
+		// Nothing to write: durable once everything it may depend on is.
+		return &Ticket{c: c, seq: c.required, attempts: c.attempts}
+	}
+	c.submitted++
+	if !cm.Background {
+		c.required = c.submitted
+	}
+	c.pending = append(c.pending, pendingCommit{seq: c.submitted, Commit: cm})
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 	return &Ticket{c: c, seq: c.submitted, attempts: c.attempts}
 }
@@ -239,6 +257,12 @@ func (s *Store) write(batch []pendingCommit) error {
 		journal := tx.Bucket(bucketJournal)
 		rejected := tx.Bucket(bucketRejected)
 		for _, r := range records {
+			if r.val == nil {
+				if err := checks.Delete(r.key); err != nil {
+					return fmt.Errorf("delete check %q: %w", r.key, err)
+				}
+				continue
+			}
 			if err := checks.Put(r.key, r.val); err != nil {
 				return fmt.Errorf("put check %q: %w", r.key, err)
 			}
@@ -287,18 +311,24 @@ func (s *Store) write(batch []pendingCommit) error {
 	return nil
 }
 
+// record is one check write: a put, or a delete when val is nil (an
+// encoded state is never empty).
 type record struct{ key, val []byte }
 
-// checkRecords encodes the group's states sorted by key, as bbolt writes
-// sorted keys far faster than random ones (a checkpoint can hold many). The
-// sort is stable and only the last record per key is kept, so the newest
-// state wins.
+// checkRecords encodes the group's states and deletes sorted by key, as
+// bbolt writes sorted keys far faster than random ones (a checkpoint can
+// hold many). Records are gathered in commit order, each commit's deletes
+// after its states; the sort is stable and only the last record per key is
+// kept, so the newest write, put or delete, wins.
 func checkRecords(batch []pendingCommit) []record {
 	var records []record
 	for _, pc := range batch {
 		for i := range pc.States {
 			st := &pc.States[i]
 			records = append(records, record{checkKey(nil, st.Key), encodeCheck(nil, st)})
+		}
+		for _, k := range pc.Deleted {
+			records = append(records, record{key: checkKey(nil, k)})
 		}
 	}
 	slices.SortStableFunc(records, func(a, b record) int { return bytes.Compare(a.key, b.key) })

@@ -213,6 +213,98 @@ func TestJournalAndDeadLettersAreBounded(t *testing.T) {
 	}
 }
 
+// TestDeletedOrdering writes commits that put and delete the same checks
+// as one group, the way a forgotten host's deletion can share a transaction
+// with its earlier checkpoint or its next report, and expects the later
+// write to win.
+func TestDeletedOrdering(t *testing.T) {
+	web1 := health.Key{Region: "eu", Host: "web-1", Check: "disk"}
+	other := health.Key{Region: "eu", Host: "web-2", Check: "disk"}
+	put := func(k health.Key, st health.Status) health.CheckState {
+		return state(k.Region, k.Host, k.Check, st)
+	}
+	tests := []struct {
+		name    string
+		commits []*Commit
+		want    map[health.Key]health.Status // what is on disk after
+	}{
+		{
+			name: "checkpoint then forget",
+			commits: []*Commit{
+				{States: []health.CheckState{put(web1, health.Critical), put(other, health.Passing)}},
+				{Deleted: []health.Key{web1}},
+			},
+			want: map[health.Key]health.Status{other: health.Passing},
+		},
+		{
+			name: "forget then report again",
+			commits: []*Commit{
+				{States: []health.CheckState{put(web1, health.Critical)}},
+				{Deleted: []health.Key{web1}},
+				{States: []health.CheckState{put(web1, health.Warning)}},
+			},
+			want: map[health.Key]health.Status{web1: health.Warning},
+		},
+		{
+			name: "deletes apply after the states of their commit",
+			commits: []*Commit{
+				{States: []health.CheckState{put(web1, health.Critical)}, Deleted: []health.Key{web1}},
+			},
+			want: map[health.Key]health.Status{},
+		},
+		{
+			name: "forgetting what was never stored",
+			commits: []*Commit{
+				{Deleted: []health.Key{web1}},
+				{States: []health.CheckState{put(other, health.Unknown)}},
+			},
+			want: map[health.Key]health.Status{other: health.Unknown},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir, Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// The disk refuses writes until every commit is queued, so that
+			// they are written together, in one transaction.
+			stalled := errors.New("stalled")
+			s.failWrite.Store(&stalled)
+			for _, c := range tt.commits {
+				s.Submit(c)
+			}
+			s.failWrite.Store(nil)
+			for {
+				// An attempt begun before the disk recovered may still fail.
+				err := s.Submit(&Commit{}).Wait(ctx)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, stalled) {
+					t.Fatalf("commit: %v", err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s = openTest(t, dir, Options{})
+			defer s.Close()
+			got := map[health.Key]health.Status{}
+			if _, _, err := s.LoadChecks(func(st *health.CheckState) error {
+				got[st.Key] = st.Status
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("on disk %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWindows(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	defer s.Close()
