@@ -112,6 +112,10 @@ type Engine struct {
 	JournalMax int `yaml:"journal_max"`
 	// TickEvery is how often staleness and maintenance expiry are evaluated.
 	TickEvery Duration `yaml:"tick_every"`
+	// ForgetAfter forgets a host, its checks and their alerts once every
+	// one of its checks has gone this long without a result (a
+	// decommissioned host); 0 never forgets.
+	ForgetAfter Duration `yaml:"forget_after"`
 }
 
 // Flap holds the flap-detection thresholds, as fractions of the weighted
@@ -246,6 +250,7 @@ func Default() *Config {
 			Checkpoint:   Duration(30 * time.Second),
 			JournalMax:   100000,
 			TickEvery:    Duration(5 * time.Second),
+			ForgetAfter:  0,
 		},
 	}
 }

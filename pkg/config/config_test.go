@@ -29,7 +29,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 	e := cfg.Engine
 	if e.ConfirmAfter != 2 || e.StaleAfter.D() != 5*time.Minute || e.Flap.High != 0.5 || e.Flap.Low != 0.25 ||
-		e.Region.OutageRatio != 0.3 || e.Region.MinHosts != 3 || e.MaxChecks != 5000000 {
+		e.Region.OutageRatio != 0.3 || e.Region.MinHosts != 3 || e.MaxChecks != 5000000 || e.ForgetAfter != 0 {
 		t.Fatalf("engine defaults: %+v", e)
 	}
 }
@@ -94,6 +94,9 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"bad size", "ingest:\n  max_body_bytes: lots\n", []string{"want a size such as 16MiB"}},
 		{"flap order", "engine:\n  flap: {high: 0.2, low: 0.3}\n", []string{"engine.flap.low: must be at least 0 and below flap.high"}},
 		{"ratio", "engine:\n  region: {outage_ratio: 0}\n", []string{"engine.region.outage_ratio: must be in (0, 1]"}},
+		{"forget before stale", "engine: {stale_after: 10m, forget_after: 5m}\n", []string{"engine.forget_after: must be 0 (never) or at least engine.stale_after"}},
+		{"negative forget_after", "engine:\n  forget_after: -1h\n", []string{"engine.forget_after: must be 0 (never)"}},
+		{"rule stale past forget_after", "engine: {forget_after: 24h}\nchecks:\n  - {match: backup, stale_after: 26h}\n", []string{"checks[0].stale_after: must not exceed engine.forget_after"}},
 		{"regex", "ingest:\n  region_from_host: '('\n", []string{"ingest.region_from_host: not a valid regular expression"}},
 		{"two groups", "ingest:\n  region_from_host: '(a)(b)'\n", []string{"use at most one capture group"}},
 		{"listen", "listen: nonsense\n", []string{"listen: want host:port"}},
@@ -192,6 +195,28 @@ func TestEventsURLAcceptsBothSpellings(t *testing.T) {
 		}
 		if cfg.PagerDuty.EventsURL != "https://events.pagerduty.com" {
 			t.Errorf("%s -> %s", u, cfg.PagerDuty.EventsURL)
+		}
+	}
+}
+
+func TestForgetAfter(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"engine: {forget_after: 168h}\n", 168 * time.Hour},
+		{"engine: {forget_after: 0}\n", 0},
+		{"engine: {stale_after: 10m, forget_after: 10m}\n", 10 * time.Minute},
+		{"engine: {forget_after: 24h}\nchecks:\n  - {match: backup, stale_after: 24h}\n", 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse([]byte(tt.yaml), env(nil))
+		if err != nil {
+			t.Errorf("%q: %v", tt.yaml, err)
+			continue
+		}
+		if got := cfg.Engine.ForgetAfter.D(); got != tt.want {
+			t.Errorf("%q: forget_after %s, want %s", tt.yaml, got, tt.want)
 		}
 	}
 }

@@ -91,6 +91,10 @@ func (c *Config) Validate() Problems {
 	v.check(e.Checkpoint > 0, "engine.checkpoint", "must be positive")
 	v.check(e.JournalMax > 0, "engine.journal_max", "must be positive")
 	v.check(e.TickEvery > 0, "engine.tick_every", "must be positive")
+	// Forgetting a host before its checks are even stale would turn a
+	// short gap in its results into a lost host.
+	v.check(e.ForgetAfter == 0 || e.ForgetAfter >= e.StaleAfter, "engine.forget_after",
+		"must be 0 (never) or at least engine.stale_after")
 
 	for i, r := range c.Checks {
 		key := "checks[" + strconv.Itoa(i) + "]"
@@ -105,6 +109,8 @@ func (c *Config) Validate() Problems {
 		v.check(r.ConfirmAfter >= 0 && r.ConfirmAfter <= 20, key+".confirm_after", "must be between 1 and 20")
 		v.check(r.RecoverAfter >= 0 && r.RecoverAfter <= 20, key+".recover_after", "must be between 1 and 20")
 		v.check(r.StaleAfter >= 0, key+".stale_after", "must not be negative")
+		v.check(e.ForgetAfter == 0 || r.StaleAfter <= e.ForgetAfter, key+".stale_after",
+			"must not exceed engine.forget_after: its checks would be forgotten before they are stale")
 	}
 
 	if g := c.Grafana; g != nil {

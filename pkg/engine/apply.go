@@ -28,6 +28,10 @@ type Outcome struct {
 	Changed []health.CheckState `json:"changed,omitempty"`
 	// NewRegions lists regions seen for the first time.
 	NewRegions []string `json:"new_regions,omitempty"`
+	// Forgotten lists the keys of the checks that left the engine with
+	// their host (ForgetHost, or Tick past forget_after), for the store to
+	// delete. They are never in Changed of the same call.
+	Forgotten []health.Key `json:"forgotten,omitempty"`
 }
 
 // Reset empties the outcome and keeps its capacity.
@@ -41,6 +45,8 @@ func (o *Outcome) Reset() {
 	o.Changed = o.Changed[:0]
 	clear(o.NewRegions)
 	o.NewRegions = o.NewRegions[:0]
+	clear(o.Forgotten)
+	o.Forgotten = o.Forgotten[:0]
 }
 
 // Rejection is a result the engine refused: Index is its position in the
@@ -209,6 +215,10 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 	h.lastSeen = max(h.lastSeen, now)
 	reg.lastEvent = max(reg.lastEvent, now)
 	e.lowerDue(hi, now, e.deadline(s))
+	if e.set.forgetAfter > 0 {
+		// Only a new host's forget deadline can come before its checks'.
+		e.lowerDue(hi, now, e.forgetDeadline(h))
+	}
 
 	phase, sev := s.phase(), e.severity(s)
 	flappingChanged := s.flappingNow() != was.flapping

@@ -410,3 +410,79 @@ func BenchmarkRead(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkForget measures forgetting on 100k checks (10 regions x 1,000
+// hosts x 10 checks). ForgetHost: one op forgets one host of 10 checks, 2%
+// of them failing (it reports again, untimed, before its next turn). Tick:
+// one op is the ticks at the deadline that forget the 10% of the hosts
+// silent for forget_after (1,000 hosts, 10k checks) while the rest report
+// once a period; the hosts visited count against the 4,096-host bound per
+// tick, so it takes up to three. Reports are untimed, and the forgotten
+// hosts come back as new ones for the next op.
+func BenchmarkForget(b *testing.B) {
+	b.Run("ForgetHost", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(13, 14))
+		f := newFleet(10, 1000, 10)
+		e, failing, now := benchEngine(b, f, 0.02, rng)
+		hosts := f.batches(10, failing, rng, true) // one host per batch
+		var out Outcome
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			batch := hosts[i%len(hosts)]
+			now = now.Add(time.Millisecond)
+			out.Reset()
+			if _, ok := e.ForgetHost(string(batch[0].Region), string(batch[0].Host), now, &out); !ok {
+				b.Fatal("host not found")
+			}
+			b.StopTimer()
+			out.Reset()
+			e.Apply(&health.Batch{Received: now, Results: batch}, &out)
+			b.StartTimer()
+		}
+	})
+	b.Run("Tick", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		f := newFleet(10, 1000, 10)
+		c := config.Default().Engine
+		c.ForgetAfter = c.StaleAfter
+		e, err := New(Config{Engine: c})
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := t0
+		e.Start(0, now)
+		hosts := f.batches(10, make([]bool, len(f.keys)), rng, true)
+		var silent, live []health.Result
+		for i, batch := range hosts {
+			if i%10 == 0 {
+				silent = append(silent, batch...)
+			} else {
+				live = append(live, batch...)
+			}
+		}
+		period := c.ForgetAfter.D()
+		var out Outcome
+		ticks := 0
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			out.Reset()
+			e.Apply(&health.Batch{Received: now, Results: silent}, &out)
+			out.Reset()
+			e.Apply(&health.Batch{Received: now.Add(period - time.Second), Results: live}, &out)
+			now = now.Add(period)
+			b.StartTimer()
+			for forgotten := 0; forgotten < len(silent); ticks++ {
+				if ticks > 4*(i+1) {
+					b.Fatalf("op %d: %d of %d checks forgotten after %d ticks", i, forgotten, len(silent), ticks)
+				}
+				out.Reset()
+				e.Tick(now, &out)
+				forgotten += len(out.Forgotten)
+			}
+		}
+		b.ReportMetric(float64(ticks)/float64(b.N), "ticks/op")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(silent)/10), "ns/host")
+	})
+}

@@ -68,6 +68,24 @@ func (e *Engine) duePush(hi uint32) {
 	e.dueUp(len(e.due) - 1)
 }
 
+// dueRemove takes a host out of the heap (it is being forgotten).
+func (e *Engine) dueRemove(hi uint32) {
+	i := int(e.hosts[hi].heapPos)
+	if i < 0 {
+		return
+	}
+	e.hosts[hi].heapPos = -1
+	last := len(e.due) - 1
+	moved := e.due[last]
+	e.due = e.due[:last]
+	if i == last {
+		return
+	}
+	e.dueSet(i, moved)
+	e.dueDown(i)
+	e.dueUp(int(e.hosts[moved.host].heapPos))
+}
+
 // dueInit orders every host at once (Start).
 func (e *Engine) dueInit() {
 	e.due = e.due[:0]

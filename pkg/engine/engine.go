@@ -4,8 +4,8 @@
 // goroutines, no clock of its own (every call passes the time), no logging.
 // It is not safe for concurrent use; the caller holds one lock around every
 // call. The read methods (Alerts, FailingChecks, Regions, Hosts, HostChecks,
-// Explain, Windows, Stats, Seq) modify nothing, so they may share a read
-// lock.
+// HostRegions, Explain, Windows, Stats, Seq) modify nothing, so they may
+// share a read lock.
 //
 // # Results
 //
@@ -96,6 +96,22 @@
 // made it fire or resolve, which the noise report counts pages by. Two
 // engines fed the same calls produce the same transitions.
 //
+// # Forgetting
+//
+// ForgetHost removes a decommissioned host and every check of it, as if it
+// had never reported; Tick does the same for hosts whose every check has
+// gone forget_after without a result (0, the default, never forgets). Like
+// staleness, forget_after counts from Start at the latest, so a restart
+// after a long outage does not forget the fleet, and Tick finds silent
+// hosts through the due-time heap. Each check journals a CheckChanged to
+// PhaseForgotten; the alerts that end are settled as for any other change:
+// the host alert and not_reporting alert resolve (Reason ReasonForgotten),
+// suppressed entries end, and the region rollups lose the host, so a
+// region alert may drop below its thresholds and hand its remaining hosts
+// back to their own host alerts. Outcome.Forgotten lists the removed keys
+// for the store to delete. A forgotten host that reports again starts
+// fresh: soft before hard, no flap history, no event_id to deduplicate.
+//
 // # Restart
 //
 // Load and Start rebuild everything from persisted states and windows
@@ -158,6 +174,8 @@ type Engine struct {
 	regions   []*region
 	regionIDs map[string]uint32
 	hosts     []host
+	freeHosts []uint32 // indexes of forgotten hosts, reused by new ones
+	forgotten []uint32 // hosts forgotten in this call, dropped after settle
 
 	// extras holds output and labels of non-passing checks; slots refer to
 	// them by index so that the slot arrays hold no pointers.
@@ -189,8 +207,9 @@ type Engine struct {
 	lastHost   uint32
 	hasLast    bool
 
-	dueScratch []uint32
-	state      health.CheckState
+	dueScratch    []uint32
+	silentScratch []uint32
+	state         health.CheckState
 }
 
 type settings struct {
@@ -200,6 +219,7 @@ type settings struct {
 	outageRatio                float64
 	minHosts                   int32
 	maxChecks                  int
+	forgetAfter                int64 // 0: never
 }
 
 // rule is a validated config.CheckRule.
@@ -292,6 +312,8 @@ func resolveSettings(c config.Engine) (settings, error) {
 		return settings{}, fmt.Errorf("engine: region.min_hosts %d: must be at least 1", c.Region.MinHosts)
 	case c.MaxChecks < 1:
 		return settings{}, fmt.Errorf("engine: max_checks %d: must be positive", c.MaxChecks)
+	case c.ForgetAfter < 0:
+		return settings{}, fmt.Errorf("engine: forget_after %s: must not be negative", c.ForgetAfter)
 	}
 	return settings{
 		confirmAfter: uint8(c.ConfirmAfter),
@@ -302,6 +324,7 @@ func resolveSettings(c config.Engine) (settings, error) {
 		outageRatio:  c.Region.OutageRatio,
 		minHosts:     int32(c.Region.MinHosts),
 		maxChecks:    c.MaxChecks,
+		forgetAfter:  int64(c.ForgetAfter),
 	}, nil
 }
 

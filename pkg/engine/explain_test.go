@@ -219,6 +219,7 @@ func TestReadMethodsAreReadOnly(t *testing.T) {
 			_ = h.e.Explain("h-09", "disk")
 			_ = h.e.Windows()
 			_ = h.e.Stats()
+			_ = h.e.HostRegions("h-01")
 		}()
 	}
 	for i := 0; i < 4; i++ {

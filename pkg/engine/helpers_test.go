@@ -53,7 +53,17 @@ func (h *harness) record() *Outcome {
 	for _, cs := range h.out.Changed {
 		h.store[cs.Key] = cs
 	}
+	for _, k := range h.out.Forgotten {
+		delete(h.store, k)
+	}
 	return &h.out
+}
+
+// forget forgets a host at the harness clock.
+func (h *harness) forget(region, host string) (*Outcome, []health.Key, bool) {
+	h.out.Reset()
+	keys, ok := h.e.ForgetHost(region, host, h.now, &h.out)
+	return h.record(), keys, ok
 }
 
 // apply applies one batch at the harness clock.

@@ -159,6 +159,9 @@ func (e *Engine) restoreHost(reg *region, hi uint32) {
 		}
 		e.updateMembership(reg, hi, s)
 	}
+	if e.set.forgetAfter > 0 && len(h.checks) > 0 {
+		h.due = min(h.due, e.forgetDeadline(h))
+	}
 	h.due = spreadKey(h, e.startedAt, h.due)
 	e.updateHostNR(reg, hi)
 	e.markHostDirty(hi)

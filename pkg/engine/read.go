@@ -93,7 +93,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	return Stats{
 		TrackedChecks: e.checks,
-		Hosts:         len(e.hosts),
+		Hosts:         len(e.hosts) - len(e.freeHosts),
 		Regions:       len(e.regions),
 		Firing:        e.firing,
 		Suppressed:    e.suppressed,
@@ -341,9 +341,9 @@ func (e *Engine) Regions() []RegionInfo {
 func (e *Engine) Hosts(regionName string) []HostInfo {
 	var his []uint32
 	if regionName == "" {
-		his = make([]uint32, len(e.hosts))
-		for i := range his {
-			his[i] = uint32(i)
+		his = make([]uint32, 0, len(e.hosts)-len(e.freeHosts))
+		for _, reg := range e.regions {
+			his = append(his, reg.hostList...)
 		}
 	} else if ri, ok := e.regionIDs[regionName]; ok {
 		his = slices.Clone(e.regions[ri].hostList)

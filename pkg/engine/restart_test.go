@@ -223,14 +223,19 @@ func randomBatch(rng *rand.Rand, now time.Time, n int) []health.Result {
 	return rs
 }
 
-// randomOp applies one random operation to every harness alike.
-func randomOp(rng *rand.Rand, hs ...*harness) {
+// randomOp applies one random operation to every harness alike and says
+// which: batch, tick, window, unwindow or forget.
+func randomOp(rng *rand.Rand, hs ...*harness) string {
 	now := hs[0].now.Add(time.Duration(rng.IntN(90)) * time.Second)
-	op := rng.IntN(20)
+	op := rng.IntN(21)
 	var batch []health.Result
 	var w health.Window
 	var removeID string
+	var forget health.Key
 	switch {
+	case op == 20:
+		// Sometimes a host that does not exist (in that region).
+		forget = health.Key{Region: []string{"eu", "us", "ap"}[rng.IntN(3)], Host: fmt.Sprintf("h-%d", rng.IntN(7))}
 	case op < 14:
 		batch = randomBatch(rng, now, 1+rng.IntN(40))
 	case op < 17:
@@ -250,6 +255,8 @@ func randomOp(rng *rand.Rand, hs ...*harness) {
 	for _, h := range hs {
 		h.now = now
 		switch {
+		case forget.Host != "":
+			h.forget(forget.Region, forget.Host)
 		case batch != nil:
 			h.apply(batch...)
 		case w.ID != "":
@@ -263,22 +270,40 @@ func randomOp(rng *rand.Rand, hs ...*harness) {
 			h.tick()
 		}
 	}
+	switch {
+	case forget.Host != "":
+		return "forget"
+	case batch != nil:
+		return "batch"
+	case w.ID != "":
+		return "window"
+	case removeID != "":
+		return "unwindow"
+	}
+	return "tick"
 }
 
 // TestIncrementalCountersMatchRecount is the property test: after every
 // random operation the incremental counters and alert states equal a
 // recount from scratch.
 func TestIncrementalCountersMatchRecount(t *testing.T) {
-	c := cfg(func(e *config.Engine) { e.Region.MinHosts = 2 },
+	c := cfg(func(e *config.Engine) {
+		e.Region.MinHosts = 2
+		e.ForgetAfter = config.Duration(8 * time.Minute)
+	},
 		config.CheckRule{Match: "lvm*", Severity: "critical", Team: "storage", ConfirmAfter: 3, RecoverAfter: 2},
 		config.CheckRule{Match: "ntp", StaleAfter: config.Duration(2 * time.Minute)})
+	forgot := map[string]int{} // hosts forgotten, by the operation that forgot them
 	for seed := uint64(1); seed <= 8; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 42))
 		h := newHarness(t, c)
 		for i := 0; i < 400; i++ {
-			randomOp(rng, h)
+			op := randomOp(rng, h)
+			if len(h.out.Forgotten) > 0 {
+				forgot[op]++
+			}
 			if err := h.e.verify(); err != nil {
-				t.Fatalf("seed %d, op %d: %v", seed, i, err)
+				t.Fatalf("seed %d, op %d (%s): %v", seed, i, op, err)
 			}
 			if as := h.e.Alerts(); !slices.IsSortedFunc(as, func(a, b health.Alert) int {
 				return cmp.Or(cmp.Compare(a.Level, b.Level), strings.Compare(a.Region, b.Region),
@@ -299,13 +324,23 @@ func TestIncrementalCountersMatchRecount(t *testing.T) {
 				strings.Join(alertLines(before), "\n"), strings.Join(alertLines(after), "\n"))
 		}
 	}
+	// Both ways of forgetting must have been exercised, or the recount
+	// proves nothing about them.
+	if forgot["forget"] < 10 || forgot["tick"] < 10 {
+		t.Fatalf("hosts forgotten by ForgetHost %d times, by Tick %d times: the input exercises too little",
+			forgot["forget"], forgot["tick"])
+	}
+	t.Logf("forgotten: %v", forgot)
 }
 
 // TestHADeterminism feeds two engines the same calls and expects the same
 // transitions and alerts: no map order or other internal detail leaks into
 // what the engine decides.
 func TestHADeterminism(t *testing.T) {
-	c := cfg(func(e *config.Engine) { e.Region.MinHosts = 2 })
+	c := cfg(func(e *config.Engine) {
+		e.Region.MinHosts = 2
+		e.ForgetAfter = config.Duration(8 * time.Minute)
+	})
 	rng := rand.New(rand.NewPCG(7, 7))
 	a, b := newHarness(t, c), newHarness(t, c)
 	for i := 0; i < 1000; i++ {

@@ -180,12 +180,18 @@ func (e *Engine) entry(reg *region, s *slot) (sup uint8, paging bool) {
 func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 	h := &e.hosts[hi]
 	reg := e.regions[h.region]
+	// A host being forgotten keeps its checks until this settle so that
+	// its alerts end like any others: every entry is inactive.
+	forgotten := h.flags&hForgotten != 0
 	var paging, supCount int32
 	var sev health.Severity
 	var on, off *slot // the checks that made the host alert fire or resolve
 	for i := range h.checks {
 		s := &h.checks[i]
-		sup, pg := e.entry(reg, s)
+		sup, pg := supNone, false
+		if !forgotten {
+			sup, pg = e.entry(reg, s)
+		}
 		if sup != s.sup {
 			e.entryTransition(reg, h, s, sup, now, out)
 		}
@@ -227,10 +233,14 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 			name, status = e.names[off.name].name, off.shownStatus()
 		}
 		key.Check = name
-		e.emit(out, health.Transition{
+		t := health.Transition{
 			Time: unixTime(now), Kind: health.AlertChanged, Level: health.LevelHost, Key: key,
 			From: health.AlertFiring, To: health.AlertInactive, Status: status, Severity: h.alertSev,
-		})
+		}
+		if forgotten {
+			t.Reason = ReasonForgotten
+		}
+		e.emit(out, t)
 		h.alert = stateInactive
 		e.countAlert(reg, stateFiring, -1)
 	case paging > 0 && sev != h.alertSev:
@@ -324,6 +334,9 @@ func (e *Engine) settleNR(reg *region, hi uint32, now int64, out *Outcome) {
 	reason := supNames[sup]
 	if sup == supNone {
 		reason = supNames[h.nrSup]
+	}
+	if reason == "" && h.flags&hForgotten != 0 {
+		reason = ReasonForgotten
 	}
 	e.emit(out, health.Transition{
 		Time: unixTime(now), Kind: health.AlertChanged, Level: health.LevelHost,

@@ -140,6 +140,7 @@ const (
 	hMaintHostNR                    // a window naming the host covers it: out of the rollup
 	hNRMember                       // counted in the region's not-reporting hosts
 	hNRFailing                      // counted as not reporting there
+	hForgotten                      // being forgotten: its alerts end in this call's settle
 )
 
 // host holds one host's checks sorted by name id, and what they add up to.
@@ -323,12 +324,21 @@ func (e *Engine) addRegion(name string) *region {
 	return reg
 }
 
-// addHost creates a host without checks. Before Start the due heap and the
-// counters are built by Start.
+// addHost creates a host without checks, in the slot of a forgotten host
+// when there is one. Before Start the due heap and the counters are built
+// by Start.
 func (e *Engine) addHost(reg *region, name string) uint32 {
-	hi := uint32(len(e.hosts))
-	e.hosts = append(e.hosts, host{name: name, region: reg.id, due: math.MaxInt64, heapPos: -1,
-		spread: uint16(hashEventID([]byte(name)))})
+	h := host{name: name, region: reg.id, due: math.MaxInt64, heapPos: -1,
+		spread: uint16(hashEventID([]byte(name)))}
+	var hi uint32
+	if n := len(e.freeHosts); n > 0 {
+		hi = e.freeHosts[n-1]
+		e.freeHosts = e.freeHosts[:n-1]
+		e.hosts[hi] = h
+	} else {
+		hi = uint32(len(e.hosts))
+		e.hosts = append(e.hosts, h)
+	}
 	reg.hosts[name] = hi
 	reg.hostList = append(reg.hostList, hi)
 	if e.started {

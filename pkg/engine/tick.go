@@ -10,7 +10,8 @@ import (
 
 // Tick advances the clock without results: maintenance windows expire,
 // checks past their deadline become stale, hosts and regions stop
-// reporting. Its cost is proportional to the hosts that are due.
+// reporting, hosts silent for forget_after are forgotten. Its cost is
+// proportional to the hosts that are due.
 func (e *Engine) Tick(now time.Time, out *Outcome) {
 	e.mustStart("Tick")
 	n := now.UnixNano()
@@ -18,6 +19,7 @@ func (e *Engine) Tick(now time.Time, out *Outcome) {
 	e.expireWindows(n)
 	e.markStale(n, out)
 	e.settle(n, out)
+	e.dropForgotten()
 	e.flushChanged(out)
 }
 
@@ -28,12 +30,18 @@ func (e *Engine) Tick(now time.Time, out *Outcome) {
 const maxTickHosts = 4096
 
 // markStale visits the hosts whose earliest deadline has passed, re-arms
-// them with their next deadline, and marks their overdue checks stale.
+// them with their next deadline, marks their overdue checks stale and
+// forgets the hosts silent for forget_after.
 func (e *Engine) markStale(now int64, out *Outcome) {
-	overdue := e.dueScratch[:0]
+	overdue, silent := e.dueScratch[:0], e.silentScratch[:0]
 	for n := 0; n < maxTickHosts && len(e.due) > 0 && e.due[0].at <= now; n++ {
 		hi := e.due[0].host
 		h := &e.hosts[hi]
+		if e.set.forgetAfter > 0 && e.forgetDeadline(h) <= now {
+			e.dueRemove(hi)
+			silent = append(silent, hi)
+			continue
+		}
 		next, late := int64(math.MaxInt64), false
 		for i := range h.checks {
 			s := &h.checks[i]
@@ -48,6 +56,9 @@ func (e *Engine) markStale(now int64, out *Outcome) {
 		}
 		if late {
 			overdue = append(overdue, hi)
+		}
+		if e.set.forgetAfter > 0 {
+			next = min(next, e.forgetDeadline(h))
 		}
 		e.rearmTop(now, next)
 	}
@@ -73,4 +84,11 @@ func (e *Engine) markStale(now int64, out *Outcome) {
 	}
 	clear(overdue)
 	e.dueScratch = overdue[:0]
+
+	slices.SortFunc(silent, e.hostKeyLess)
+	for _, hi := range silent {
+		e.forget(e.regions[e.hosts[hi].region], hi, now, out)
+	}
+	clear(silent)
+	e.silentScratch = silent[:0]
 }

@@ -50,9 +50,21 @@ func (e *Engine) verify() error {
 			return
 		}
 
+		if len(reg.hosts) != len(reg.hostList) {
+			fail("%s: %d hosts by name, %d listed", reg.name, len(reg.hosts), len(reg.hostList))
+		}
 		for _, hi := range reg.hostList {
 			h := &e.hosts[hi]
 			var hStale, hFailing int32
+			if reg.hosts[h.name] != hi || h.region != reg.id {
+				fail("%s/%s: listed host %d is not the one by that name", reg.name, h.name, hi)
+			}
+			if len(h.checks) == 0 || h.flags&hForgotten != 0 {
+				fail("%s/%s: listed host has no checks or is forgotten", reg.name, h.name)
+			}
+			if e.set.forgetAfter > 0 && e.forgetDeadline(h) < h.due {
+				fail("%s/%s: forget deadline %d before host due %d", reg.name, h.name, e.forgetDeadline(h), h.due)
+			}
 			for i := range h.checks {
 				s := &h.checks[i]
 				name := e.names[s.name].name
@@ -260,8 +272,26 @@ func (e *Engine) verify() error {
 	if !maps.Equal(activeRollups, e.activeRollups) {
 		fail("active region alert set differs")
 	}
-	if len(e.due) != len(e.hosts) {
-		fail("heap holds %d of %d hosts", len(e.due), len(e.hosts))
+	listed := 0
+	for _, reg := range e.regions {
+		listed += len(reg.hostList)
+	}
+	if listed+len(e.freeHosts) != len(e.hosts) {
+		fail("%d hosts listed and %d free, of %d", listed, len(e.freeHosts), len(e.hosts))
+	}
+	for _, hi := range e.freeHosts {
+		h := &e.hosts[hi]
+		if h.name != "" || len(h.checks) != 0 || h.heapPos != -1 || h.flags != 0 {
+			fail("free host %d still holds %q with %d checks, heap position %d, flags %b", hi, h.name, len(h.checks), h.heapPos, h.flags)
+		}
+		_, alerting := e.alertHosts[hi]
+		_, failing := e.failingHosts[hi]
+		if alerting || failing {
+			fail("free host %d is in the alerting or failing host set", hi)
+		}
+	}
+	if len(e.due) != listed {
+		fail("heap holds %d of %d hosts", len(e.due), listed)
 	}
 	for i, d := range e.due {
 		if int(e.hosts[d.host].heapPos) != i || e.hosts[d.host].due != d.at {
@@ -271,8 +301,9 @@ func (e *Engine) verify() error {
 			fail("heap order broken at %d", i)
 		}
 	}
-	if len(e.dirtyHosts) != 0 || len(e.dirtyRollups) != 0 || len(e.pending) != 0 {
-		fail("work left after a call: %d hosts, %d rollups, %d pending", len(e.dirtyHosts), len(e.dirtyRollups), len(e.pending))
+	if len(e.dirtyHosts) != 0 || len(e.dirtyRollups) != 0 || len(e.pending) != 0 || len(e.forgotten) != 0 {
+		fail("work left after a call: %d hosts, %d rollups, %d pending, %d forgotten",
+			len(e.dirtyHosts), len(e.dirtyRollups), len(e.pending), len(e.forgotten))
 	}
 	return errors.Join(errs...)
 }

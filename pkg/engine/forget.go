@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+)
+
+// PhaseForgotten is the To of the CheckChanged journaled for every check of
+// a forgotten host: the check has left the engine and the store.
+const PhaseForgotten = "forgotten"
+
+// ReasonForgotten is the Reason of a host alert or not_reporting alert that
+// resolves because its host was forgotten.
+const ReasonForgotten = "forgotten"
+
+// ForgetHost removes a host and every check of it from the engine, as if it
+// had never reported (a decommissioned host). The alerts that end are
+// journaled in out like any other change, and the removed keys are in
+// out.Forgotten and returned, sorted by check, for the store to delete. ok
+// is false, and nothing changes, when the region has no such host.
+func (e *Engine) ForgetHost(region, host string, now time.Time, out *Outcome) (forgotten []health.Key, ok bool) {
+	e.mustStart("ForgetHost")
+	ri, ok := e.regionIDs[region]
+	if !ok {
+		return nil, false
+	}
+	reg := e.regions[ri]
+	hi, ok := reg.hosts[host]
+	if !ok {
+		return nil, false
+	}
+	n := now.UnixNano()
+	e.advance(n)
+	first := len(out.Forgotten)
+	e.forget(reg, hi, n, out)
+	e.settle(n, out)
+	e.dropForgotten()
+	e.flushChanged(out)
+	return slices.Clone(out.Forgotten[first:]), true
+}
+
+// HostRegions returns the regions, sorted, that track a host of that name:
+// host names are unique within a region only.
+func (e *Engine) HostRegions(host string) []string {
+	var out []string
+	for _, reg := range e.regions {
+		if _, ok := reg.hosts[host]; ok {
+			out = append(out, reg.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// forgetDeadline is when a host that hears nothing more is forgotten; as
+// for staleness, the grace period after Start counts as a result.
+func (e *Engine) forgetDeadline(h *host) int64 {
+	seen := max(h.lastSeen, e.startedAt)
+	if seen > math.MaxInt64-e.set.forgetAfter {
+		return math.MaxInt64
+	}
+	return seen + e.set.forgetAfter
+}
+
+// forget takes a host out of every count and rollup and journals its checks
+// leaving. Its slots stay until the call's settle has ended its alerts;
+// dropForgotten then frees it.
+func (e *Engine) forget(reg *region, hi uint32, now int64, out *Outcome) {
+	h := &e.hosts[hi]
+	h.flags |= hForgotten
+	// Journal by name, not by interned id, for the same journal on every
+	// instance.
+	order := make([]int, len(h.checks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return strings.Compare(e.names[h.checks[a].name].name, e.names[h.checks[b].name].name)
+	})
+	for _, i := range order {
+		s := &h.checks[i]
+		key := health.Key{Region: reg.name, Host: h.name, Check: e.names[s.name].name}
+		e.emit(out, health.Transition{
+			Time: unixTime(now), Kind: health.CheckChanged, Key: key,
+			From: s.phase(), To: PhaseForgotten, Status: s.status, Severity: e.severity(s),
+		})
+		out.Forgotten = append(out.Forgotten, key)
+		e.withdraw(reg, hi, s)
+	}
+
+	if h.flags&hNotReporting == 0 {
+		reg.reporting--
+	}
+	member, failing := h.flags&hNRMember != 0, h.flags&hNRFailing != 0
+	if member || failing {
+		reg.nr.add(delta(false, member), delta(false, failing), hi)
+		e.markRollupDirty(&reg.nr)
+	}
+	h.flags &^= hNotReporting | hNRMember | hNRFailing
+	e.markHostDirty(hi)
+	e.forgotten = append(e.forgotten, hi)
+}
+
+// withdraw removes one check of a host being forgotten from the counters
+// and its rollup. Status, hard state, suppression and paging flags stay for
+// settleHost to end its alert entries.
+func (e *Engine) withdraw(reg *region, hi uint32, s *slot) {
+	h := &e.hosts[hi]
+	member, failing := s.flags&fMember != 0, s.flags&fFailing != 0
+	if member || failing {
+		ru := e.rollupOf(reg, s.name)
+		ru.add(delta(false, member), delta(false, failing), hi)
+		e.markRollupDirty(ru)
+	}
+	if s.stale() {
+		h.stale--
+		e.staleCount--
+	}
+	if s.flappingNow() {
+		e.flapping--
+	}
+	if s.nonPassing() {
+		e.countNonPassing(reg, hi, false)
+	}
+	s.flags &^= fMember | fFailing | fStale | fFlapping | fPending | fCheckpoint
+	e.dropExtra(s)
+	e.checks--
+}
+
+// dropForgotten frees the hosts forgotten in this call, once settle has
+// ended their alerts. The freed host keeps its index for the next new host:
+// indexes of live hosts never move, so nothing that holds one needs fixing.
+func (e *Engine) dropForgotten() {
+	if len(e.forgotten) == 0 {
+		return
+	}
+	// One pass over each region's host list, however many of its hosts go.
+	regions := make([]uint32, len(e.forgotten))
+	for i, hi := range e.forgotten {
+		regions[i] = e.hosts[hi].region
+	}
+	slices.Sort(regions)
+	for _, ri := range slices.Compact(regions) {
+		reg := e.regions[ri]
+		reg.hostList = slices.DeleteFunc(reg.hostList, func(x uint32) bool { return e.hosts[x].flags&hForgotten != 0 })
+	}
+	for _, hi := range e.forgotten {
+		h := &e.hosts[hi]
+		e.dueRemove(hi)
+		delete(e.regions[h.region].hosts, h.name)
+		delete(e.alertHosts, hi)
+		delete(e.failingHosts, hi)
+		if e.lastHost == hi {
+			e.hasLast = false
+		}
+		// A stale entry for hi in ckptHosts finds no checks; one for a
+		// host reusing hi is visited twice, the second time finding none.
+		*h = host{due: math.MaxInt64, heapPos: -1}
+		e.freeHosts = append(e.freeHosts, hi)
+	}
+	clear(e.forgotten)
+	e.forgotten = e.forgotten[:0]
+}
