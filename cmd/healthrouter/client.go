@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +22,7 @@ import (
 
 func init() {
 	register("maintenance", "add, list or remove maintenance windows on a running server", maintenance)
+	register("hosts", "forget decommissioned hosts on a running server", hosts)
 }
 
 // apiClient talks to a running healthrouter's JSON API.
@@ -186,4 +188,62 @@ func scope(w health.Window) string {
 		s += " checks " + w.Check
 	}
 	return s
+}
+
+// hosts runs "hosts forget HOST [--region R]": the server drops the host,
+// its checks, its alerts and its stored state. A host that reports again
+// is tracked afresh.
+func hosts(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return &exitError{code: 2, msg: "want a subcommand: forget"}
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("hosts "+sub, stderr)
+	var c apiClient
+	c.register(fs)
+	switch sub {
+	case "forget":
+		region := fs.String("region", "", "the host's `region` (needed when the name is in several regions)")
+		names, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(names) != 1 || names[0] == "" {
+			return &exitError{code: 2, msg: "forget: give one host name"}
+		}
+		path := "/v1/hosts/" + url.PathEscape(names[0])
+		if *region != "" {
+			path += "?" + url.Values{"region": {*region}}.Encode()
+		}
+		c.useToken(true)
+		var out server.ForgetResponse
+		if err := c.do(context.Background(), http.MethodDelete, path, nil, &out); err != nil {
+			return err
+		}
+		noun := "checks"
+		if len(out.Forgotten) == 1 {
+			noun = "check"
+		}
+		fmt.Fprintf(stdout, "host %s (%s) forgotten: %d %s removed\n", out.Host, out.Region, len(out.Forgotten), noun)
+		return nil
+	default:
+		return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q: want forget", sub)}
+	}
+}
+
+// parseInterspersed parses flags given before or after the positional
+// arguments ("forget web-1 --region eu" reads as an operator means it) and
+// returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

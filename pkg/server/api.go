@@ -105,6 +105,39 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"host": host, "checks": checks})
 }
 
+// ForgetResponse is the answer of DELETE /v1/hosts/{host}: the host
+// forgotten and the check keys removed with it.
+type ForgetResponse struct {
+	Region    string       `json:"region"`
+	Host      string       `json:"host"`
+	Forgotten []health.Key `json:"forgotten"`
+}
+
+// deleteHost forgets a decommissioned host: its checks, its alerts and its
+// stored state. ?region= is needed when the name is in several regions.
+func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
+	t := s.ready(w)
+	if t == nil {
+		return
+	}
+	host, region := chi.URLParam(r, "host"), r.URL.Query().Get("region")
+	keys, err := t.ForgetHost(r.Context(), region, host)
+	if len(keys) > 0 {
+		region = keys[0].Region // resolved when not given
+	}
+	switch {
+	case errors.Is(err, tracker.ErrUnknownHost):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, tracker.ErrAmbiguousHost):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		// Forgotten in memory; the store keeps retrying the commit.
+		writeError(w, http.StatusServiceUnavailable, "host forgotten but not yet on disk: "+err.Error())
+	default:
+		writeJSON(w, http.StatusOK, ForgetResponse{Region: region, Host: host, Forgotten: keys})
+	}
+}
+
 func (s *Server) getExplain(w http.ResponseWriter, r *http.Request) {
 	t := s.ready(w)
 	if t == nil {

@@ -116,6 +116,7 @@ func New(opts Options) (*Server, error) {
 		r.With(read).Get("/regions", s.getRegions)
 		r.With(read).Get("/hosts", s.getHosts)
 		r.With(read).Get("/hosts/{host}", s.getHost)
+		r.With(admin).Delete("/hosts/{host}", s.deleteHost)
 		r.With(read).Get("/explain", s.getExplain)
 		r.With(read).Get("/transitions", s.getTransitions)
 		r.With(read).Get("/rejected", s.getRejected)

@@ -377,6 +377,89 @@ func TestMaintenanceAPI(t *testing.T) {
 	}
 }
 
+func TestForgetHostAPI(t *testing.T) {
+	ts := newTestServer(t, true)
+	// db-1 is a host name in two regions; eu-west's fails raid (confirmed
+	// by the second round) and alerts.
+	var evs []string
+	for i := 1; i <= 2; i++ {
+		at := func(e string) string { return strings.Replace(e, "10:00:00", fmt.Sprintf("10:00:%02d", i*20), 1) }
+		evs = append(evs,
+			at(event("db-1", "eu-west", "raid", "critical")), at(event("db-1", "eu-west", "cpu", "passing")),
+			at(event("db-1", "us-east", "cpu", "passing")), at(event("web-1", "eu-west", "cpu", "passing")))
+	}
+	if resp, res := ts.post(t, jsonArray(evs...)); resp.StatusCode != 200 || res.Accepted != 8 {
+		t.Fatalf("post: %d %+v", resp.StatusCode, res)
+	}
+	if m := metrics(t, ts); !strings.Contains(m, `healthrouter_alert{check="",host="db-1",level="host",region="eu-west",severity="critical"} 1`) {
+		t.Fatalf("no host alert for db-1 before forgetting:\n%s", m)
+	}
+
+	errorCases := []struct {
+		name, path string
+		token      string
+		want       int
+		msg        string
+	}{
+		{"no token", "/v1/hosts/db-1?region=eu-west", "", 401, ""},
+		{"ingest token", "/v1/hosts/db-1?region=eu-west", ingestToken, 401, ""},
+		{"ambiguous", "/v1/hosts/db-1", adminToken, 400, "eu-west, us-east; give the region"},
+		{"unknown host", "/v1/hosts/ghost", adminToken, 404, `unknown host \"ghost\"`},
+		{"unknown region", "/v1/hosts/db-1?region=mars", adminToken, 404, `in region \"mars\"`},
+		{"host of another region", "/v1/hosts/web-1?region=us-east", adminToken, 404, "unknown host"},
+	}
+	for _, c := range errorCases {
+		var opts []reqOpt
+		if c.token != "" {
+			opts = append(opts, withToken(c.token))
+		}
+		resp, data := ts.do(t, http.MethodDelete, c.path, nil, opts...)
+		if resp.StatusCode != c.want || !strings.Contains(string(data), c.msg) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, resp.StatusCode, data, c.want, c.msg)
+		}
+	}
+
+	resp, data := ts.do(t, http.MethodDelete, "/v1/hosts/db-1?region=eu-west", nil, withToken(adminToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("forget: %d %s", resp.StatusCode, data)
+	}
+	var got ForgetResponse
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := ForgetResponse{Region: "eu-west", Host: "db-1", Forgotten: []health.Key{
+		{Region: "eu-west", Host: "db-1", Check: "cpu"}, {Region: "eu-west", Host: "db-1", Check: "raid"},
+	}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("answer %+v, want %+v", got, want)
+	}
+	m := metrics(t, ts)
+	if strings.Contains(m, `host="db-1",level="host",region="eu-west"`) || strings.Contains(m, `region="eu-west",status="critical"`) {
+		t.Errorf("/metrics still shows the forgotten host:\n%s", m)
+	}
+	if !strings.Contains(m, "healthrouter_tracked_checks 2") {
+		t.Errorf("/metrics does not count 2 tracked checks")
+	}
+	resp, data = ts.do(t, http.MethodGet, "/v1/hosts/db-1", nil, withToken(ingestToken))
+	if resp.StatusCode != 200 || strings.Contains(string(data), "eu-west") {
+		t.Fatalf("GET db-1 after forgetting eu-west's: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := ts.do(t, http.MethodDelete, "/v1/hosts/db-1?region=eu-west", nil, withToken(adminToken)); resp.StatusCode != 404 {
+		t.Fatalf("second forget: %d, want 404", resp.StatusCode)
+	}
+	// The name is unique now: no region needed, and the answer names it.
+	resp, data = ts.do(t, http.MethodDelete, "/v1/hosts/db-1", nil, withToken(adminToken))
+	if resp.StatusCode != 200 || !strings.Contains(string(data), `"region":"us-east"`) {
+		t.Fatalf("forget without region: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := ts.do(t, http.MethodGet, "/v1/hosts/db-1", nil, withToken(ingestToken)); resp.StatusCode != 404 {
+		t.Fatalf("GET db-1 after forgetting both: %d", resp.StatusCode)
+	}
+	if n := ts.store.CheckCount(); n != 1 {
+		t.Fatalf("store holds %d checks, want web-1's only", n)
+	}
+}
+
 func TestTokensNeverLogged(t *testing.T) {
 	ts := newTestServer(t, true)
 	ts.do(t, "POST", "/v1/events", []byte("garbage"), withToken(ingestToken))

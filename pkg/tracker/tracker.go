@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,7 +177,22 @@ func (t *Tracker) commitLocked(dead []health.Rejected) *store.Commit {
 	if n := len(t.out.Transitions); n > 0 {
 		c.Transitions = append(make([]health.Transition, 0, n), t.out.Transitions...)
 	}
+	if n := len(t.out.Forgotten); n > 0 {
+		c.Deleted = append(make([]health.Key, 0, n), t.out.Forgotten...)
+	}
 	return c
+}
+
+// hostsOf lists the distinct region/host of keys grouped by host, as the
+// engine reports a forgotten host's checks together.
+func hostsOf(keys []health.Key) []string {
+	var out []string
+	for i, k := range keys {
+		if i == 0 || k.Region != keys[i-1].Region || k.Host != keys[i-1].Host {
+			out = append(out, k.Region+"/"+k.Host)
+		}
+	}
+	return out
 }
 
 func (r *Result) addError(index int, msg string) {
@@ -228,7 +244,8 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// Tick advances the engine's clock and persists what it decided.
+// Tick advances the engine's clock and persists what it decided,
+// deleting the checks of hosts forgotten after engine.forget_after.
 func (t *Tracker) Tick(ctx context.Context) error {
 	now := t.now()
 	t.mu.Lock()
@@ -237,9 +254,18 @@ func (t *Tracker) Tick(ctx context.Context) error {
 	t.eng.Tick(now, &t.out)
 	expired := before != len(t.eng.Windows())
 	transitions := len(t.out.Transitions)
+	var forgotten []string
+	if len(t.out.Forgotten) > 0 {
+		forgotten = hostsOf(t.out.Forgotten)
+	}
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
 	t.metrics.applied(0, 0, transitions)
+	if len(forgotten) > 0 {
+		t.log.Info("forgot hosts silent for engine.forget_after",
+			zap.Int("hosts", len(forgotten)), zap.Duration("forget_after", t.cfg.ForgetAfter.D()),
+			zap.Strings("first", forgotten[:min(len(forgotten), 20)]))
+	}
 	if expired {
 		if err := t.dropExpiredWindows(now); err != nil {
 			return err
@@ -321,6 +347,51 @@ func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
 	return true, ticket.Wait(ctx)
+}
+
+// ErrUnknownHost means no host of that name is tracked (in that region).
+var ErrUnknownHost = errors.New("unknown host")
+
+// ErrAmbiguousHost means a host name is tracked in several regions and no
+// region was given to say which one.
+var ErrAmbiguousHost = errors.New("host name is tracked in several regions")
+
+// ForgetHost removes a decommissioned host, its checks and their alerts
+// from the engine and, in the same ordered commit, the store, so a restart
+// does not bring it back. region may be empty when the host name is tracked
+// in one region only. It returns the keys removed; an error after the host
+// was forgotten is a commit failure, retried by the store like any other.
+func (t *Tracker) ForgetHost(ctx context.Context, region, host string) ([]health.Key, error) {
+	now := t.now()
+	t.mu.Lock()
+	if region == "" {
+		regions := t.eng.HostRegions(host)
+		switch len(regions) {
+		case 0:
+			t.mu.Unlock()
+			return nil, fmt.Errorf("%w %q", ErrUnknownHost, host)
+		case 1:
+			region = regions[0]
+		default:
+			t.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q is in regions %s; give the region", ErrAmbiguousHost, host, strings.Join(regions, ", "))
+		}
+	}
+	t.out.Reset()
+	keys, ok := t.eng.ForgetHost(region, host, now, &t.out)
+	if !ok {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w %q in region %q", ErrUnknownHost, host, region)
+	}
+	transitions := len(t.out.Transitions)
+	ticket := t.store.Submit(t.commitLocked(nil))
+	t.mu.Unlock()
+	t.metrics.applied(0, 0, transitions)
+	t.log.Info("host forgotten", zap.String("region", region), zap.String("host", host), zap.Int("checks", len(keys)))
+	if err := ticket.Wait(ctx); err != nil {
+		return keys, fmt.Errorf("commit forgetting %s/%s: %w", region, host, err)
+	}
+	return keys, nil
 }
 
 // Read side: each call takes the lock briefly and returns copies.
