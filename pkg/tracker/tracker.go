@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,7 +48,9 @@ type Tracker struct {
 	out engine.Outcome
 
 	newRegion chan struct{}
-	metrics   *Metrics
+	// checkpointSize is how many states the latest checkpoint wrote.
+	checkpointSize atomic.Int64
+	metrics        *Metrics
 }
 
 // Open loads the persisted state into a new engine. now is the clock.
@@ -295,11 +298,18 @@ func (t *Tracker) dropExpiredWindows(now time.Time) error {
 // through the ordered commit path like everything else: a snapshot written
 // on the side could land after, and overwrite, a newer committed state.
 func (t *Tracker) Checkpoint(ctx context.Context) error {
-	c := &store.Commit{}
+	// Background: acknowledgements of requests that changed nothing do
+	// not wait for it (it can take seconds at a million checks). The
+	// states are gathered under the engine lock into a slice sized like
+	// the previous checkpoint's and allocated before taking the lock:
+	// growing it under the lock was most of the time ingest waited.
+	last := t.checkpointSize.Load()
+	c := &store.Commit{Background: true, States: make([]health.CheckState, 0, last+last/8)}
 	t.mu.Lock()
 	t.eng.Checkpoint(func(s *health.CheckState) { c.States = append(c.States, *s) })
 	ticket := t.store.Submit(c)
 	t.mu.Unlock()
+	t.checkpointSize.Store(int64(len(c.States)))
 	if err := ticket.Wait(ctx); err != nil {
 		return fmt.Errorf("checkpoint %d states: %w", len(c.States), err)
 	}
