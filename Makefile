@@ -16,8 +16,21 @@ run:
 	$(GO) run ./cmd/healthrouter serve
 
 # The whole suite: unit, HTTP, crash and end-to-end tests, fuzz seeds included.
-test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: fmt-check vet e2e-deps
+	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The end-to-end test runs a real Prometheus: Debian's package, installed
+# when missing (sudo when not root). It only needs the binary; on a machine
+# with systemd the package also starts a prometheus service on :9090, which
+# the test does not use.
+.PHONY: e2e-deps
+e2e-deps:
+	@command -v prometheus >/dev/null 2>&1 || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian's prometheus package for the end-to-end test"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	}
 
 # Everything but the slow end-to-end and crash tests.
 test-short:
