@@ -45,9 +45,49 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Benchmarks (figures, never timed tests).
-bench:
+# Benchmarks (figures, never timed tests). `make bench` measures what users
+# care about, on the real binary over loopback: ingest (events/s, p99 at half
+# the maximum rate, server CPU and RSS), memory per check and start-up at 1M
+# checks, and the reconcile figures; a table on stdout and JSON in
+# $(BENCH_JSON). BENCH_BASELINE=old.json adds each figure's change. The
+# machine is shared: check `uptime` first, figures are as quiet as it is.
+LOADGEN        := bin/healthrouter-load
+BENCH_JSON     ?= bin/bench.json
+BENCH_BASELINE ?=
+BENCH_FLAGS    ?=
+COMPARE_FLAGS  ?=
+SOAK_FLAGS     ?=
+SOAK_DURATION  ?= 10m
+ALERTMANAGER   ?= /usr/bin/prometheus-alertmanager
+SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: loadgen bench-micro bench-compare alertmanager soak
+
+loadgen:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOADGEN) ./cmd/healthrouter-load
+
+bench: build loadgen
+	$(GO) test -run '^$$' -bench 'BenchmarkReconcile100Regions' -count 3 ./pkg/grafana > bin/bench-reconcile.txt || { cat bin/bench-reconcile.txt; exit 1; }
+	$(LOADGEN) bench --server $(BIN) --reconcile bin/bench-reconcile.txt --json $(BENCH_JSON) \
+		$(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE)) $(BENCH_FLAGS)
+
+# Every micro-benchmark of the library packages.
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/...
+
+# The same load against Debian's Alertmanager (installed when missing) in
+# the same run, alternating runs: both rates and the ratio.
+bench-compare: build loadgen alertmanager
+	$(LOADGEN) compare --server $(BIN) --alertmanager $(ALERTMANAGER) --json bin/bench-compare.json $(COMPARE_FLAGS)
+
+alertmanager:
+	@command -v $(ALERTMANAGER) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
+
+# Steady duplicate traffic for $(SOAK_DURATION); the server's memory must
+# stay flat. Not part of `make bench`.
+soak: build loadgen
+	$(LOADGEN) soak --server $(BIN) --duration $(SOAK_DURATION) --json bin/soak.json $(SOAK_FLAGS)
 
 # Run the decoder fuzzer for a while (CI runs its seed corpus in `make test`).
 FUZZTIME ?= 60s

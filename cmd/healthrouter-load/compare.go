@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/loadgen"
+)
+
+// compareCmd runs one load against healthrouter and against Alertmanager,
+// alternating their runs so both see the same machine and the same noise.
+func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", stderr)
+	var lf loadFlags
+	lf.register(fs)
+	server := fs.String("server", "bin/healthrouter", "healthrouter `binary`")
+	amBin := fs.String("alertmanager", "/usr/bin/prometheus-alertmanager", "Alertmanager `binary` (Debian's prometheus-alertmanager)")
+	count := fs.Int("count", 3, "runs against each receiver")
+	duration := fs.Duration("duration", 15*time.Second, "length of each run")
+	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured traffic to each receiver first")
+	jsonPath := fs.String("json", "", "write the report as JSON to this `file`")
+	keep := fs.Bool("keep", false, "keep data directories and logs")
+	strict := fs.Bool("strict", false, "exit 3 when the ratio misses its target")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *count <= 0 {
+		return fmt.Errorf("--count must be positive")
+	}
+	if _, err := exec.LookPath(*amBin); err != nil {
+		return fmt.Errorf("alertmanager: %w (Debian: apt-get install prometheus-alertmanager, or make bench-compare)", err)
+	}
+	hrLoad, err := lf.workload(loadgen.Healthrouter)
+	if err != nil {
+		return err
+	}
+	// The same fleet, order and failing checks: only the encoding differs.
+	amLoad := hrLoad
+	amLoad.Sink, amLoad.Framing, amLoad.Compression = loadgen.Alertmanager, loadgen.JSONArray, loadgen.None
+	hrEnc, err := encode(hrLoad, stderr)
+	if err != nil {
+		return err
+	}
+	amEnc, err := encode(amLoad, stderr)
+	if err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "healthrouter-compare-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintln(stderr, "keeping data and logs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	hr, err := startHealthrouter(ctx, *server, filepath.Join(dir, "healthrouter"), filepath.Join(dir, "healthrouter.log"))
+	if err != nil {
+		return err
+	}
+	defer hr.kill()
+	if _, err := hr.waitReady(ctx, readyTimeout); err != nil {
+		return err
+	}
+	am, err := startAlertmanager(ctx, *amBin, dir)
+	if err != nil {
+		return err
+	}
+	defer am.kill()
+
+	hrGen, err := loadgen.New(hr.target(), hrEnc, lf.concurrency)
+	if err != nil {
+		return err
+	}
+	defer hrGen.Close()
+	amGen, err := loadgen.New(loadgen.Target{URL: am.url}, amEnc, lf.concurrency)
+	if err != nil {
+		return err
+	}
+	defer amGen.Close()
+	receivers := []struct {
+		name string
+		m    measured
+		runs []runOutcome
+	}{
+		{name: "healthrouter", m: measured{gen: hrGen, pid: hr.PID()}},
+		{name: "alertmanager", m: measured{gen: amGen, pid: am.PID()}},
+	}
+	for _, r := range receivers {
+		// Two passes create every check (confirming the failing ones) or
+		// alert; what follows repeats known state, as in bench.
+		if _, _, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Passes: 2}); err != nil {
+			return fmt.Errorf("%s preload: %w", r.name, err)
+		}
+		if _, _, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Duration: *warmup}); err != nil {
+			return fmt.Errorf("%s warm-up: %w", r.name, err)
+		}
+	}
+	settings := lf.settings()
+	settings["count"], settings["duration"] = *count, duration.String()
+	rep := newReport("make bench-compare", settings)
+	for i := 0; i < *count; i++ {
+		for j := range receivers {
+			r := &receivers[j]
+			res, usage, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Duration: *duration})
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", r.name, i+1, err)
+			}
+			r.runs = append(r.runs, runOutcome{res, usage})
+			progress(stderr, r.name, i+1, *count, res, usage)
+		}
+	}
+
+	hrFigs := runFigures("healthrouter_", "healthrouter", receivers[0].runs)
+	hrFigs[0] = hrFigs[0].withNote(fmt.Sprintf("%s %s, %d events per request", hrLoad.Compression, hrLoad.Framing, hrLoad.BatchEvents))
+	amFigs := runFigures("alertmanager_", "alertmanager", receivers[1].runs)
+	amFigs[0] = amFigs[0].withNote(fmt.Sprintf("the same results as alerts on /api/v2/alerts, uncompressed JSON (its API takes no Content-Encoding), %d per request", amLoad.BatchEvents))
+	rep.add(hrFigs...)
+	rep.add(amFigs...)
+	rep.add(ratioFigure(receivers[0].runs, receivers[1].runs))
+	rep.Details["healthrouter"], rep.Details["alertmanager"] = receivers[0].runs, receivers[1].runs
+	rep.finish()
+
+	if _, err := hr.stop(stopTimeout); err != nil {
+		return err
+	}
+	if _, err := am.stop(stopTimeout); err != nil {
+		return err
+	}
+	if err := rep.Print(stdout, nil); err != nil {
+		return err
+	}
+	if *jsonPath != "" {
+		if err := rep.Save(*jsonPath); err != nil {
+			return err
+		}
+	}
+	return missed(rep, *strict)
+}
+
+// ratioFigure is healthrouter's best rate over Alertmanager's best; its
+// runs are the ratios of each pair of neighbouring runs, for the spread.
+func ratioFigure(hr, am []runOutcome) Figure {
+	var pairs []float64
+	bestHR, bestAM := 0.0, 0.0
+	for i := range hr {
+		bestHR = max(bestHR, hr[i].Result.EventsPerSec)
+		bestAM = max(bestAM, am[i].Result.EventsPerSec)
+		if am[i].Result.EventsPerSec > 0 {
+			pairs = append(pairs, hr[i].Result.EventsPerSec/am[i].Result.EventsPerSec)
+		}
+	}
+	f := newFigure("ratio_vs_alertmanager", "healthrouter / alertmanager", "x", Higher, pairs...)
+	if bestAM > 0 {
+		f.Value = bestHR / bestAM
+	}
+	return f.withTarget(targetVsAlertmgr).withNote("best rate over best rate; runs are the ratios of neighbouring runs")
+}

@@ -1,0 +1,255 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+)
+
+var testTime = time.Date(2026, 8, 21, 10, 0, 0, 123456789, time.UTC)
+
+// TestEncodeDecodesAsVectorEvents feeds every encoded batch to the real
+// ingest decoder: what the generator sends must be what healthrouter
+// reads, event for event.
+func TestEncodeDecodesAsVectorEvents(t *testing.T) {
+	cases := []struct {
+		name        string
+		framing     Framing
+		compression Compression
+		shuffle     bool
+	}{
+		{"gzip json array", JSONArray, Gzip, false},
+		{"zstd ndjson", NDJSON, Zstd, false},
+		{"uncompressed json array", JSONArray, None, false},
+		{"gzip ndjson shuffled", NDJSON, Gzip, true},
+	}
+	dec, err := ingest.NewDecoder(config.Default().Ingest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := Workload{Checks: 2500, PerHost: 10, Regions: 3, Failing: 0.02, BatchEvents: 1000,
+				Framing: tc.framing, Compression: tc.compression, Shuffle: tc.shuffle, Time: testTime, Seed: 7}
+			enc, err := w.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(enc.Batches) != 3 || enc.Batches[2].Events != 500 {
+				t.Fatalf("got %d batches, last of %d events; want 3, the last of 500", len(enc.Batches), enc.Batches[len(enc.Batches)-1].Events)
+			}
+			if enc.Hosts != 250 || enc.Failing != 50 || enc.Events() != 2500 {
+				t.Fatalf("hosts %d, failing %d, events %d; want 250, 50, 2500", enc.Hosts, enc.Failing, enc.Events())
+			}
+			keys := map[string]bool{}
+			regions := map[string]bool{}
+			failing := 0
+			for i, b := range enc.Batches {
+				d, err := dec.Decode(ingest.Request{Body: bytes.NewReader(b.Body), ContentEncoding: string(tc.compression), Received: testTime.Add(time.Minute)})
+				if err != nil {
+					t.Fatalf("batch %d: %v", i, err)
+				}
+				if len(d.Rejected) > 0 {
+					t.Fatalf("batch %d: rejected %+v", i, d.Rejected[0])
+				}
+				if len(d.Batch.Results) != b.Events {
+					t.Fatalf("batch %d: decoded %d results, want %d", i, len(d.Batch.Results), b.Events)
+				}
+				batchFailing := 0
+				for _, r := range d.Batch.Results {
+					keys[string(r.Region)+"/"+string(r.Host)+"/"+string(r.Check)] = true
+					regions[string(r.Region)] = true
+					if r.Status == health.Critical {
+						batchFailing++
+					} else if r.Status != health.Passing {
+						t.Fatalf("status %v", r.Status)
+					}
+					if got := time.Unix(0, r.Time); got.Before(testTime) || got.After(testTime.Add(time.Second)) {
+						t.Fatalf("timestamp %v, want just after %v", got, testTime)
+					}
+				}
+				if batchFailing != b.Failing {
+					t.Fatalf("batch %d: %d failing decoded, %d counted", i, batchFailing, b.Failing)
+				}
+				failing += batchFailing
+				d.Release()
+			}
+			if len(keys) != 2500 || len(regions) != 3 || failing != 50 {
+				t.Fatalf("%d distinct checks in %d regions, %d failing; want 2500 in 3, 50", len(keys), len(regions), failing)
+			}
+		})
+	}
+}
+
+// TestEventShape: keys sorted and compact as Vector's json codec writes
+// them, framed as its http sink frames them.
+func TestEventShape(t *testing.T) {
+	for _, framing := range []Framing{JSONArray, NDJSON} {
+		w := Workload{Checks: 3, PerHost: 3, Regions: 1, BatchEvents: 3, Framing: framing, Time: testTime}
+		enc, err := w.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(enc.Batches[0].Body)
+		first := `{"check":"disk_root","host":"web-000000.eu-west-1.example.net","output":"OK - disk_root within thresholds",` +
+			`"region":"eu-west-1","status":"passing","timestamp":"2026-08-21T10:00:00.123456789Z"}`
+		switch framing {
+		case JSONArray:
+			if !strings.HasPrefix(body, "["+first+",{") || !strings.HasSuffix(body, "}]") {
+				t.Fatalf("json array body:\n%s", body)
+			}
+		case NDJSON:
+			if !strings.HasPrefix(body, first+"\n{") || strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 2 {
+				t.Fatalf("ndjson body:\n%q", body)
+			}
+		}
+	}
+}
+
+func TestAlertmanagerAlerts(t *testing.T) {
+	w := Workload{Sink: Alertmanager, Checks: 100, PerHost: 10, Regions: 2, Failing: 0.1, BatchEvents: 100, Time: testTime}
+	enc, err := w.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alerts []struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		StartsAt    time.Time         `json:"startsAt"`
+		EndsAt      time.Time         `json:"endsAt"`
+	}
+	if err := json.Unmarshal(enc.Batches[0].Body, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 100 {
+		t.Fatalf("%d alerts", len(alerts))
+	}
+	firing := 0
+	for _, a := range alerts {
+		for _, l := range []string{"alertname", "region", "host", "check", "severity"} {
+			if a.Labels[l] == "" {
+				t.Fatalf("alert without %s: %+v", l, a.Labels)
+			}
+		}
+		if a.EndsAt.After(a.StartsAt) {
+			firing++
+			if !strings.HasPrefix(a.Annotations["output"], "CRITICAL") {
+				t.Fatalf("firing alert with output %q", a.Annotations["output"])
+			}
+		} else if !a.EndsAt.Equal(a.StartsAt) {
+			t.Fatalf("resolved alert ends %v before it starts %v", a.EndsAt, a.StartsAt)
+		}
+	}
+	if firing != 10 || enc.Failing != 10 {
+		t.Fatalf("%d firing alerts, %d counted; want 10", firing, enc.Failing)
+	}
+}
+
+// TestHostsArriveTogether: by default each host's checks are contiguous,
+// as an agent reports them.
+func TestHostsArriveTogether(t *testing.T) {
+	w := Workload{Checks: 400, PerHost: 4, Regions: 2, BatchEvents: 400, Seed: 3}
+	enc, err := w.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []event
+	if err := json.Unmarshal(enc.Batches[0].Body, &events); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, e := range events {
+		if i > 0 && events[i-1].Host != e.Host {
+			if seen[e.Host] {
+				t.Fatalf("host %s comes back at event %d", e.Host, i)
+			}
+		}
+		seen[e.Host] = true
+	}
+	if events[0].Host == "web-000000.eu-west-1.example.net" && events[4].Host == "web-000000.us-east-1.example.net" {
+		t.Fatal("hosts are not shuffled")
+	}
+}
+
+func TestEncodeIsDeterministic(t *testing.T) {
+	w := Workload{Checks: 300, BatchEvents: 100, Failing: 0.3, Time: testTime, Seed: 11}
+	a, err := w.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Batches {
+		if !bytes.Equal(a.Batches[i].Body, b.Batches[i].Body) {
+			t.Fatalf("batch %d differs between two encodings with one seed", i)
+		}
+	}
+	w.Seed = 12
+	c, err := w.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a.Batches[0].Body, c.Batches[0].Body) {
+		t.Fatal("another seed gave the same batch")
+	}
+}
+
+func TestWorkloadValidate(t *testing.T) {
+	ok := Workload{Checks: 10, BatchEvents: 5}
+	cases := []struct {
+		name   string
+		modify func(*Workload)
+		want   string
+	}{
+		{"no checks", func(w *Workload) { w.Checks = 0 }, "checks must be positive"},
+		{"failing share over 1", func(w *Workload) { w.Failing = 1.5 }, "failing share"},
+		{"negative failing share", func(w *Workload) { w.Failing = -0.1 }, "failing share"},
+		{"empty batches", func(w *Workload) { w.BatchEvents = 0 }, "events per batch"},
+		{"negative regions", func(w *Workload) { w.Regions = -1 }, "must not be negative"},
+		{"compressed alerts", func(w *Workload) { w.Sink, w.Compression = Alertmanager, Gzip }, "uncompressed JSON array"},
+		{"ndjson alerts", func(w *Workload) { w.Sink, w.Framing = Alertmanager, NDJSON }, "uncompressed JSON array"},
+	}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid workload: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := ok
+			tc.modify(&w)
+			err := w.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error about %q", err, tc.want)
+			}
+			if _, err := w.Encode(); err == nil {
+				t.Fatal("Encode accepted an invalid workload")
+			}
+		})
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for in, want := range map[string]Framing{"json": JSONArray, "array": JSONArray, "ndjson": NDJSON} {
+		if got, err := ParseFraming(in); err != nil || got != want {
+			t.Errorf("ParseFraming(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseFraming("csv"); err == nil {
+		t.Error("ParseFraming accepted csv")
+	}
+	for in, want := range map[string]Compression{"": None, "none": None, "gzip": Gzip, "zstd": Zstd} {
+		if got, err := ParseCompression(in); err != nil || got != want {
+			t.Errorf("ParseCompression(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseCompression("brotli"); err == nil {
+		t.Error("ParseCompression accepted brotli")
+	}
+}
