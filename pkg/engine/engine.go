@@ -104,7 +104,7 @@
 // staleness, forget_after counts from Start at the latest, so a restart
 // after a long outage does not forget the fleet, and Tick finds silent
 // hosts through the due-time heap. Each check journals a CheckChanged to
-// PhaseForgotten; the alerts that end are settled as for any other change:
+// health.PhaseForgotten; the alerts that end are settled as for any other change:
 // the host alert and not_reporting alert resolve (Reason ReasonForgotten),
 // suppressed entries end, and the region rollups lose the host, so a
 // region alert may drop below its thresholds and hand its remaining hosts

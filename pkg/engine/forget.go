@@ -9,10 +9,6 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
-// PhaseForgotten is the To of the CheckChanged journaled for every check of
-// a forgotten host: the check has left the engine and the store.
-const PhaseForgotten = "forgotten"
-
 // ReasonForgotten is the Reason of a host alert or not_reporting alert that
 // resolves because its host was forgotten.
 const ReasonForgotten = "forgotten"
@@ -86,7 +82,7 @@ func (e *Engine) forget(reg *region, hi uint32, now int64, out *Outcome) {
 		key := health.Key{Region: reg.name, Host: h.name, Check: e.names[s.name].name}
 		e.emit(out, health.Transition{
 			Time: unixTime(now), Kind: health.CheckChanged, Key: key,
-			From: s.phase(), To: PhaseForgotten, Status: s.status, Severity: e.severity(s),
+			From: s.phase(), To: health.PhaseForgotten, Status: s.status, Severity: e.severity(s),
 		})
 		out.Forgotten = append(out.Forgotten, key)
 		e.withdraw(reg, hi, s)

@@ -188,6 +188,9 @@ const (
 	PhaseHard     = "hard"     // failing and confirmed: may page
 	PhaseFlapping = "flapping" // changing too often to page
 	PhaseStale    = "stale"    // no result for stale_after
+	// PhaseForgotten: the check's host was forgotten (decommissioned); the
+	// check left the engine and the store.
+	PhaseForgotten = "forgotten"
 )
 
 // Alert states, the From/To of AlertChanged transitions.

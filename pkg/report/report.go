@@ -197,6 +197,10 @@ func (b *Builder) Add(t *health.Transition) {
 			b.open[t.Key] = t.Time
 			b.tally(t.Key.Check).hard++
 		}
+	case health.PhaseForgotten:
+		// A decommissioned host's failure is no longer failing, but it
+		// did not recover either: it is not counted as resolved.
+		delete(b.open, t.Key)
 	case health.PhasePassing, health.PhaseSoft:
 		// Soft after flapping or staleness means the hard state recovered
 		// meanwhile; the journal shows it only now.

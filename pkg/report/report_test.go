@@ -129,6 +129,28 @@ func TestBuildFromHandWrittenJournal(t *testing.T) {
 	}
 }
 
+func TestForgottenHostIsNeitherFailingNorResolved(t *testing.T) {
+	check := func(off time.Duration, host, from, to string) health.Transition {
+		return health.Transition{Time: t0.Add(off), Kind: health.CheckChanged,
+			Key: health.Key{Region: "r1", Host: host, Check: "raid"}, From: from, To: to}
+	}
+	journal := []health.Transition{
+		check(0, "a", "soft", "hard"),
+		check(0, "b", "soft", "hard"),
+		check(2*time.Minute, "a", "hard", health.PhaseForgotten),
+		check(3*time.Minute, "b", "hard", "passing"),
+	}
+	r, err := Build(scanOf(journal), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Check{{Check: "raid", HardFailures: 2, Resolved: 1, MedianFailingSeconds: 180,
+		ResolvedQuickly: 1, QuickShare: 1, Noise: 1}}
+	if !reflect.DeepEqual(r.Checks, want) {
+		t.Errorf("checks:\n got %+v\nwant %+v", r.Checks, want)
+	}
+}
+
 func TestQuickThresholdAndLimit(t *testing.T) {
 	journal := readJournal(t, "testdata/journal.txt")
 	// At 3m only raid's 3m failure is quick: raid drops below ntp (2

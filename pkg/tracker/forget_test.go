@@ -168,7 +168,7 @@ func TestForgetHostSurvivesRestart(t *testing.T) {
 	}
 	var journal []string
 	if err := f.tr.ScanTransitions(0, func(tr *health.Transition) bool {
-		if tr.To == engine.PhaseForgotten || tr.Reason == engine.ReasonForgotten {
+		if tr.To == health.PhaseForgotten || tr.Reason == engine.ReasonForgotten {
 			journal = append(journal, tr.Key.String()+" "+tr.From+"->"+tr.To)
 		}
 		return true
