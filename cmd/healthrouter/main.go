@@ -8,9 +8,10 @@
 //	healthrouter serve [--config FILE] [--listen ADDR] [--data-dir DIR]
 //	healthrouter check-config [--config FILE]
 //	healthrouter plan|apply|export [--config FILE] ...
-//	healthrouter replay FILE
-//	healthrouter report [--server URL]
+//	healthrouter replay FILE [--config FILE]
+//	healthrouter report [--server URL | --data-dir DIR]
 //	healthrouter maintenance add|list|rm [--server URL] ...
+//	healthrouter hosts forget HOST [--region R] [--server URL]
 //	healthrouter pagerduty test|verify [--config FILE]
 //	healthrouter version
 package main
