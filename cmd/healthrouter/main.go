@@ -13,6 +13,7 @@
 //	healthrouter maintenance add|list|rm [--server URL] ...
 //	healthrouter hosts forget HOST [--region R] [--server URL]
 //	healthrouter pagerduty test|verify [--config FILE]
+//	healthrouter probe [--url URL]
 //	healthrouter version
 package main
 
