@@ -89,15 +89,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	dir, err := os.MkdirTemp("", "healthrouter-bench-")
+	dir, cleanup, err := scratchDir("healthrouter-bench-", o.keep, stderr)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(stderr, "keeping data and logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 
 	settings := o.load.settings()
 	settings["count"], settings["duration"], settings["million"] = o.count, o.duration.String(), o.million
@@ -148,14 +144,11 @@ func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, 
 	if err != nil {
 		return err
 	}
-	srv, err := startHealthrouter(ctx, o.server, filepath.Join(dir, "ingest"), filepath.Join(dir, "ingest.log"))
+	srv, err := startReadyHealthrouter(ctx, o.server, filepath.Join(dir, "ingest"), filepath.Join(dir, "ingest.log"))
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
-	if _, err := srv.waitReady(ctx, readyTimeout); err != nil {
-		return err
-	}
 	gen, err := loadgen.New(srv.target(), enc, o.load.concurrency)
 	if err != nil {
 		return err
@@ -293,14 +286,11 @@ func benchMillion(ctx context.Context, o *benchOptions, dir string, rep *Report,
 		return err
 	}
 	dataDir := filepath.Join(dir, "million")
-	srv, err := startHealthrouter(ctx, o.server, dataDir, filepath.Join(dir, "million.log"))
+	srv, err := startReadyHealthrouter(ctx, o.server, dataDir, filepath.Join(dir, "million.log"))
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
-	if _, err := srv.waitReady(ctx, readyTimeout); err != nil {
-		return err
-	}
 	empty, err := srv.liveHeap(ctx)
 	if err != nil {
 		return err

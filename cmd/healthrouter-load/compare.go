@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -51,23 +50,16 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	dir, err := os.MkdirTemp("", "healthrouter-compare-")
+	dir, cleanup, err := scratchDir("healthrouter-compare-", *keep, stderr)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Fprintln(stderr, "keeping data and logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	hr, err := startHealthrouter(ctx, *server, filepath.Join(dir, "healthrouter"), filepath.Join(dir, "healthrouter.log"))
+	defer cleanup()
+	hr, err := startReadyHealthrouter(ctx, *server, filepath.Join(dir, "healthrouter"), filepath.Join(dir, "healthrouter.log"))
 	if err != nil {
 		return err
 	}
 	defer hr.kill()
-	if _, err := hr.waitReady(ctx, readyTimeout); err != nil {
-		return err
-	}
 	am, err := startAlertmanager(ctx, *amBin, dir)
 	if err != nil {
 		return err

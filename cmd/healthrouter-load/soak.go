@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"text/tabwriter"
@@ -52,23 +51,16 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "healthrouter-soak-")
+	dir, cleanup, err := scratchDir("healthrouter-soak-", *keep, stderr)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Fprintln(stderr, "keeping data and logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	srv, err := startHealthrouter(ctx, *server, filepath.Join(dir, "data"), filepath.Join(dir, "healthrouter.log"))
+	defer cleanup()
+	srv, err := startReadyHealthrouter(ctx, *server, filepath.Join(dir, "data"), filepath.Join(dir, "healthrouter.log"))
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
-	if _, err := srv.waitReady(ctx, readyTimeout); err != nil {
-		return err
-	}
 	gen, err := loadgen.New(srv.target(), enc, lf.concurrency)
 	if err != nil {
 		return err
