@@ -15,6 +15,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/grafana/grafanatest"
+	"github.com/healthrouter/healthrouter/pkg/internal/fakeclock"
 )
 
 // Routing keys used by the tests: 32 hex digits, like PagerDuty's.
@@ -78,7 +79,7 @@ type fixture struct {
 	srv  *grafanatest.Server
 	cfg  *config.Config
 	r    *Reconciler
-	clk  *fakeClock
+	clk  *fakeclock.Clock
 	logs *observer.ObservedLogs
 	reg  *prometheus.Registry
 }
@@ -98,7 +99,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if env == nil {
 		env = testEnv(srv)
 	}
-	f := &fixture{srv: srv, clk: newFakeClock(t0), reg: prometheus.NewRegistry()}
+	f := &fixture{srv: srv, clk: fakeclock.New(t0), reg: prometheus.NewRegistry()}
 	f.cfg = loadConfig(t, srv.URL, fo.grafana, fo.pagerduty, env)
 	f.r = f.newReconciler(t, fo)
 	return f
@@ -177,94 +178,6 @@ func (f *fixture) metricValue(t testing.TB, name string, labels map[string]strin
 		}
 	}
 	return 0
-}
-
-// fakeClock is a manual clock. Run sleeps through After; tests wait for
-// that sleep with awaitSleep and end it with advanceTo.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []clockWaiter
-	seq     int
-	slept   chan struct{}
-}
-
-type clockWaiter struct {
-	at  time.Time
-	seq int
-	ch  chan time.Time
-}
-
-func newFakeClock(now time.Time) *fakeClock {
-	return &fakeClock{now: now, slept: make(chan struct{}, 1)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.seq++
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, clockWaiter{at: c.now.Add(d), seq: c.seq, ch: ch})
-	select {
-	case c.slept <- struct{}{}:
-	default:
-	}
-	return ch
-}
-
-// Advance moves the clock and fires every timer that is due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-// awaitSleep waits until a sleep newer than after has started and returns
-// its sequence number and how long it is.
-func (c *fakeClock) awaitSleep(t testing.TB, after int) (seq int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		var newest *clockWaiter
-		for i := range c.waiters {
-			if w := &c.waiters[i]; w.seq > after && (newest == nil || w.seq > newest.seq) {
-				newest = w
-			}
-		}
-		if newest != nil {
-			seq, d = newest.seq, newest.at.Sub(c.now)
-			c.mu.Unlock()
-			return seq, d
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.slept:
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for Run to sleep")
-		}
-	}
 }
 
 // staticRegions is a RegionSource tests can change.

@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 	}
 
 	// At start: one reconcile, then sleep until the first probe.
-	seq, d := f.clk.awaitSleep(t, 0)
+	seq, d := f.clk.AwaitSleep(t, 0)
 	if _, _, ok := f.srv.Group(folder, "eu-west-1"); !ok || reconciles() != 1 {
 		t.Fatalf("no reconcile at start (%v reconciles)", reconciles())
 	}
@@ -43,21 +43,21 @@ func TestRun(t *testing.T) {
 	// retried at 1s, 2s, 4s... while probes keep running.
 	f.srv.FailAll(503)
 	f.clk.Advance(d)
-	seq, d = f.clk.awaitSleep(t, seq)
+	seq, d = f.clk.AwaitSleep(t, seq)
 	if f.r.Status().UnreachableSince.IsZero() {
 		t.Fatal("probe did not notice Grafana down")
 	}
 	// Run the clock to the scheduled reconcile (every 5m from the start).
 	for f.metricValue(t, "healthrouter_grafana_reconcile_total", map[string]string{"result": resultError}) == 0 {
 		f.clk.Advance(d)
-		seq, d = f.clk.awaitSleep(t, seq)
+		seq, d = f.clk.AwaitSleep(t, seq)
 	}
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
 		if d != want {
 			t.Fatalf("backoff after failure %d: %s, want %s", i+1, d, want)
 		}
 		f.clk.Advance(d)
-		seq, d = f.clk.awaitSleep(t, seq)
+		seq, d = f.clk.AwaitSleep(t, seq)
 	}
 	st := f.r.Status()
 	if st.ConsecutiveFailures != 5 || st.Healthy {
@@ -67,7 +67,7 @@ func TestRun(t *testing.T) {
 	// A new region while failing does not cut the backoff short.
 	src.add(Region{Name: "ap-south-1", LastSeen: t0})
 	newRegion <- struct{}{}
-	seqAfterSignal, dAfterSignal := f.clk.awaitSleep(t, seq)
+	seqAfterSignal, dAfterSignal := f.clk.AwaitSleep(t, seq)
 	if dAfterSignal != d {
 		t.Fatalf("sleep after a signal while failing: %s, want the backoff's remaining %s", dAfterSignal, d)
 	}
@@ -78,7 +78,7 @@ func TestRun(t *testing.T) {
 	f.srv.FailAll(0)
 	before := reconciles()
 	f.clk.Advance(d) // the backoff retry
-	seq, d = f.clk.awaitSleep(t, seq)
+	seq, d = f.clk.AwaitSleep(t, seq)
 	if reconciles() != before+1 || !f.r.Status().Healthy {
 		t.Fatalf("no successful retry: %+v", f.r.Status())
 	}
@@ -92,12 +92,12 @@ func TestRun(t *testing.T) {
 	// Healthy: a new region is reconciled after the debounce.
 	src.add(Region{Name: "sa-east-1", LastSeen: t0})
 	newRegion <- struct{}{}
-	seq, d = f.clk.awaitSleep(t, seq)
+	seq, d = f.clk.AwaitSleep(t, seq)
 	if d != 2*time.Second {
 		t.Fatalf("sleep after a new region %s, want the 2s debounce", d)
 	}
 	f.clk.Advance(d)
-	seq, _ = f.clk.awaitSleep(t, seq)
+	seq, _ = f.clk.AwaitSleep(t, seq)
 	if _, _, ok := f.srv.Group(folder, "sa-east-1"); !ok {
 		t.Fatal("new region's group not created after the debounce")
 	}
@@ -106,21 +106,21 @@ func TestRun(t *testing.T) {
 	// a reconcile runs right away instead of at the 5m mark.
 	f.srv.FailAll(502)
 	f.clk.Advance(probe)
-	seq, _ = f.clk.awaitSleep(t, seq)
+	seq, _ = f.clk.AwaitSleep(t, seq)
 	if f.r.Status().UnreachableSince.IsZero() {
 		t.Fatal("probe did not notice the outage")
 	}
 	f.srv.FailAll(0)
 	before = reconciles()
 	f.clk.Advance(probe)
-	seq, _ = f.clk.awaitSleep(t, seq)
+	seq, _ = f.clk.AwaitSleep(t, seq)
 	if reconciles() != before+1 || !f.r.Status().UnreachableSince.IsZero() {
 		t.Fatalf("no reconcile when Grafana came back (%v -> %v)", before, reconciles())
 	}
 
 	// A closed signal channel is not a busy loop, and cancel ends Run.
 	close(newRegion)
-	_, _ = f.clk.awaitSleep(t, seq)
+	_, _ = f.clk.AwaitSleep(t, seq)
 	cancel()
 	select {
 	case <-done:

@@ -3,7 +3,6 @@ package pagerduty
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/internal/fakeclock"
 	"github.com/healthrouter/healthrouter/pkg/pagerduty/pagerdutytest"
 	"github.com/healthrouter/healthrouter/pkg/store"
 )
@@ -104,88 +104,8 @@ func (ts *testStore) kv(name string) *store.KV {
 	return kv
 }
 
-// fakeClock is a Clock moved by hand (or by autoAdvance).
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []clockWaiter
-}
-
-type clockWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, clockWaiter{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-// runUntil moves the clock on whenever something waits on it, straight to
-// the earliest deadline, until done reports true; it fails the test past
-// limit of clock time. Clock time passes only while the code under test
-// waits, so backoff and rate limits play out at once and in order.
-func (c *fakeClock) runUntil(t *testing.T, limit time.Duration, done func() bool) time.Duration {
-	t.Helper()
-	start := c.Now()
-	deadline := time.Now().Add(60 * time.Second)
-	for !done() {
-		if c.Now().Sub(start) > limit || time.Now().After(deadline) {
-			t.Fatalf("not done after %v of clock time", c.Now().Sub(start))
-		}
-		c.advanceToNextWaiter()
-		time.Sleep(100 * time.Microsecond)
-	}
-	return c.Now().Sub(start)
-}
-
-func (c *fakeClock) advanceToNextWaiter() {
-	c.mu.Lock()
-	if len(c.waiters) == 0 {
-		c.mu.Unlock()
-		return
-	}
-	next := c.waiters[0].at
-	for _, w := range c.waiters[1:] {
-		if w.at.Before(next) {
-			next = w.at
-		}
-	}
-	d := next.Sub(c.now)
-	c.mu.Unlock()
-	c.Advance(d)
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // waitFor polls cond in real time, for outcomes driven by real I/O.

@@ -166,7 +166,7 @@ func TestOutbox429StormLosesNothingAndKeepsTheBudget(t *testing.T) {
 	}
 	env.enqueue(msgs...)
 	env.run()
-	passed := clock.runUntil(t, 6*time.Hour, func() bool { return env.ob.Depth() == 0 })
+	passed := clock.RunUntil(t, 6*time.Hour, func() bool { return env.ob.Depth() == 0 })
 	t.Logf("delivered %d events in %v of clock time; statuses %v", len(msgs), passed, pd.Statuses())
 
 	for _, a := range alerts {
@@ -207,7 +207,7 @@ func TestOutboxRetries5xxAndTimeouts(t *testing.T) {
 	pd.FailNext(1, http.StatusBadGateway)
 	a := hostAlert("eu", "web-1", health.SeverityCritical)
 	env.enqueue(trigger("default", a))
-	clock.runUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+	clock.RunUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
 
 	// A PagerDuty that does not answer in time: the client gives up and the
 	// event is retried once it answers again.
@@ -216,7 +216,7 @@ func TestOutboxRetries5xxAndTimeouts(t *testing.T) {
 	env.enqueue(trigger("default", b))
 	waitFor(t, "a timed-out attempt", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRetried) >= 4 })
 	pd.SetDelay(0)
-	clock.runUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+	clock.RunUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
 
 	for _, al := range []health.Alert{a, b} {
 		if inc, _ := pd.Incident(keyDefault, DedupKey(&al)); inc.Triggers != 1 || !inc.Open {
