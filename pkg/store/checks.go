@@ -42,7 +42,7 @@ func (s *Store) DeleteChecks(keys []health.Key) error {
 		b := tx.Bucket(bucketChecks)
 		var buf []byte
 		for _, k := range keys {
-			buf = checkKey(buf, k)
+			buf = appendCheckKey(buf[:0], k)
 			if err := b.Delete(buf); err != nil {
 				return fmt.Errorf("delete check %s: %w", k, err)
 			}

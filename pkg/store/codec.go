@@ -28,9 +28,9 @@ const (
 
 var errCorrupt = errors.New("corrupt check record")
 
-// checkKey encodes a check's bbolt key into buf.
-func checkKey(buf []byte, k health.Key) []byte {
-	buf = append(buf[:0], k.Region...)
+// appendCheckKey appends a check's bbolt key to buf.
+func appendCheckKey(buf []byte, k health.Key) []byte {
+	buf = append(buf, k.Region...)
 	buf = append(buf, 0)
 	buf = append(buf, k.Host...)
 	buf = append(buf, 0)
@@ -50,8 +50,8 @@ func splitKey(key []byte) (region, host, check []byte, err error) {
 	return key[:i], key[i+1 : i+1+j], key[i+2+j:], nil
 }
 
-// encodeCheck appends s's value encoding to buf.
-func encodeCheck(buf []byte, s *health.CheckState) []byte {
+// appendCheck appends s's value encoding to buf.
+func appendCheck(buf []byte, s *health.CheckState) []byte {
 	var flags byte
 	if s.Flapping {
 		flags |= flagFlapping
@@ -59,7 +59,7 @@ func encodeCheck(buf []byte, s *health.CheckState) []byte {
 	if s.Stale {
 		flags |= flagStale
 	}
-	buf = append(buf[:0], checkRecordVersion, byte(s.Status), byte(s.Hard), s.Attempts, flags, s.FlapCount)
+	buf = append(buf, checkRecordVersion, byte(s.Status), byte(s.Hard), s.Attempts, flags, s.FlapCount)
 	buf = binary.BigEndian.AppendUint32(buf, s.FlapHistory)
 	buf = binary.BigEndian.AppendUint64(buf, s.EventID)
 	buf = append(buf, byte(s.Severity))

@@ -312,26 +312,60 @@ func (s *Store) write(batch []pendingCommit) error {
 }
 
 // record is one check write: a put, or a delete when val is nil (an
-// encoded state is never empty).
-type record struct{ key, val []byte }
+// encoded state is never empty). order is its place in the group, for the
+// newest write of a key to win.
+type record struct {
+	key, val []byte
+	order    int
+}
 
 // checkRecords encodes the group's states and deletes sorted by key, as
 // bbolt writes sorted keys far faster than random ones (a checkpoint can
 // hold many). Records are gathered in commit order, each commit's deletes
-// after its states; the sort is stable and only the last record per key is
-// kept, so the newest write, put or delete, wins.
+// after its states, and only the last record per key is kept, so the
+// newest write, put or delete, wins. Keys and values share one buffer: a
+// checkpoint of a million checks is then a few allocations, not millions.
 func checkRecords(batch []pendingCommit) []record {
-	var records []record
+	n, size := 0, 0
+	for _, pc := range batch {
+		n += len(pc.States) + len(pc.Deleted)
+		for i := range pc.States {
+			k := &pc.States[i].Key
+			size += 2*(len(k.Region)+len(k.Host)+len(k.Check)) + 64
+		}
+	}
+	// Offsets while the buffer may still grow; slices once it is final.
+	type span struct{ start, mid, end int } // key buf[start:mid], value buf[mid:end]
+	spans := make([]span, 0, n)
+	buf := make([]byte, 0, size)
 	for _, pc := range batch {
 		for i := range pc.States {
 			st := &pc.States[i]
-			records = append(records, record{checkKey(nil, st.Key), encodeCheck(nil, st)})
+			start := len(buf)
+			buf = appendCheckKey(buf, st.Key)
+			mid := len(buf)
+			buf = appendCheck(buf, st)
+			spans = append(spans, span{start, mid, len(buf)})
 		}
 		for _, k := range pc.Deleted {
-			records = append(records, record{key: checkKey(nil, k)})
+			start := len(buf)
+			buf = appendCheckKey(buf, k)
+			spans = append(spans, span{start, len(buf), len(buf)})
 		}
 	}
-	slices.SortStableFunc(records, func(a, b record) int { return bytes.Compare(a.key, b.key) })
+	records := make([]record, len(spans))
+	for i, sp := range spans {
+		records[i] = record{key: buf[sp.start:sp.mid:sp.mid], order: i}
+		if sp.end > sp.mid {
+			records[i].val = buf[sp.mid:sp.end:sp.end]
+		}
+	}
+	slices.SortFunc(records, func(a, b record) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.order - b.order
+	})
 	out := records[:0]
 	for i, r := range records {
 		if i+1 < len(records) && bytes.Equal(r.key, records[i+1].key) {

@@ -91,10 +91,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	const initialMmapSize = 1 << 30 // a million checks and their journal take about 300 MiB
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        opts.OpenTimeout,
 		NoFreelistSync: true, // rebuilt on open; saves a write per commit
 		FreelistType:   bolt.FreelistMapType,
+		// Address space, not memory: while the file fits, growing it does
+		// not remap, and a remap would copy every node of the write in
+		// progress and wait for open read transactions.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)

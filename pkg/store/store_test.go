@@ -35,8 +35,8 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 	}
 	for _, want := range cases {
 		t.Run(want.Key.String(), func(t *testing.T) {
-			k := checkKey(nil, want.Key)
-			v := encodeCheck(nil, &want)
+			k := appendCheckKey(nil, want.Key)
+			v := appendCheck(nil, &want)
 			var got health.CheckState
 			if err := newDecoder().decode(k, v, &got); err != nil {
 				t.Fatalf("decode: %v", err)
@@ -50,12 +50,12 @@ func TestCheckRecordRoundTrip(t *testing.T) {
 
 func TestCheckRecordCorrupt(t *testing.T) {
 	st := health.CheckState{Key: health.Key{Region: "r", Host: "h", Check: "c"}, Output: "some output", Team: "t"}
-	good := encodeCheck(nil, &st)
+	good := appendCheck(nil, &st)
 	for name, tc := range map[string]struct{ key, val []byte }{
 		"key without separators": {[]byte("rhc"), good},
-		"empty value":            {checkKey(nil, st.Key), nil},
-		"wrong version":          {checkKey(nil, st.Key), append([]byte{99}, good[1:]...)},
-		"truncated strings":      {checkKey(nil, st.Key), good[:len(good)-3]},
+		"empty value":            {appendCheckKey(nil, st.Key), nil},
+		"wrong version":          {appendCheckKey(nil, st.Key), append([]byte{99}, good[1:]...)},
+		"truncated strings":      {appendCheckKey(nil, st.Key), good[:len(good)-3]},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var got health.CheckState
