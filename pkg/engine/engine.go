@@ -200,8 +200,9 @@ type Engine struct {
 
 	dirtyHosts   []uint32
 	dirtyRollups []*rollup
-	pending      []slotRef // states for Outcome.Changed
-	ckptHosts    []uint32  // hosts holding states for Checkpoint
+	pending      []slotRef        // states for Outcome.Changed
+	ckptHosts    []uint32         // hosts holding states for Checkpoint
+	round        *CheckpointRound // in progress, holding hosts taken from ckptHosts
 
 	lastRegion *region
 	lastHost   uint32

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +270,107 @@ func TestMaxChecks(t *testing.T) {
 		t.Fatalf("stats %+v: a rejected key created state", got)
 	}
 	h.mustVerify()
+}
+
+// TestCheckpointInParts: a round of parts visits the refreshed states once
+// each, whole hosts in key order; a state refreshed during the round is in
+// it when its host was not visited yet, else in the next round.
+func TestCheckpointInParts(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	var batch []health.Result
+	for _, i := range []int{3, 0, 4, 1, 2} {
+		for _, check := range []string{"disk", "ntp", "lvm"} {
+			batch = append(batch, res("eu", fmt.Sprintf("web-%d", i), check, health.Passing))
+		}
+	}
+	h.apply(batch...) // new checks: all in Changed
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(batch...) // refreshes: all left for the checkpoint
+
+	type visit struct {
+		host     string
+		lastSeen int64
+	}
+	var visits []visit
+	var parts []int
+	round := h.e.StartCheckpoint()
+	round.Sort()
+	part := func() bool {
+		n := 0
+		more := h.e.CheckpointSome(round, 4, func(cs *health.CheckState) {
+			if cs.Check == "disk" {
+				visits = append(visits, visit{cs.Host, cs.LastSeen})
+			}
+			n++
+		})
+		parts = append(parts, n)
+		return more
+	}
+	if !part() {
+		t.Fatal("a part of 4 of 15 states says the round is over")
+	}
+	// web-0 and web-1 are visited; refresh web-0 and web-4.
+	refreshed := h.now.Add(30 * time.Second)
+	h.now = refreshed
+	h.apply(res("eu", "web-0", "disk", health.Passing), res("eu", "web-4", "disk", health.Passing))
+	for part() {
+	}
+	if want := []int{6, 6, 3}; !slices.Equal(parts, want) {
+		t.Errorf("round parts %v, want %v: whole hosts of 3 until at least 4", parts, want)
+	}
+	var hosts []string
+	for _, v := range visits {
+		hosts = append(hosts, v.host)
+	}
+	if want := []string{"web-0", "web-1", "web-2", "web-3", "web-4"}; !slices.Equal(hosts, want) {
+		t.Errorf("round visited %v, want %v (key order)", hosts, want)
+	}
+	if got := visits[4].lastSeen; got != refreshed.UnixNano() {
+		t.Errorf("web-4 disk refreshed before its visit: last-seen %d, want %d", got, refreshed.UnixNano())
+	}
+	visits = visits[:0]
+	if h.e.CheckpointSome(h.e.StartCheckpoint(), 4, func(cs *health.CheckState) { visits = append(visits, visit{cs.Host, cs.LastSeen}) }) {
+		t.Error("the next round has more than web-0")
+	}
+	if want := []visit{{"web-0", refreshed.UnixNano()}}; !slices.Equal(visits, want) {
+		t.Errorf("next round %v, want %v: web-0 refreshed after its visit", visits, want)
+	}
+	h.e.Checkpoint(func(cs *health.CheckState) { t.Errorf("%v left after the rounds", cs.Key) })
+}
+
+// TestCheckpointRoundLeftUnfinished: a round not finished is the one the
+// next StartCheckpoint returns, Checkpoint finishes it before starting
+// another, and a host forgotten meanwhile is skipped.
+func TestCheckpointRoundLeftUnfinished(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	batch := []health.Result{
+		res("eu", "web-a", "disk", health.Passing),
+		res("eu", "web-b", "disk", health.Passing),
+		res("eu", "web-c", "disk", health.Passing),
+	}
+	h.apply(batch...)
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(batch...)
+
+	var hosts []string
+	collect := func(cs *health.CheckState) { hosts = append(hosts, cs.Host) }
+	r := h.e.StartCheckpoint()
+	r.Sort()
+	if !h.e.CheckpointSome(r, 1, collect) {
+		t.Fatal("round over after one of three hosts")
+	}
+	if _, _, ok := h.forget("eu", "web-b"); !ok {
+		t.Fatal("web-b not forgotten")
+	}
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(batch[0]) // web-a again, after its visit
+	if h.e.StartCheckpoint() != r {
+		t.Fatal("StartCheckpoint began a new round with one unfinished")
+	}
+	h.e.Checkpoint(collect)
+	if want := []string{"web-a", "web-c", "web-a"}; !slices.Equal(hosts, want) {
+		t.Errorf("checkpointed %v, want %v", hosts, want)
+	}
 }
 
 func TestChangedAndCheckpoint(t *testing.T) {

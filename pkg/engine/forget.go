@@ -153,8 +153,9 @@ func (e *Engine) dropForgotten() {
 		if e.lastHost == hi {
 			e.hasLast = false
 		}
-		// A stale entry for hi in ckptHosts finds no checks; one for a
-		// host reusing hi is visited twice, the second time finding none.
+		// A stale entry for hi in ckptHosts finds no checks, one in a
+		// checkpoint round is skipped; one for a host reusing hi is visited
+		// twice, the second time finding none.
 		*h = host{due: math.MaxInt64, heapPos: -1}
 		e.freeHosts = append(e.freeHosts, hi)
 	}

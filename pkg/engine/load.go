@@ -172,8 +172,71 @@ func (e *Engine) restoreHost(reg *region, hi uint32) {
 // refreshes, flap-history shifts), then forgets them. The state passed to
 // fn is valid only during the call.
 func (e *Engine) Checkpoint(fn func(*health.CheckState)) {
-	for _, hi := range e.ckptHosts {
+	for {
+		r := e.StartCheckpoint() // a round left unfinished first
+		for e.CheckpointSome(r, math.MaxInt, fn) {
+		}
+		if len(e.ckptHosts) == 0 {
+			return
+		}
+	}
+}
+
+// CheckpointRound is Checkpoint in parts, so that the caller can let other
+// calls in between: the hosts holding states when the round started, each
+// visited once. A state modified during the round is visited by it when
+// its host was not visited yet, else by the next round.
+type CheckpointRound struct {
+	hosts []roundHost
+	next  int
+}
+
+type roundHost struct {
+	region, name string
+	index        uint32
+}
+
+// StartCheckpoint starts a round with every host holding states, or
+// returns the round in progress.
+func (e *Engine) StartCheckpoint() *CheckpointRound {
+	if e.round != nil {
+		return e.round
+	}
+	r := &CheckpointRound{hosts: make([]roundHost, len(e.ckptHosts))}
+	for i, hi := range e.ckptHosts {
 		h := &e.hosts[hi]
+		r.hosts[i] = roundHost{region: e.regions[h.region].name, name: h.name, index: hi}
+	}
+	e.ckptHosts = e.ckptHosts[:0]
+	e.round = r
+	return r
+}
+
+// Sort puts the hosts left in the round in key order (region, then host),
+// so that each part is a contiguous range of the store's keys and a round
+// written in many transactions rewrites about as many pages as one. It
+// reads only the round: the caller may run it without the engine's lock,
+// between StartCheckpoint and CheckpointSome.
+func (r *CheckpointRound) Sort() {
+	slices.SortFunc(r.hosts[r.next:], func(a, b roundHost) int {
+		if c := strings.Compare(a.region, b.region); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+}
+
+// CheckpointSome visits the round's next hosts, whole hosts at a time until
+// at least max states went to fn, and reports whether any are left.
+func (e *Engine) CheckpointSome(r *CheckpointRound, max int, fn func(*health.CheckState)) (more bool) {
+	n := 0
+	for r.next < len(r.hosts) && n < max {
+		hi := r.hosts[r.next].index
+		r.next++
+		h := &e.hosts[hi]
+		if h.flags&hCheckpoint == 0 {
+			continue // forgotten since; its index may hold a new host
+		}
 		h.flags &^= hCheckpoint
 		reg := e.regions[h.region]
 		for i := range h.checks {
@@ -184,8 +247,15 @@ func (e *Engine) Checkpoint(fn func(*health.CheckState)) {
 			s.flags &^= fCheckpoint
 			e.state = e.export(reg, h, s)
 			fn(&e.state)
+			n++
 		}
 	}
 	e.state = health.CheckState{}
-	e.ckptHosts = e.ckptHosts[:0]
+	if r.next < len(r.hosts) {
+		return true
+	}
+	if e.round == r {
+		e.round = nil
+	}
+	return false
 }

@@ -135,7 +135,7 @@ type checkExtra struct {
 const (
 	hDirty        uint8 = 1 << iota // in Engine.dirtyHosts
 	hNotReporting                   // every check is stale
-	hCheckpoint                     // in Engine.ckptHosts
+	hCheckpoint                     // in ckptHosts, or in the round and not visited yet
 	hMaintNR                        // a window covers its not_reporting alert
 	hMaintHostNR                    // a window naming the host covers it: out of the rollup
 	hNRMember                       // counted in the region's not-reporting hosts

@@ -13,11 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,9 +48,10 @@ type Tracker struct {
 	out engine.Outcome
 
 	newRegion chan struct{}
-	// checkpointSize is how many states the latest checkpoint wrote.
-	checkpointSize atomic.Int64
-	metrics        *Metrics
+	metrics   *Metrics
+	// checkpointMu makes checkpoints take turns: a round is sorted and
+	// walked outside mu.
+	checkpointMu sync.Mutex
 }
 
 // Open loads the persisted state into a new engine. now is the clock.
@@ -298,23 +299,46 @@ func (t *Tracker) dropExpiredWindows(now time.Time) error {
 // through the ordered commit path like everything else: a snapshot written
 // on the side could land after, and overwrite, a newer committed state.
 func (t *Tracker) Checkpoint(ctx context.Context) error {
-	// Background: acknowledgements of requests that changed nothing do
-	// not wait for it (it can take seconds at a million checks). The
-	// states are gathered under the engine lock into a slice sized like
-	// the previous checkpoint's and allocated before taking the lock:
-	// growing it under the lock was most of the time ingest waited.
-	last := t.checkpointSize.Load()
-	c := &store.Commit{Background: true, States: make([]health.CheckState, 0, last+last/8)}
+	// A round in parts of checkpointPart states, each gathered and
+	// submitted under the engine lock, so that ingest gets the lock between
+	// parts: at a million checks one part held it for half a second. The
+	// round is sorted by key outside the lock, so that each part writes
+	// one range of keys. Each part is a Background commit: acknowledgements
+	// of requests that changed nothing do not wait for it.
+	t.checkpointMu.Lock()
+	defer t.checkpointMu.Unlock()
 	t.mu.Lock()
-	t.eng.Checkpoint(func(s *health.CheckState) { c.States = append(c.States, *s) })
-	ticket := t.store.Submit(c)
+	round := t.eng.StartCheckpoint()
 	t.mu.Unlock()
-	t.checkpointSize.Store(int64(len(c.States)))
-	if err := ticket.Wait(ctx); err != nil {
-		return fmt.Errorf("checkpoint %d states: %w", len(c.States), err)
+	round.Sort()
+	var last *store.Ticket
+	written := 0
+	for more := true; more; {
+		c := &store.Commit{Background: true, States: make([]health.CheckState, 0, checkpointPart+checkpointPart/8)}
+		t.mu.Lock()
+		more = t.eng.CheckpointSome(round, checkpointPart, func(s *health.CheckState) { c.States = append(c.States, *s) })
+		if len(c.States) > 0 {
+			last = t.store.Submit(c)
+		}
+		t.mu.Unlock()
+		written += len(c.States)
+		if more {
+			runtime.Gosched()
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	// Commits are durable in order: the last part's ticket covers all.
+	if err := last.Wait(ctx); err != nil {
+		return fmt.Errorf("checkpoint %d states: %w", written, err)
 	}
 	return nil
 }
+
+// checkpointPart is how many states a checkpoint gathers per hold of the
+// engine lock: a few milliseconds' worth.
+const checkpointPart = 8192
 
 // ErrInvalidWindow wraps the engine's reasons for refusing a window.
 var ErrInvalidWindow = errors.New("invalid maintenance window")
