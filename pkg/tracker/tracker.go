@@ -241,7 +241,7 @@ func (t *Tracker) Run(ctx context.Context) {
 				t.log.Error("tick commit failed", zap.Error(err))
 			}
 		case <-checkpoint.C:
-			if err := t.Checkpoint(ctx); err != nil {
+			if err := t.checkpoint(ctx, true); err != nil && ctx.Err() == nil {
 				t.log.Error("checkpoint failed", zap.Error(err))
 			}
 		}
@@ -294,17 +294,27 @@ func (t *Tracker) dropExpiredWindows(now time.Time) error {
 }
 
 // Checkpoint writes last-seen times and flap histories changed since the
-// previous checkpoint. Losing them in a crash loses no acknowledged
-// transition; restart grants staleness a grace period instead. They go
-// through the ordered commit path like everything else: a snapshot written
-// on the side could land after, and overwrite, a newer committed state.
+// previous checkpoint, at full speed (the final checkpoint). Losing them in
+// a crash loses no acknowledged transition; restart grants staleness a
+// grace period instead. They go through the ordered commit path like
+// everything else: a snapshot written on the side could land after, and
+// overwrite, a newer committed state.
 func (t *Tracker) Checkpoint(ctx context.Context) error {
-	// A round in parts of checkpointPart states, each gathered and
-	// submitted under the engine lock, so that ingest gets the lock between
-	// parts: at a million checks one part held it for half a second. The
-	// round is sorted by key outside the lock, so that each part writes
-	// one range of keys. Each part is a Background commit: acknowledgements
-	// of requests that changed nothing do not wait for it.
+	return t.checkpoint(ctx, false)
+}
+
+// checkpoint writes one round in parts of checkpointPart states, each
+// gathered and submitted under the engine lock, so that ingest gets the
+// lock between parts: at a million checks one part held it for half a
+// second. The round is sorted by key outside the lock, so that each part
+// writes one range of keys. Each part is a Background commit:
+// acknowledgements of requests that changed nothing do not wait for it.
+//
+// paced (the periodic checkpoint) keeps one part in flight and pauses after
+// each as long as it took, so that the round uses about half a core instead
+// of all of one: a burst of checkpoint work on a busy machine is what held
+// up ingest. A round cut short by ctx is finished by the next checkpoint.
+func (t *Tracker) checkpoint(ctx context.Context, paced bool) error {
 	t.checkpointMu.Lock()
 	defer t.checkpointMu.Unlock()
 	t.mu.Lock()
@@ -314,6 +324,7 @@ func (t *Tracker) Checkpoint(ctx context.Context) error {
 	var last *store.Ticket
 	written := 0
 	for more := true; more; {
+		start := time.Now()
 		c := &store.Commit{Background: true, States: make([]health.CheckState, 0, checkpointPart+checkpointPart/8)}
 		t.mu.Lock()
 		more = t.eng.CheckpointSome(round, checkpointPart, func(s *health.CheckState) { c.States = append(c.States, *s) })
@@ -322,7 +333,20 @@ func (t *Tracker) Checkpoint(ctx context.Context) error {
 		}
 		t.mu.Unlock()
 		written += len(c.States)
-		if more {
+		switch {
+		case !more:
+		case paced && last != nil:
+			if err := last.Wait(ctx); err != nil {
+				return fmt.Errorf("checkpoint part of %d states: %w", len(c.States), err)
+			}
+			pause := time.NewTimer(time.Since(start))
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return ctx.Err()
+			case <-pause.C:
+			}
+		default:
 			runtime.Gosched()
 		}
 	}
