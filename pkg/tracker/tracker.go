@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -219,15 +220,21 @@ func deadLetter(at time.Time, remote string, index int, reason, msg string, raw 
 }
 
 // Run ticks the engine (staleness, maintenance expiry) and checkpoints
-// last-seen times until ctx ends, then writes a final checkpoint.
+// last-seen times until ctx ends, then writes a final checkpoint. The paced
+// periodic checkpoint runs beside the ticks (it takes seconds at a million
+// checks, and staleness must not wait for it); a checkpoint due while the
+// previous one still runs is skipped.
 func (t *Tracker) Run(ctx context.Context) {
 	tick := time.NewTicker(t.cfg.TickEvery.D())
 	defer tick.Stop()
 	checkpoint := time.NewTicker(t.cfg.Checkpoint.D())
 	defer checkpoint.Stop()
+	var running sync.WaitGroup
+	var busy atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
+			running.Wait() // it stops at its next part; the final one goes on from there
 			// The final checkpoint gets its own deadline: ctx is done.
 			final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := t.Checkpoint(final)
@@ -241,9 +248,19 @@ func (t *Tracker) Run(ctx context.Context) {
 				t.log.Error("tick commit failed", zap.Error(err))
 			}
 		case <-checkpoint.C:
-			if err := t.checkpoint(ctx, true); err != nil && ctx.Err() == nil {
-				t.log.Error("checkpoint failed", zap.Error(err))
+			if !busy.CompareAndSwap(false, true) {
+				t.log.Warn("checkpoint skipped: the previous one is still being written",
+					zap.Duration("checkpoint", t.cfg.Checkpoint.D()))
+				continue
 			}
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer busy.Store(false)
+				if err := t.checkpoint(ctx, true); err != nil && ctx.Err() == nil {
+					t.log.Error("checkpoint failed", zap.Error(err))
+				}
+			}()
 		}
 	}
 }
