@@ -80,7 +80,7 @@ func benchCheckpointStall(b *testing.B, paced bool) {
 		done := make(chan time.Duration)
 		go func() {
 			start := time.Now()
-			if err := tr.checkpoint(ctx, paced); err != nil {
+			if _, err := tr.checkpoint(ctx, paced); err != nil {
 				b.Error(err)
 			}
 			done <- time.Since(start)

@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -53,6 +55,9 @@ type Metrics struct {
 	events      *prometheus.CounterVec
 	transitions prometheus.Counter
 	rejects     *prometheus.CounterVec
+	checkpoints *prometheus.CounterVec
+	ckptSeconds prometheus.Histogram
+	ckptStates  prometheus.Counter
 }
 
 func newMetrics(t *Tracker) *Metrics {
@@ -70,7 +75,29 @@ func newMetrics(t *Tracker) *Metrics {
 			Name: "healthrouter_ingest_rejected_total",
 			Help: "Events rejected and dead-lettered, by reason.",
 		}, []string{"reason"}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthrouter_checkpoints_total",
+			Help: "Periodic checkpoints of last-seen times, by result: written, failed, or skipped because the previous one was still being written.",
+		}, []string{"result"}),
+		ckptSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthrouter_checkpoint_duration_seconds",
+			Help:    "Time to write a periodic checkpoint, pauses between its parts included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10 ms to 20 s
+		}),
+		ckptStates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthrouter_checkpoint_states_total",
+			Help: "Check states written by checkpoints.",
+		}),
 	}
+}
+
+// checkpointed records a periodic checkpoint's outcome.
+func (m *Metrics) checkpointed(result string, states int, d time.Duration) {
+	m.checkpoints.WithLabelValues(result).Inc()
+	if result == "written" {
+		m.ckptSeconds.Observe(d.Seconds())
+	}
+	m.ckptStates.Add(float64(states))
 }
 
 func (m *Metrics) applied(accepted, duplicates, transitions int) {
@@ -95,6 +122,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.transitions.Describe(ch)
 	m.rejects.Describe(ch)
+	m.checkpoints.Describe(ch)
+	m.ckptSeconds.Describe(ch)
+	m.ckptStates.Describe(ch)
 	for _, d := range []*prometheus.Desc{alertDesc, alertTeamDesc, suppressedDesc, failingDesc, regionHostsDesc,
 		regionReportingDesc, regionFailingDesc, lastEventDesc, trackedDesc, hostsDesc, flappingDesc,
 		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc} {
@@ -114,6 +144,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.events.Collect(ch)
 	m.transitions.Collect(ch)
 	m.rejects.Collect(ch)
+	m.checkpoints.Collect(ch)
+	m.ckptSeconds.Collect(ch)
+	m.ckptStates.Collect(ch)
 
 	t := m.t
 	var fails []failing

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
@@ -62,6 +64,11 @@ func TestRunCheckpointsPeriodicallyAndOnStop(t *testing.T) {
 			t.Fatalf("%d of %d refreshes not checkpointed after 10s of Run", stale, len(keys))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+
+	var m dto.Metric
+	if err := f.tr.metrics.checkpoints.WithLabelValues("written").Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
+		t.Errorf("healthrouter_checkpoints_total{result=written} = %v (%v), want at least 1", m.GetCounter().GetValue(), err)
 	}
 
 	f.clock.add(time.Minute)

@@ -249,6 +249,7 @@ func (t *Tracker) Run(ctx context.Context) {
 			}
 		case <-checkpoint.C:
 			if !busy.CompareAndSwap(false, true) {
+				t.metrics.checkpointed("skipped", 0, 0)
 				t.log.Warn("checkpoint skipped: the previous one is still being written",
 					zap.Duration("checkpoint", t.cfg.Checkpoint.D()))
 				continue
@@ -257,7 +258,13 @@ func (t *Tracker) Run(ctx context.Context) {
 			go func() {
 				defer running.Done()
 				defer busy.Store(false)
-				if err := t.checkpoint(ctx, true); err != nil && ctx.Err() == nil {
+				start := time.Now()
+				n, err := t.checkpoint(ctx, true)
+				switch {
+				case err == nil:
+					t.metrics.checkpointed("written", n, time.Since(start))
+				case ctx.Err() == nil:
+					t.metrics.checkpointed("failed", n, 0)
 					t.log.Error("checkpoint failed", zap.Error(err))
 				}
 			}()
@@ -317,7 +324,8 @@ func (t *Tracker) dropExpiredWindows(now time.Time) error {
 // everything else: a snapshot written on the side could land after, and
 // overwrite, a newer committed state.
 func (t *Tracker) Checkpoint(ctx context.Context) error {
-	return t.checkpoint(ctx, false)
+	_, err := t.checkpoint(ctx, false)
+	return err
 }
 
 // checkpoint writes one round in parts of checkpointPart states, each
@@ -331,7 +339,7 @@ func (t *Tracker) Checkpoint(ctx context.Context) error {
 // each as long as it took, so that the round uses about half a core instead
 // of all of one: a burst of checkpoint work on a busy machine is what held
 // up ingest. A round cut short by ctx is finished by the next checkpoint.
-func (t *Tracker) checkpoint(ctx context.Context, paced bool) error {
+func (t *Tracker) checkpoint(ctx context.Context, paced bool) (written int, err error) {
 	t.checkpointMu.Lock()
 	defer t.checkpointMu.Unlock()
 	t.mu.Lock()
@@ -339,7 +347,6 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) error {
 	t.mu.Unlock()
 	round.Sort()
 	var last *store.Ticket
-	written := 0
 	for more := true; more; {
 		start := time.Now()
 		c := &store.Commit{Background: true, States: make([]health.CheckState, 0, checkpointPart+checkpointPart/8)}
@@ -354,13 +361,13 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) error {
 		case !more:
 		case paced && last != nil:
 			if err := last.Wait(ctx); err != nil {
-				return fmt.Errorf("checkpoint part of %d states: %w", len(c.States), err)
+				return written, fmt.Errorf("checkpoint part of %d states: %w", len(c.States), err)
 			}
 			pause := time.NewTimer(time.Since(start))
 			select {
 			case <-ctx.Done():
 				pause.Stop()
-				return ctx.Err()
+				return written, ctx.Err()
 			case <-pause.C:
 			}
 		default:
@@ -368,13 +375,13 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) error {
 		}
 	}
 	if last == nil {
-		return nil
+		return 0, nil
 	}
 	// Commits are durable in order: the last part's ticket covers all.
 	if err := last.Wait(ctx); err != nil {
-		return fmt.Errorf("checkpoint %d states: %w", written, err)
+		return written, fmt.Errorf("checkpoint %d states: %w", written, err)
 	}
-	return nil
+	return written, nil
 }
 
 // checkpointPart is how many states a checkpoint gathers per hold of the
