@@ -158,16 +158,21 @@ func maintenance(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	case "rm", "remove", "delete":
-		if err := fs.Parse(args); err != nil {
+		ids, err := parseInterspersed(fs, args)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
+		if len(ids) == 0 {
 			return &exitError{code: 2, msg: "rm: give the window id(s)"}
 		}
 		c.useToken(true)
 		var errs []error
-		for _, id := range fs.Args() {
-			if err := c.do(ctx, http.MethodDelete, "/v1/maintenance/"+id, nil, nil); err != nil {
+		for _, id := range ids {
+			if id == "" {
+				errs = append(errs, errors.New("rm: empty window id"))
+				continue
+			}
+			if err := c.do(ctx, http.MethodDelete, "/v1/maintenance/"+url.PathEscape(id), nil, nil); err != nil {
 				errs = append(errs, err)
 				continue
 			}
