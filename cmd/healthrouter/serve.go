@@ -43,22 +43,17 @@ func (c *configFlags) register(fs *flag.FlagSet, serverFlags bool) {
 	}
 }
 
-// load reads the config and applies flag overrides, re-validating them.
+// load reads the config with the flag overrides applied before it is
+// validated. With Problems it returns the Config too, for check-config.
 func (c *configFlags) load() (*config.Config, error) {
-	cfg, err := config.Load(c.path, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	if c.listen != "" {
-		cfg.Listen = c.listen
-	}
-	if c.dataDir != "" {
-		cfg.DataDir = c.dataDir
-	}
-	if ps := cfg.Validate(); len(ps) > 0 {
-		return nil, ps
-	}
-	return cfg, nil
+	return config.Load(c.path, os.Getenv, func(cfg *config.Config) {
+		if c.listen != "" {
+			cfg.Listen = c.listen
+		}
+		if c.dataDir != "" {
+			cfg.DataDir = c.dataDir
+		}
+	})
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -76,22 +71,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := cf.load()
 	var ps config.Problems
-	if errors.As(err, &ps) {
+	if err != nil && !errors.As(err, &ps) {
+		return err
+	}
+	if cfg != nil {
+		// Listed with every other problem: a file with mistakes in it
+		// still says which secrets the environment lacks.
+		ps = append(ps, cfg.MissingSecrets()...)
+	}
+	if len(ps) > 0 {
 		fmt.Fprintf(stdout, "%d problem(s):\n", len(ps))
 		for _, p := range ps {
 			fmt.Fprintln(stdout, "  "+p.String())
 		}
 		return &exitError{code: 1}
-	}
-	if err != nil {
-		return err
-	}
-	missing := cfg.MissingSecrets()
-	for _, p := range missing {
-		fmt.Fprintln(stdout, "  "+p.String())
-	}
-	if len(missing) > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d secret(s) missing from the environment", len(missing))}
 	}
 	src := cf.path
 	if src == "" {

@@ -76,6 +76,9 @@ type Ingest struct {
 	Labels []string `yaml:"labels"`
 	// MaxInFlight bounds concurrent ingest requests; past it, 429.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInflightBytes bounds the memory the bodies of all in-flight
+	// requests hold together; a request that would pass it gets 429.
+	MaxInflightBytes Bytes `yaml:"max_inflight_bytes"`
 	// RequestTimeout bounds reading one request body.
 	RequestTimeout Duration `yaml:"request_timeout"`
 	// DeadLetterMax bounds the dead-letter store (oldest dropped first).
@@ -236,9 +239,10 @@ func Default() *Config {
 				Severity: "severity", Team: "team", Interval: "interval",
 				EventID: "event_id", Labels: "labels",
 			},
-			MaxInFlight:    64,
-			RequestTimeout: Duration(30 * time.Second),
-			DeadLetterMax:  10000,
+			MaxInFlight:      64,
+			MaxInflightBytes: 256 << 20,
+			RequestTimeout:   Duration(30 * time.Second),
+			DeadLetterMax:    10000,
 		},
 		Engine: Engine{
 			ConfirmAfter: 2,

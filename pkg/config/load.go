@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 // Environment variables that carry secrets.
@@ -53,10 +55,15 @@ func (ps Problems) Error() string {
 // Getenv looks up an environment variable; tests pass their own.
 type Getenv func(string) string
 
+// Override changes a configuration after the file is read and before it is
+// validated, as command-line flags do.
+type Override func(*Config)
+
 // Load reads the file at path (the embedded default when path is empty),
-// applies the environment, and validates. The returned error is Problems
-// when the configuration is wrong, listing everything at once.
-func Load(path string, getenv Getenv) (*Config, error) {
+// applies the overrides and the environment, and validates. The returned
+// error is Problems when the configuration is wrong, listing everything at
+// once; the Config is then returned too, for reporting what else it lacks.
+func Load(path string, getenv Getenv, overrides ...Override) (*Config, error) {
 	var data []byte
 	if path != "" {
 		f, err := os.Open(path)
@@ -69,7 +76,7 @@ func Load(path string, getenv Getenv) (*Config, error) {
 			return nil, fmt.Errorf("read config %s: %w", path, err)
 		}
 	}
-	return Parse(data, getenv)
+	return Parse(data, getenv, overrides...)
 }
 
 func readBounded(r io.Reader, limit int64) ([]byte, error) {
@@ -84,7 +91,7 @@ func readBounded(r io.Reader, limit int64) ([]byte, error) {
 }
 
 // Parse is Load on bytes already read.
-func Parse(data []byte, getenv Getenv) (*Config, error) {
+func Parse(data []byte, getenv Getenv, overrides ...Override) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -96,53 +103,47 @@ func Parse(data []byte, getenv Getenv) (*Config, error) {
 		if err := yaml.Unmarshal(data, &root); err != nil {
 			return nil, Problems{{Key: "(file)", Message: yamlMessage(err)}}
 		}
-		if len(root.Content) == 0 {
-			goto env
-		}
-		doc := root.Content[0]
-		if doc.Kind != yaml.MappingNode {
-			return nil, Problems{{Key: "(file)", Line: doc.Line, Message: "the top level must be a mapping of keys"}}
-		}
-		probs = append(probs, unknownKeys(doc, reflect.TypeOf(Config{}), "")...)
-		probs = append(probs, decodeInto(doc, cfg)...)
-		if n := child(doc, "grafana"); n != nil && n.Kind != yaml.ScalarNode {
-			g := defaultGrafana()
-			probs = append(probs, decodeInto(n, &g)...)
-			cfg.Grafana = &g
-		}
-		if n := child(doc, "pagerduty"); n != nil && n.Kind != yaml.ScalarNode {
-			p := defaultPagerDuty()
-			probs = append(probs, decodeInto(n, &p)...)
-			cfg.PagerDuty = &p
+		if len(root.Content) > 0 {
+			doc := root.Content[0]
+			if doc.Kind != yaml.MappingNode {
+				return nil, Problems{{Key: "(file)", Line: doc.Line, Message: "the top level must be a mapping of keys"}}
+			}
+			// A present section starts from its defaults; an absent or
+			// empty one (grafana:) stays off.
+			if n := child(doc, "grafana"); n != nil && !isNull(n) {
+				g := defaultGrafana()
+				cfg.Grafana = &g
+			}
+			if n := child(doc, "pagerduty"); n != nil && !isNull(n) {
+				p := defaultPagerDuty()
+				cfg.PagerDuty = &p
+			}
+			d := nodeDecoder{budget: maxNodes}
+			d.decode(doc, reflect.ValueOf(cfg).Elem(), "")
+			probs = d.ps
 		}
 	}
-env:
+	for _, o := range overrides {
+		o(cfg)
+	}
 	cfg.normalize()
 	probs = append(probs, cfg.applyEnv(getenv)...)
-	probs = append(probs, cfg.Validate()...)
+	// A value that did not decode kept its default; what validation says
+	// about that default would only repeat the problem.
+	reported := make(map[string]bool, len(probs))
+	for _, p := range probs {
+		reported[p.Key] = true
+	}
+	for _, p := range cfg.Validate() {
+		if !reported[p.Key] {
+			probs = append(probs, p)
+		}
+	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
 		return cfg, probs
 	}
 	return cfg, nil
-}
-
-// decodeInto decodes n over the defaults already in out, turning yaml's
-// type errors into keyed problems.
-func decodeInto(n *yaml.Node, out any) Problems {
-	err := n.Decode(out)
-	if err == nil {
-		return nil
-	}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var ps Problems
-		for _, e := range te.Errors {
-			ps = append(ps, Problem{Key: "(value)", Message: e})
-		}
-		return ps
-	}
-	return Problems{{Key: "(value)", Message: err.Error()}}
 }
 
 func yamlMessage(err error) string {
@@ -158,56 +159,288 @@ func child(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// unknownKeys walks the YAML beside the Go type and reports keys the type
-// does not have, with their full path, so a typo is named precisely.
-func unknownKeys(n *yaml.Node, t reflect.Type, path string) Problems {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// maxNodes bounds the values one file may expand to: aliases can make a
+// small file name a huge tree.
+const maxNodes = 1 << 17
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// nodeDecoder decodes a YAML tree into the config types one value at a
+// time, beside the Go types, so that a bad value, a typo in a key or a key
+// given twice is reported with its dotted key and line, and decoding goes
+// on: a wrong value keeps its default and hides nothing after it.
+type nodeDecoder struct {
+	ps     Problems
+	budget int // values left to decode
+}
+
+func (d *nodeDecoder) add(key string, n *yaml.Node, msg string) {
+	d.ps = append(d.ps, Problem{Key: key, Line: n.Line, Message: msg})
+}
+
+// spend counts one value decoded, and reports once when there are too many.
+func (d *nodeDecoder) spend(key string, n *yaml.Node) bool {
+	if d.budget--; d.budget < 0 {
+		if d.budget == -1 {
+			d.add(key, n, fmt.Sprintf("the file expands to more than %d values (aliases?)", maxNodes))
+		}
+		return false
 	}
-	var ps Problems
-	switch t.Kind() {
+	return true
+}
+
+// decode sets v from n. key is v's dotted path.
+func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if !d.spend(key, n) {
+		return
+	}
+	if isNull(n) {
+		// key: with no value keeps the default; an optional section
+		// (a pointer) is then off.
+		if v.Kind() == reflect.Pointer {
+			v.SetZero()
+		}
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
+		// Duration, Bytes: decoded into a copy so a bad value keeps the
+		// default.
+		tmp := reflect.New(v.Type())
+		tmp.Elem().Set(v)
+		if err := n.Decode(tmp.Interface()); err != nil {
+			d.add(key, n, typeMessage(err))
+			return
+		}
+		v.Set(tmp.Elem())
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), key)
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil // the decoder reports the type mismatch
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name == "" || name == "-" {
-				continue
-			}
-			fields[name] = f.Type
-		}
-		if _, custom := reflect.New(t).Interface().(yaml.Unmarshaler); custom {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			key := join(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				ps = append(ps, Problem{Key: key, Line: k.Line, Message: "unknown key" + suggest(k.Value, fields)})
-				continue
-			}
-			ps = append(ps, unknownKeys(v, ft, key)...)
-		}
+		d.decodeStruct(n, v, key)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return nil
+			d.add(key, n, "want a list, not "+kindName(n))
+			return
 		}
+		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			ps = append(ps, unknownKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]")...)
+			d.decode(item, out.Index(i), key+"["+strconv.Itoa(i)+"]")
 		}
+		v.Set(out)
 	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return nil
+		d.decodeMap(n, v, key)
+	default:
+		d.decodeScalar(n, v, key)
+	}
+}
+
+func (d *nodeDecoder) decodeStruct(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.MappingNode {
+		d.add(key, n, "want a mapping of keys, not "+kindName(n))
+		return
+	}
+	d.structFields(n, v, key, map[string]int{}, true)
+}
+
+// structFields decodes the keys of mapping n into the struct v; seen holds
+// the keys already set, with their lines. A key from a merge (own false)
+// does not replace one written in the mapping.
+func (d *nodeDecoder) structFields(n *yaml.Node, v reflect.Value, key string, seen map[string]int, own bool) {
+	fields := yamlFields(v.Type())
+	d.eachPair(n, key, func(k, val *yaml.Node) {
+		if k.ShortTag() == "!!merge" {
+			// <<: *defaults, or a list of them: their keys count as this
+			// mapping's, after the ones written in it.
+			for _, m := range mergeSources(val) {
+				if m.Kind != yaml.MappingNode {
+					d.add(key, m, "<< merges a mapping, not "+kindName(m))
+					continue
+				}
+				if !d.spend(key, m) {
+					return
+				}
+				d.structFields(m, v, key, seen, false)
+			}
+			return
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			ps = append(ps, unknownKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))...)
+		fkey := join(key, k.Value)
+		i, ok := fields[k.Value]
+		if !ok {
+			d.add(fkey, k, "unknown key"+suggest(k.Value, fields))
+			return
+		}
+		if first, dup := seen[k.Value]; dup {
+			if own {
+				d.add(fkey, k, fmt.Sprintf("given twice (first on line %d)", first))
+			}
+			return
+		}
+		seen[k.Value] = k.Line
+		d.decode(val, v.Field(i), fkey)
+	})
+}
+
+// yamlFields maps a struct's YAML keys to its field indexes.
+func yamlFields(t reflect.Type) map[string]int {
+	fields := make(map[string]int, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if name != "" && name != "-" {
+			fields[name] = i
 		}
 	}
-	return ps
+	return fields
+}
+
+// eachPair calls f for each key and value of the mapping n, merge keys
+// last so that keys written in the mapping itself win.
+func (d *nodeDecoder) eachPair(n *yaml.Node, key string, f func(k, v *yaml.Node)) {
+	var merges [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.add(key, k, "keys must be plain names")
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			merges = append(merges, [2]*yaml.Node{k, val})
+			continue
+		}
+		f(k, val)
+	}
+	for _, m := range merges {
+		f(m[0], m[1])
+	}
+}
+
+// mergeSources are the mappings a merge key names.
+func mergeSources(n *yaml.Node) []*yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.SequenceNode {
+		var out []*yaml.Node
+		for _, item := range n.Content {
+			out = append(out, mergeSources(item)...)
+		}
+		return out
+	}
+	return []*yaml.Node{n}
+}
+
+func (d *nodeDecoder) decodeMap(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.MappingNode {
+		d.add(key, n, "want a mapping, not "+kindName(n))
+		return
+	}
+	t := v.Type()
+	out := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	seen := map[string]int{}
+	d.eachPair(n, key, func(k, val *yaml.Node) {
+		if k.ShortTag() == "!!merge" {
+			for _, m := range mergeSources(val) {
+				if !d.spend(key, m) {
+					return
+				}
+				if m.Kind == yaml.MappingNode {
+					d.eachPair(m, key, func(k, val *yaml.Node) { d.mapEntry(k, val, out, seen, key, false) })
+				}
+			}
+			return
+		}
+		d.mapEntry(k, val, out, seen, key, true)
+	})
+	v.Set(out)
+}
+
+// mapEntry decodes one entry into out; an entry from a merge does not
+// replace one written in the mapping.
+func (d *nodeDecoder) mapEntry(k, val *yaml.Node, out reflect.Value, seen map[string]int, key string, own bool) {
+	ekey := join(key, k.Value)
+	if first, dup := seen[k.Value]; dup {
+		if own {
+			d.add(ekey, k, fmt.Sprintf("given twice (first on line %d)", first))
+		}
+		return
+	}
+	seen[k.Value] = k.Line
+	elem := reflect.New(out.Type().Elem()).Elem()
+	d.decode(val, elem, ekey)
+	out.SetMapIndex(reflect.ValueOf(k.Value).Convert(out.Type().Key()), elem)
+}
+
+func (d *nodeDecoder) decodeScalar(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.ScalarNode {
+		d.add(key, n, "want a single value, not "+kindName(n))
+		return
+	}
+	if isInt(v.Kind()) && n.ShortTag() != "!!int" {
+		// yaml would truncate 1.5 to 1.
+		d.add(key, n, scalarMessage(v.Kind(), n))
+		return
+	}
+	tmp := reflect.New(v.Type())
+	if err := n.Decode(tmp.Interface()); err != nil {
+		d.add(key, n, scalarMessage(v.Kind(), n))
+		return
+	}
+	v.Set(tmp.Elem())
+}
+
+func isInt(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// scalarMessage says what a value of kind k looks like.
+func scalarMessage(k reflect.Kind, n *yaml.Node) string {
+	want := "a value of type " + k.String()
+	switch {
+	case isInt(k) && n.ShortTag() == "!!int":
+		want = "a whole number in range"
+	case isInt(k):
+		want = "a whole number"
+	case k == reflect.Float32, k == reflect.Float64:
+		want = "a number"
+	case k == reflect.Bool:
+		want = "true or false"
+	case k == reflect.String:
+		want = "text"
+	}
+	return fmt.Sprintf("want %s, got %q", want, n.Value)
+}
+
+// typeMessage is the message of a value's own UnmarshalYAML.
+func typeMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		return strings.Join(te.Errors, "; ")
+	}
+	return yamlMessage(err)
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%q", n.Value)
 }
 
 func join(path, key string) string {
@@ -218,7 +451,7 @@ func join(path, key string) string {
 }
 
 // suggest names a known key that differs from the typo by little.
-func suggest(got string, known map[string]reflect.Type) string {
+func suggest(got string, known map[string]int) string {
 	best, bestD := "", 3
 	for k := range known {
 		if d := editDistance(got, k); d < bestD || (d == bestD && k < best) {
@@ -252,11 +485,26 @@ func editDistance(a, b string) int {
 }
 
 // normalize accepts the spellings users write for the same thing: the
-// PagerDuty events URL with or without the /v2/enqueue the client adds.
+// PagerDuty events URL with or without the /v2/enqueue the client adds, and
+// severities and levels in any case. Alert labels carry the canonical
+// lower-case names, and Grafana matches route labels exactly, so a route
+// on "Warning" would page directly but never through Grafana. Values that
+// are no severity or level are left for Validate to report.
 func (c *Config) normalize() {
+	for i := range c.Checks {
+		c.Checks[i].Severity = canonicalSeverity(c.Checks[i].Severity)
+	}
 	if p := c.PagerDuty; p != nil {
 		p.EventsURL = strings.TrimSuffix(strings.TrimRight(p.EventsURL, "/"), "/v2/enqueue")
 		p.APIURL = strings.TrimRight(p.APIURL, "/")
+		for _, r := range p.Routes {
+			if v, ok := r.Match["severity"]; ok {
+				r.Match["severity"] = canonicalSeverity(v)
+			}
+			if v, ok := r.Match["level"]; ok {
+				r.Match["level"] = canonicalLevel(v)
+			}
+		}
 	}
 	if c.Grafana != nil {
 		c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
@@ -305,6 +553,25 @@ func (c *Config) applyEnv(getenv Getenv) Problems {
 		}
 	}
 	return ps
+}
+
+// canonicalSeverity is s as alert labels spell it (critical, error,
+// warning, info), or s unchanged when it is no severity.
+func canonicalSeverity(s string) string {
+	if sev, ok := health.ParseSeverity([]byte(strings.TrimSpace(s))); ok {
+		return sev.String()
+	}
+	return s
+}
+
+// canonicalLevel is l as alert labels spell it (host, region), or l
+// unchanged when it is no level.
+func canonicalLevel(l string) string {
+	var lv health.Level
+	if lv.UnmarshalText([]byte(strings.ToLower(strings.TrimSpace(l)))) == nil {
+		return lv.String()
+	}
+	return l
 }
 
 func readTokenFile(path string) ([]Secret, error) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -42,8 +43,15 @@ func (c *Config) Validate() Problems {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.add("tls", "cert_file and key_file go together")
 	}
-	v.readable("tls.cert_file", c.TLS.CertFile)
-	v.readable("tls.key_file", c.TLS.KeyFile)
+	certOK := v.readable("tls.cert_file", c.TLS.CertFile)
+	keyOK := v.readable("tls.key_file", c.TLS.KeyFile)
+	if c.TLS.Enabled() && certOK && keyOK {
+		// Parsed as serve will, so a wrong or garbled pair fails here and
+		// not after the server announced itself.
+		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			v.add("tls.cert_file", "with tls.key_file, not a usable certificate and private key: "+err.Error())
+		}
+	}
 
 	for i, t := range c.Auth.IngestTokens {
 		v.check(len(t) >= MinTokenLength, "auth.ingest_tokens["+strconv.Itoa(i)+"]",
@@ -76,6 +84,8 @@ func (c *Config) Validate() Problems {
 		v.check(l != "" && !strings.ContainsAny(l, " \t\n\""), "ingest.labels["+strconv.Itoa(i)+"]", "must be a plain label key")
 	}
 	v.check(in.MaxInFlight > 0, "ingest.max_in_flight", "must be positive")
+	v.check(in.MaxInflightBytes >= in.MaxBodyBytes, "ingest.max_inflight_bytes",
+		"must be at least max_body_bytes, or no body of the largest size is ever read")
 	v.check(in.RequestTimeout > 0, "ingest.request_timeout", "must be positive")
 	v.check(in.DeadLetterMax > 0, "ingest.dead_letter_max", "must be positive")
 
@@ -157,8 +167,16 @@ func (c *Config) Validate() Problems {
 			_, ok := p.RoutingKeys[r.Key]
 			v.check(ok, key+".key", fmt.Sprintf("%q is not in pagerduty.routing_keys", r.Key))
 			v.check(len(r.Match) > 0, key+".match", "must name at least one label")
-			for l := range r.Match {
-				v.check(routeLabels[l], key+".match."+l, "can match team, region, severity, check, host or level")
+			for _, l := range sortedKeys(r.Match) {
+				lkey := key + ".match." + l
+				switch {
+				case !routeLabels[l]:
+					v.add(lkey, "can match team, region, severity, check, host or level")
+				case l == "severity":
+					v.severity(lkey, r.Match[l])
+				case l == "level":
+					v.oneOf(lkey, r.Match[l], "host", "region")
+				}
 			}
 		}
 		v.url("pagerduty.events_url", p.EventsURL)
@@ -190,8 +208,18 @@ func (v *validator) oneOf(key, got string, allowed ...string) {
 	v.add(key, fmt.Sprintf("%q is not one of %s", got, strings.Join(allowed, ", ")))
 }
 
+// severity checks a severity normalize has made canonical.
 func (v *validator) severity(key, s string) {
-	v.oneOf(key, strings.ToLower(s), "critical", "error", "warning", "info")
+	v.oneOf(key, s, "critical", "error", "warning", "info")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (v *validator) url(key, s string) {
@@ -205,16 +233,19 @@ func (v *validator) uid(key, s string) {
 	v.check(s != "" && len(s) <= 40 && uidPattern.MatchString(s), key, "must be 1 to 40 letters, digits, - or _")
 }
 
-func (v *validator) readable(key, file string) {
+// readable reports whether file is set and can be opened; an unset file
+// is not a problem here.
+func (v *validator) readable(key, file string) bool {
 	if file == "" {
-		return
+		return false
 	}
 	f, err := os.Open(file)
 	if err != nil {
 		v.add(key, "cannot read: "+err.Error())
-		return
+		return false
 	}
 	f.Close()
+	return true
 }
 
 func (v *validator) fields(f Fields) {

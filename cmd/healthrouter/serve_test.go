@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+)
+
+// Without any ingest token the server is unauthenticated, so it binds
+// loopback whatever --listen asks; with one it binds what was asked.
+func TestServeBindsLoopbackOnlyWithoutToken(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		tokens       []config.Secret
+		wantLoopback bool
+	}{
+		{"no token", nil, true},
+		{"ingest token", []config.Secret{"serve-test-token-0123456789"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Listen = "0.0.0.0:0"
+			cfg.DataDir = t.TempDir()
+			cfg.Auth.IngestTokens = tc.tokens
+			core, logs := observer.New(zap.InfoLevel)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- runServer(ctx, cfg, zap.New(core)) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("runServer: %v", err)
+				}
+			}()
+			deadline := time.Now().Add(20 * time.Second)
+			for logs.FilterMessage("ready").Len() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("not ready within 20s: %v", logs.All())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			listening := logs.FilterMessage("listening").All()
+			if len(listening) != 1 {
+				t.Fatalf("%d listening lines", len(listening))
+			}
+			addr := listening[0].ContextMap()["addr"].(string)
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() != tc.wantLoopback {
+				t.Fatalf("bound %s, want loopback %v", addr, tc.wantLoopback)
+			}
+			warned := logs.FilterMessageSnippet("no ingest token configured").Len() > 0
+			if warned != tc.wantLoopback {
+				t.Errorf("loopback warning logged: %v, want %v", warned, tc.wantLoopback)
+			}
+			// From another local address the port answers only when
+			// not held to loopback.
+			if other := nonLoopbackIP(); other != "" {
+				conn, err := net.DialTimeout("tcp", net.JoinHostPort(other, port), 2*time.Second)
+				if err == nil {
+					conn.Close()
+				}
+				if (err == nil) == tc.wantLoopback {
+					t.Errorf("dial %s:%s: %v, want reachable %v", other, port, err, !tc.wantLoopback)
+				}
+			}
+		})
+	}
+}
+
+func nonLoopbackIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+func TestForceLoopback(t *testing.T) {
+	tests := []struct {
+		in, want string
+		changed  bool
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", false},
+		{"localhost:8080", "localhost:8080", false},
+		{"[::1]:8080", "[::1]:8080", false},
+		{"0.0.0.0:8080", "127.0.0.1:8080", true},
+		{":8080", "127.0.0.1:8080", true},
+		{"10.1.2.3:9000", "127.0.0.1:9000", true},
+		{"[::]:8080", "127.0.0.1:8080", true},
+	}
+	for _, tt := range tests {
+		got, changed, err := forceLoopback(tt.in)
+		if err != nil || got != tt.want || changed != tt.changed {
+			t.Errorf("forceLoopback(%q) = %q, %v, %v; want %q, %v", tt.in, got, changed, err, tt.want, tt.changed)
+		}
+	}
+	if _, _, err := forceLoopback("no-port"); err == nil {
+		t.Error("an address without a port accepted")
+	}
+}
+
+// check-config lists every problem of the file and the secrets the
+// environment lacks, together.
+func TestCheckConfigListsMissingSecretsWithProblems(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "engine:\n  confirm_after: abc\n  stale_after: soon\nlog: {level: loud}\n" +
+		"pagerduty:\n  routing_keys: {default: HR_CHECK_CONFIG_TEST_PD}\n  routes: [{match: {severity: Loud}, key: default}]\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := checkConfig([]string{"--config", path}, &stdout, &stderr)
+	if err == nil {
+		t.Fatalf("check-config accepted it:\n%s", stdout.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"5 problem(s):",
+		`engine.confirm_after (line 2): want a whole number, got "abc"`,
+		`engine.stale_after (line 3): want a duration such as 30s or 5m, got "soon"`,
+		`log.level: "loud" is not one of`,
+		`pagerduty.routes[0].match.severity: "Loud" is not one of`,
+		"pagerduty.routing_keys.default: HR_CHECK_CONFIG_TEST_PD is not set",
+	} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("output has %q %d times, want once:\n%s", want, strings.Count(out, want), out)
+		}
+	}
+
+	// Flags override the file before it is checked.
+	if err := os.WriteFile(path, []byte("listen: nowhere\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := checkConfig([]string{"--config", path, "--listen", "127.0.0.1:9999"}, &stdout, &stderr); err != nil {
+		t.Fatalf("--listen did not replace the file's listen: %v\n%s", err, stdout.String())
+	}
+}
+
+// A certificate that does not load stops the start before the server says
+// it listens, let alone that it is ready.
+func TestServeFailsBeforeListeningOnABadCertificate(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.TLS = config.TLS{CertFile: garbage, KeyFile: garbage}
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := runServer(ctx, cfg, zap.New(core))
+	if err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
+		t.Fatalf("runServer with a garbage certificate: %v", err)
+	}
+	for _, msg := range []string{"listening", "ready"} {
+		if logs.FilterMessage(msg).Len() != 0 {
+			t.Errorf("logged %q before failing", msg)
+		}
+	}
+}
