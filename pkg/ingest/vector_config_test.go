@@ -26,10 +26,12 @@ func checkHTTPSink(sink map[string]any) []string {
 	str := func(m map[string]any, key string) string { s, _ := m[key].(string); return s }
 	sub := func(m map[string]any, key string) map[string]any { s, _ := m[key].(map[string]any); return s }
 
-	if u, err := url.Parse(str(sink, "uri")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	sinkURI, err := url.Parse(str(sink, "uri"))
+	if err != nil || (sinkURI.Scheme != "http" && sinkURI.Scheme != "https") || sinkURI.Host == "" {
 		add("uri %q is not an absolute http(s) URL", str(sink, "uri"))
-	} else if u.Path != EventsPath {
-		add("uri path %q, want %s", u.Path, EventsPath)
+		sinkURI = nil
+	} else if sinkURI.Path != EventsPath {
+		add("uri path %q, want %s", sinkURI.Path, EventsPath)
 	}
 	if m := str(sink, "method"); m != "" && !strings.EqualFold(m, "post") {
 		add("method %q, want post", m)
@@ -58,6 +60,23 @@ func checkHTTPSink(sink map[string]any) []string {
 	compression := str(sink, "compression")
 	if c := sub(sink, "compression"); c != nil {
 		compression = str(c, "algorithm")
+		if compression == "zstd" {
+			// Levels past 19 use windows beyond the 8 MiB the server's
+			// zstd decoder accepts (maxZstdWindow): every batch a 400.
+			switch level := c["level"].(type) {
+			case nil:
+			case int:
+				if level > 19 {
+					add("compression.level %d: zstd above 19 needs more than the %d MiB window healthrouter accepts", level, maxZstdWindow>>20)
+				}
+			case string:
+				if level != "fast" && level != "default" {
+					add("compression.level %q: name a zstd level of at most 19 (healthrouter accepts windows up to %d MiB)", level, maxZstdWindow>>20)
+				}
+			default:
+				add("compression.level %v: want a number of at most 19", level)
+			}
+		}
 	}
 	switch compression {
 	case "", "none", "gzip", "zlib", "zstd", "snappy":
@@ -70,8 +89,15 @@ func checkHTTPSink(sink map[string]any) []string {
 	}
 	if u, err := url.Parse(str(hc, "uri")); str(hc, "uri") == "" || err != nil {
 		add("healthcheck.uri is not set: Vector then never checks healthrouter")
-	} else if u.Path != HealthPath {
-		add("healthcheck.uri path %q, want %s", u.Path, HealthPath)
+	} else {
+		if u.Path != HealthPath {
+			add("healthcheck.uri path %q, want %s", u.Path, HealthPath)
+		}
+		// Checking another server than the one events go to proves
+		// nothing about the sink.
+		if sinkURI != nil && (u.Scheme != sinkURI.Scheme || u.Host != sinkURI.Host) {
+			add("healthcheck.uri %s://%s is not the sink's %s://%s", u.Scheme, u.Host, sinkURI.Scheme, sinkURI.Host)
+		}
 	}
 	if auth := sub(sink, "auth"); auth != nil {
 		if s := str(auth, "strategy"); s != "bearer" {
@@ -143,6 +169,24 @@ func TestCheckHTTPSink(t *testing.T) {
 			s["framing"] = map[string]any{"method": "character_delimited", "character_delimited": map[string]any{"delimiter": ","}}
 		}, ""},
 		{"compression map", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": 3} }, ""},
+		{"zstd level 19", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": 19} }, ""},
+		{"zstd level 20", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": 20} },
+			"compression.level 20: zstd above 19 needs more than the 8 MiB window healthrouter accepts"},
+		{"zstd level best", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": "best"} },
+			`compression.level "best": name a zstd level of at most 19 (healthrouter accepts windows up to 8 MiB)`},
+		{"zstd level fast", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "zstd", "level": "fast"} }, ""},
+		{"gzip level 9", func(s map[string]any) { s["compression"] = map[string]any{"algorithm": "gzip", "level": 9} }, ""},
+		{"https sink", func(s map[string]any) {
+			s["uri"] = "https://hr.example.net:8443/v1/events"
+			s["healthcheck"] = map[string]any{"uri": "https://hr.example.net:8443/healthz"}
+		}, ""},
+		{"healthcheck on another host", func(s map[string]any) { s["healthcheck"] = map[string]any{"uri": "http://127.0.0.2:8080/healthz"} },
+			"healthcheck.uri http://127.0.0.2:8080 is not the sink's http://127.0.0.1:8080"},
+		{"healthcheck on another port", func(s map[string]any) { s["healthcheck"] = map[string]any{"uri": "http://127.0.0.1:9090/healthz"} },
+			"healthcheck.uri http://127.0.0.1:9090 is not the sink's http://127.0.0.1:8080"},
+		{"healthcheck over plain http", func(s map[string]any) {
+			s["uri"] = "https://127.0.0.1:8080/v1/events"
+		}, "healthcheck.uri http://127.0.0.1:8080 is not the sink's https://127.0.0.1:8080"},
 		{"default method", func(s map[string]any) { delete(s, "method") }, ""},
 		{"wrong path", func(s map[string]any) { s["uri"] = "http://127.0.0.1:8080/v1/events/" }, `uri path "/v1/events/", want /v1/events`},
 		{"relative uri", func(s map[string]any) { s["uri"] = "/v1/events" }, `uri "/v1/events" is not an absolute http(s) URL`},

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,12 +17,164 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/ingest"
 )
 
-// bodyPool recycles the buffers compressed bodies are read into: most
-// requests are alike in size, so steady traffic allocates nothing here.
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bodyReservation is the most a request reserves for its body before any
+// byte of it arrives. A Content-Length is a claim, not bytes: trusting it
+// let idle connections pin max_body_bytes each. Past this, the body grows
+// as bytes arrive.
+const bodyReservation = 256 << 10
 
-// maxPooledBody keeps one huge request from pinning its buffer forever.
-const maxPooledBody = 4 << 20
+// A body is read into chunks of bodyReservation<<i bytes, each twice the
+// last up to the largest class (4 MiB), so growing never copies and the
+// chunks held exceed the bytes read by at most one chunk. Chunks are pooled
+// per class, so steady traffic allocates nothing here.
+const bodyClasses = 5
+
+var bodyPools [bodyClasses]sync.Pool
+
+// sizeClass is the pool index of a chunk capacity, or -1 when not pooled.
+func sizeClass(capacity int) int {
+	for i := range bodyClasses {
+		if capacity == bodyReservation<<i {
+			return i
+		}
+	}
+	return -1
+}
+
+func newChunk(capacity int) []byte {
+	if c := sizeClass(capacity); c >= 0 {
+		if b, ok := bodyPools[c].Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, capacity)
+}
+
+func recycleChunk(b []byte) {
+	if c := sizeClass(cap(b)); c >= 0 {
+		b = b[:0]
+		bodyPools[c].Put(&b)
+	}
+}
+
+// byteBudget bounds the body bytes all in-flight ingest requests hold
+// together (ingest.max_inflight_bytes), counted as the capacity of their
+// chunks. Taking never waits: a request that cannot have its next chunk is
+// answered 429 and Vector sends it again later.
+type byteBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (b *byteBudget) take(n int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (b *byteBudget) give(n int64) { b.used.Add(-n) }
+
+// errBudgetSpent: the shared byte budget cannot cover the next chunk.
+var errBudgetSpent = errors.New("ingest.max_inflight_bytes is spent")
+
+// requestBody is one request's body as read so far, and the share of the
+// budget its chunks hold.
+type requestBody struct {
+	chunks [][]byte
+	size   int64 // bytes read
+	held   int64 // capacity of chunks, taken from budget
+	budget *byteBudget
+}
+
+// smallBody is the announced size below which a body gets one chunk of
+// exactly its size rather than a pooled one.
+const smallBody = 32 << 10
+
+// readBody reads r, an http.MaxBytesReader of limit, to the end. The first
+// chunk is bodyReservation, or the announced size when that is small; the
+// next are taken only once the last is full, never past limit in all.
+// Every chunk is taken from the budget first. The caller releases the
+// body, also on error.
+func readBody(r io.Reader, announced, limit int64, budget *byteBudget) (*requestBody, error) {
+	b := &requestBody{budget: budget}
+	next := int64(bodyReservation)
+	if announced >= 0 && announced+1 < smallBody {
+		// One byte more than announced: the read that reports the end of
+		// the body then needs no second chunk.
+		next = announced + 1
+	}
+	var last []byte
+	for {
+		if len(last) == cap(last) {
+			if b.size == limit {
+				return b, atLimit(r, limit)
+			}
+			size := min(next, limit-b.size)
+			if !budget.take(size) {
+				return b, errBudgetSpent
+			}
+			b.held += size
+			last = newChunk(int(size))
+			b.chunks = append(b.chunks, last)
+			next = min(2*next, bodyReservation<<(bodyClasses-1))
+		}
+		n, err := r.Read(last[len(last):cap(last)])
+		last = last[:len(last)+n]
+		b.chunks[len(b.chunks)-1] = last
+		b.size += int64(n)
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// atLimit reads what follows a body of exactly the limit: the end, or the
+// reader's error for a longer body.
+func atLimit(r io.Reader, limit int64) error {
+	var probe [1]byte
+	for {
+		n, err := r.Read(probe[:])
+		switch {
+		case err == io.EOF && n == 0:
+			return nil
+		case err != nil:
+			return err
+		case n > 0:
+			return &http.MaxBytesError{Limit: limit}
+		}
+	}
+}
+
+// reader reads the body from its chunks.
+func (b *requestBody) reader() io.Reader {
+	if len(b.chunks) == 1 {
+		return bytes.NewReader(b.chunks[0])
+	}
+	rs := make([]io.Reader, len(b.chunks))
+	for i, c := range b.chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return io.MultiReader(rs...)
+}
+
+// release returns the chunks and their share of the budget; idempotent.
+func (b *requestBody) release() {
+	for _, c := range b.chunks {
+		recycleChunk(c)
+	}
+	b.chunks = nil
+	b.budget.give(b.held)
+	b.held = 0
+}
 
 // postEvents is POST /v1/events.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
@@ -52,34 +206,36 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			bodyPool.Put(buf)
-		}
-	}()
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit, s.bodyBudget)
+	defer body.release()
+	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusRequestEntityTooLarge,
 				"body exceeds ingest.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
-			return
+		case errors.Is(err, errBudgetSpent):
+			s.log.Warn("ingest body refused: the in-flight byte budget is spent",
+				zap.Int64("max_inflight_bytes", s.bodyBudget.limit), zap.Int64("content_length", r.ContentLength),
+				zap.String("remote", r.RemoteAddr))
+			// The rest of the body stays unread: the connection cannot be
+			// reused.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "overloaded: "+err.Error()+" by requests in flight, retry later")
+		default:
+			// The client went away or stalled: nothing was applied; 408
+			// is retried by Vector.
+			s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+			writeError(w, http.StatusRequestTimeout, "reading body: "+err.Error())
 		}
-		// The client went away or stalled: nothing was applied; 408 is
-		// retried by Vector.
-		s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-		writeError(w, http.StatusRequestTimeout, "reading body: "+err.Error())
 		return
 	}
 
 	// Decoding is CPU- and memory-bound: bound how many run at once so a
 	// burst queues here briefly instead of growing the heap.
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.decodeWait)
 	defer cancel()
 	select {
 	case s.decodeSlots <- struct{}{}:
@@ -90,10 +246,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	received := time.Now()
 	dec, err := s.decoder.Decode(ingest.Request{
-		Body:            bytes.NewReader(buf.Bytes()),
+		Body:            body.reader(),
 		ContentEncoding: ce,
 		Received:        received,
 	})
+	// The decoder keeps its own copy (and Raw copies of rejects).
+	body.release()
 	if err != nil {
 		<-s.decodeSlots
 		var bodyErr *ingest.BodyError

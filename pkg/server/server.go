@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -56,7 +57,10 @@ type Server struct {
 
 	ingest, admin tokenSet
 	inflight      chan struct{} // bounds concurrent ingest requests (429 past it)
+	bodyBudget    *byteBudget   // bounds the body bytes they hold (429 past it)
 	decodeSlots   chan struct{} // bounds concurrent decodes: memory and CPU
+	decodeWait    time.Duration // how long a read body waits for a slot (503 past it)
+	tlsConfig     *tls.Config   // nil: plain HTTP
 	started       time.Time
 
 	handler http.Handler
@@ -77,13 +81,24 @@ func New(opts Options) (*Server, error) {
 		ingest:      newTokenSet(cfg.Auth.IngestTokens...),
 		admin:       newTokenSet(cfg.Auth.AdminToken),
 		inflight:    make(chan struct{}, cfg.Ingest.MaxInFlight),
+		bodyBudget:  &byteBudget{limit: int64(cfg.Ingest.MaxInflightBytes)},
 		decodeSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		decodeWait:  5 * time.Second,
 		started:     time.Now(),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "healthrouter_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "code"}),
+	}
+	if cfg.TLS.Enabled() {
+		// Loaded here, not in Serve, so a bad pair fails the start before
+		// anything is announced as listening or ready.
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file and tls.key_file: %w", err)
+		}
+		s.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	if err := opts.Registry.Register(s.latency); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
@@ -127,12 +142,27 @@ func New(opts Options) (*Server, error) {
 	})
 	// Profiles of a running server, for finding what the hot path spends;
 	// admin only: they reveal internals and cost CPU.
-	r.With(admin).Mount("/debug", middleware.Profiler())
+	r.With(admin).Route("/debug/pprof", mountProfiles)
 	if opts.Routes != nil {
 		opts.Routes(r, admin, read)
 	}
 	s.handler = r
 	return s, nil
+}
+
+// mountProfiles serves net/http/pprof's handlers. They are mounted one by
+// one rather than through chi's Profiler, which redirects /debug/pprof to
+// /debug/pprof/ and so, behind StripSlashes, to itself.
+func mountProfiles(r chi.Router) {
+	// The index, and every named profile (heap, goroutine, allocs, ...):
+	// Index serves /debug/pprof/<name> itself.
+	r.Get("/", pprof.Index)
+	r.Get("/*", pprof.Index)
+	r.Get("/cmdline", pprof.Cmdline)
+	r.Get("/profile", pprof.Profile)
+	r.Get("/symbol", pprof.Symbol)
+	r.Post("/symbol", pprof.Symbol)
+	r.Get("/trace", pprof.Trace)
 }
 
 // SetTracker makes the server ready: state is loaded.
@@ -157,12 +187,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
-	if s.cfg.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
-		if err != nil {
-			return fmt.Errorf("load TLS certificate: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if s.tlsConfig != nil {
+		srv.TLSConfig = s.tlsConfig.Clone()
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	errc := make(chan error, 1)
