@@ -15,9 +15,20 @@ COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
 EXPOSE 8080
 VOLUME ["/data"]
-# The binary checks itself: distroless has no shell or curl.
+# The binary checks itself: distroless has no shell or curl. `healthrouter
+# probe` reads its target from the environment, so a deployment changes it
+# without rebuilding the image:
+#   HEALTHROUTER_PROBE_URL              the health check URL; with another
+#                                       --listen port or with TLS on (tls.cert_file),
+#                                       e.g. https://127.0.0.1:8443/healthz
+#   HEALTHROUTER_PROBE_CA_FILE          PEM of the CA that signed the server's
+#                                       certificate (https), besides the system roots
+#   HEALTHROUTER_PROBE_INSECURE_LOOPBACK=true
+#                                       skip certificate checks; refused unless
+#                                       the URL's host is loopback
+ENV HEALTHROUTER_PROBE_URL=http://127.0.0.1:8080/healthz
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["/usr/local/bin/healthrouter", "probe", "--url", "http://127.0.0.1:8080/healthz"]
+  CMD ["/usr/local/bin/healthrouter", "probe"]
 ENTRYPOINT ["/usr/local/bin/healthrouter"]
 # Ingest tokens come from the environment (HEALTHROUTER_INGEST_TOKENS); with
 # none, healthrouter stays on loopback and the port is unreachable.
