@@ -89,12 +89,17 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	if err != nil {
 		return err
 	}
-	c.fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, pagerduty.FallbackOptions{
+	fbOpts := pagerduty.FallbackOptions{
 		ExternalURL: cfg.ExternalURL,
 		Direct:      cfg.Grafana == nil,
 		Logger:      log,
 		Registerer:  reg,
-	})
+	}
+	if cfg.Grafana != nil {
+		// Page only what Grafana's rules would have paged by now.
+		fbOpts.Pending = cfg.Grafana.Pending
+	}
+	c.fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, fbOpts)
 	if err != nil {
 		return fmt.Errorf("pagerduty fallback: %w", err)
 	}
@@ -122,15 +127,23 @@ func (c *components) runFallback(ctx context.Context, every time.Duration, tr *t
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			var unreachableSince time.Time
+			var g pagerduty.GrafanaStatus
 			if c.reconciler != nil {
-				unreachableSince = c.reconciler.Status().UnreachableSince
+				g = fallbackView(c.reconciler.Status())
 			}
-			if err := c.fallback.Update(now, unreachableSince, tr.Alerts()); err != nil {
+			if err := c.fallback.Update(now, g, tr.Alerts()); err != nil {
 				log.Error("fallback paging update failed; will retry", zap.Error(err))
 			}
 		}
 	}
+}
+
+// fallbackView is what the fallback pager needs of the reconciler's status.
+// Grafana counts as having answered once a reconcile succeeded in this
+// process: before that, UnreachableSince is zero only because the first call
+// has not finished (or timed out) yet, which says nothing of Grafana.
+func fallbackView(st grafana.Status) pagerduty.GrafanaStatus {
+	return pagerduty.GrafanaStatus{Answered: !st.LastSuccess.IsZero(), UnreachableSince: st.UnreachableSince}
 }
 
 // status is the components' part of /readyz.
@@ -143,10 +156,16 @@ func (c *components) status() map[string]any {
 		out["grafana"] = c.reconciler.Status()
 	}
 	if c.outbox != nil {
-		out["pagerduty"] = map[string]any{
+		pd := map[string]any{
 			"outbox_depth":    c.outbox.Depth(),
 			"fallback_active": c.fallback.Active(),
 		}
+		if refused := c.outbox.KeyErrors(); len(refused) > 0 {
+			// By key name, with PagerDuty's reason: every page through
+			// these keys is being dropped.
+			pd["key_errors"] = refused
+		}
+		out["pagerduty"] = pd
 	}
 	return out
 }

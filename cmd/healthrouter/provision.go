@@ -181,7 +181,7 @@ func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pagerduty "+sub, stderr)
 	var cf configFlags
 	cf.register(fs, false)
-	key := fs.String("key", "", "routing key `name` to test (default: every key)")
+	key := fs.String("key", "", "routing key `name` to "+sub+" (default: every key)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
 	case "test":
 		return pagerduty.SendTest(ctx, cfg.PagerDuty, *key, stdout)
 	default:
-		ok, err := pagerduty.Verify(ctx, cfg.PagerDuty, stdout)
+		ok, err := pagerduty.Verify(ctx, cfg.PagerDuty, *key, stdout)
 		if err != nil {
 			return err
 		}

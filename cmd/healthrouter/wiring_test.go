@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/grafana"
 	"github.com/healthrouter/healthrouter/pkg/grafana/grafanatest"
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/pagerduty"
@@ -19,12 +22,15 @@ import (
 const (
 	pdDefaultKey = "0123456789abcdef0123456789abcdef"
 	pdStorageKey = "fedcba9876543210fedcba9876543210"
+	// pdGhostKey is well formed but unknown to PagerDuty.
+	pdGhostKey = "0000ghost0000ghost0000ghost00000"
 )
 
 // TestServeProvisionsGrafanaAndFallsBackToPagerDuty runs the real binary
 // against the strict Grafana and PagerDuty fakes: a new region gets its
 // rule group at once; when Grafana stops answering, the page set is paged
-// directly after fallback_after and resolved when it clears.
+// directly after fallback_after and resolved when it clears. A routing key
+// PagerDuty refuses shows in /readyz, and no key or token shows anywhere.
 func TestServeProvisionsGrafanaAndFallsBackToPagerDuty(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary against fake Grafana and PagerDuty")
@@ -40,14 +46,16 @@ func TestServeProvisionsGrafanaAndFallsBackToPagerDuty(t *testing.T) {
 engine: {confirm_after: 1, tick_every: 200ms}
 checks:
   - {match: 'raid*', severity: critical, team: storage}
+  - {match: 'fan*', severity: critical, team: cooling}
 grafana:
   url: %s
   org_id: %d
   reconcile_every: 1h
   timeout: 2s
+  pending: {host: 10s, region: 10s}
 pagerduty:
-  routing_keys: {default: TEST_PD_DEFAULT, storage: TEST_PD_STORAGE}
-  routes: [{match: {team: storage}, key: storage}]
+  routing_keys: {default: TEST_PD_DEFAULT, storage: TEST_PD_STORAGE, cooling: TEST_PD_GHOST}
+  routes: [{match: {team: storage}, key: storage}, {match: {team: cooling}, key: cooling}]
   events_url: %s
   fallback_after: 2s
   timeout: 2s
@@ -58,6 +66,10 @@ pagerduty:
 	t.Setenv("HEALTHROUTER_GRAFANA_TOKEN", gf.Token)
 	t.Setenv("TEST_PD_DEFAULT", pdDefaultKey)
 	t.Setenv("TEST_PD_STORAGE", pdStorageKey)
+	t.Setenv("TEST_PD_GHOST", pdGhostKey)
+	const adminToken = "wiring-admin-token-0123456789"
+	t.Setenv(config.EnvAdminToken, adminToken)
+	secrets := []string{pdDefaultKey, pdStorageKey, pdGhostKey, gf.Token, testToken, adminToken}
 	p := start(t, filepath.Join(dir, "data"), "--config", cfgPath)
 
 	at := time.Now().UTC().Add(-time.Minute)
@@ -66,8 +78,10 @@ pagerduty:
 		return []byte(fmt.Sprintf(`{"check":%q,"host":%q,"region":%q,"status":%q,"timestamp":%q}`,
 			check, host, region, status, at.Format(time.RFC3339Nano)))
 	}
-	if code := p.post(event("eu", "db-1", "raid", "critical")); code != http.StatusOK {
-		t.Fatalf("post: %d", code)
+	for _, ev := range [][]byte{event("eu", "db-1", "raid", "critical"), event("eu", "fan-1", "fan", "critical")} {
+		if code := p.post(ev); code != http.StatusOK {
+			t.Fatalf("post: %d", code)
+		}
 	}
 	waitFor(t, "rule group for the new region", func() bool {
 		return slices.Contains(gf.RuleUIDs(), "hr-host-eu")
@@ -78,7 +92,7 @@ pagerduty:
 	if code := p.post(event("us", "web-1", "disk", "passing")); code != http.StatusOK {
 		t.Fatalf("post: %d", code)
 	}
-	alert := health.Alert{Level: health.LevelHost, Region: "eu", Host: "db-1"}
+	alert := health.Alert{Level: health.LevelHost, Region: "eu", Host: "db-1", Severity: health.SeverityCritical}
 	dedup := pagerduty.DedupKey(&alert)
 	waitFor(t, "a direct page for db-1 through the storage key", func() bool {
 		inc, ok := pd.Incident(pdStorageKey, dedup)
@@ -86,6 +100,33 @@ pagerduty:
 	})
 	if inc, _ := pd.Incident(pdStorageKey, dedup); inc.Last == nil || inc.Last.Severity != "critical" || inc.Last.Group != "eu" || inc.Last.Component != "db-1" {
 		t.Fatalf("page payload %+v", inc.Last)
+	}
+
+	// fan-1's page went to a key PagerDuty refuses: /readyz says so, by
+	// key name and with PagerDuty's reason.
+	var ready struct {
+		PagerDuty struct {
+			FallbackActive bool              `json:"fallback_active"`
+			KeyErrors      map[string]string `json:"key_errors"`
+		} `json:"pagerduty"`
+	}
+	waitFor(t, "the refused key in /readyz", func() bool {
+		p.get(t, "/readyz", &ready)
+		return ready.PagerDuty.KeyErrors["cooling"] != ""
+	})
+	if !ready.PagerDuty.FallbackActive || ready.PagerDuty.KeyErrors["cooling"] != "Event object is invalid: Invalid routing key" {
+		t.Errorf("readyz pagerduty = %+v", ready.PagerDuty)
+	}
+	// Nothing an operator or Prometheus can read shows a key or token.
+	for _, path := range []string{"/readyz", "/metrics", "/v1/alerts", "/v1/transitions", "/v1/regions"} {
+		for _, token := range []string{"", testToken, adminToken} {
+			body := p.getRaw(t, path, token)
+			for _, secret := range secrets {
+				if strings.Contains(body, secret) {
+					t.Errorf("GET %s shows a secret", path)
+				}
+			}
+		}
 	}
 
 	// The failure clears: the page is resolved, once.
@@ -100,9 +141,53 @@ pagerduty:
 		t.Fatalf("incident opened %d times, want once", inc.Opened)
 	}
 	p.stop(t)
-	for _, secret := range []string{pdDefaultKey, pdStorageKey, gf.Token, testToken} {
+	for _, secret := range secrets {
 		if strings.Contains(p.logs.String(), secret) {
 			t.Fatalf("a secret reached the log")
+		}
+	}
+}
+
+// getRaw GETs path with token as bearer (none when empty) and returns the
+// body, whatever the status.
+func (p *proc) getRaw(t *testing.T, path, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return string(body)
+}
+
+// The fallback hears that Grafana answered only from a reconcile that
+// succeeded in this process: before the first one ends, a zero
+// UnreachableSince means "no news", not "reachable".
+func TestFallbackViewOfGrafana(t *testing.T) {
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		st   grafana.Status
+		want pagerduty.GrafanaStatus
+	}{
+		{"just started, first call in flight", grafana.Status{LastAttempt: at}, pagerduty.GrafanaStatus{}},
+		{"first call timed out", grafana.Status{LastAttempt: at, UnreachableSince: at},
+			pagerduty.GrafanaStatus{UnreachableSince: at}},
+		{"reconciled", grafana.Status{LastSuccess: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true}},
+		{"reconciled, then unreachable", grafana.Status{LastSuccess: at, UnreachableSince: at.Add(time.Hour)},
+			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at.Add(time.Hour)}},
+	}
+	for _, tt := range tests {
+		if got := fallbackView(tt.st); got != tt.want {
+			t.Errorf("%s: fallbackView = %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
 }

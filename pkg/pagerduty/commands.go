@@ -75,9 +75,7 @@ func SendTest(ctx context.Context, cfg *config.PagerDuty, keyName string, w io.W
 	if err != nil {
 		return err
 	}
-	client := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(cfg.EventsURL))
-	client.HTTPClient = &http.Client{Timeout: cfg.Timeout.D()}
-
+	client := newEventsClient(cfg)
 	failed := 0
 	for _, name := range names {
 		line, ok := sendTest(ctx, cfg, client, name)
@@ -94,7 +92,7 @@ func SendTest(ctx context.Context, cfg *config.PagerDuty, keyName string, w io.W
 	return nil
 }
 
-func sendTest(ctx context.Context, cfg *config.PagerDuty, client *pagerduty.Client, name string) (string, bool) {
+func sendTest(ctx context.Context, cfg *config.PagerDuty, client eventSender, name string) (string, bool) {
 	key := cfg.Keys[name]
 	if key == "" {
 		return fmt.Sprintf("FAIL: %s is not set", cfg.RoutingKeys[name]), false
@@ -135,13 +133,15 @@ type integrationMatch struct {
 	integration pagerduty.Integration
 }
 
-// Verify checks through the PagerDuty REST API that every routing key is the
-// integration key of an Events API v2 integration on an enabled service whose
-// escalation policy has rules with targets. It prints one line per key name
-// to w, OK or what is wrong; ok is false when any key is wrong. err reports
-// what kept Verify from checking (no token, API unreachable or refusing).
-func Verify(ctx context.Context, cfg *config.PagerDuty, w io.Writer) (ok bool, err error) {
-	names, err := keyNames(cfg, "")
+// Verify checks through the PagerDuty REST API that the routing key named
+// keyName, or every configured key when keyName is empty, is the integration
+// key of an Events API v2 integration on an enabled service whose escalation
+// policy has rules with targets. It prints one line per key name to w, OK or
+// what is wrong; ok is false when any key is wrong. err reports what kept
+// Verify from checking (unknown key name, no token, API unreachable or
+// refusing).
+func Verify(ctx context.Context, cfg *config.PagerDuty, keyName string, w io.Writer) (ok bool, err error) {
+	names, err := keyNames(cfg, keyName)
 	if err != nil {
 		return false, err
 	}

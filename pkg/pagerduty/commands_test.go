@@ -109,7 +109,7 @@ func TestVerifyReportsEachFailureKind(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := verifyWorld(t, tt.opts...)
 			var out bytes.Buffer
-			ok, err := Verify(context.Background(), cfg, &out)
+			ok, err := Verify(context.Background(), cfg, "", &out)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
@@ -131,12 +131,36 @@ func TestVerifyAllGood(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	ok, err := Verify(context.Background(), cfg, &out)
+	ok, err := Verify(context.Background(), cfg, "", &out)
 	if err != nil || !ok {
 		t.Fatalf("Verify = %v, %v\n%s", ok, err, out.String())
 	}
 	if want := "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules\n"; out.String() != want {
 		t.Errorf("output %q, want %q", out.String(), want)
+	}
+}
+
+func TestVerifyOneKey(t *testing.T) {
+	cfg, _ := verifyWorld(t)
+	tests := []struct {
+		key, want string
+		ok        bool
+	}{
+		{"default", "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules\n", true},
+		{"disabled", "disabled: FAIL: service \"Retired\" (POFF) is disabled\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			var out bytes.Buffer
+			ok, err := Verify(context.Background(), cfg, tt.key, &out)
+			if err != nil || ok != tt.ok || out.String() != tt.want {
+				t.Errorf("Verify(%q) = %v, %v\n%s\nwant %v\n%s", tt.key, ok, err, out.String(), tt.ok, tt.want)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if ok, err := Verify(context.Background(), cfg, "nope", &out); ok || err == nil || !strings.Contains(err.Error(), `"nope" is not in pagerduty.routing_keys`) {
+		t.Errorf("unknown key name: %v, %v", ok, err)
 	}
 }
 
@@ -157,7 +181,7 @@ func TestVerifyErrors(t *testing.T) {
 			c := *cfg
 			tt.mutate(&c)
 			var out bytes.Buffer
-			ok, err := Verify(context.Background(), &c, &out)
+			ok, err := Verify(context.Background(), &c, "", &out)
 			if ok || err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Verify = %v, %v; want an error mentioning %q", ok, err, tt.want)
 			}
@@ -219,7 +243,7 @@ func TestSendTestFailures(t *testing.T) {
 		{"key not set", func(c *config.PagerDuty) { delete(c.Keys, "storage") }, "storage", "1 of 1",
 			"storage: FAIL: HEALTHROUTER_PD_STORAGE is not set\n"},
 		{"key unknown to PagerDuty", func(c *config.PagerDuty) { c.Keys["storage"] = "UnknownKeyUnknownKeyUnknownKey00" }, "",
-			"1 of 2", "storage: FAIL: trigger: HTTP response failed with status code 400"},
+			"1 of 2", "storage: FAIL: trigger: PagerDuty answered 400: Event object is invalid: Invalid routing key\n"},
 		{"PagerDuty down", func(c *config.PagerDuty) { c.EventsURL = "http://127.0.0.1:1" }, "default", "1 of 1",
 			"default: FAIL: trigger: error calling the API endpoint"},
 	}

@@ -3,6 +3,9 @@ package pagerduty
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -31,7 +34,15 @@ const DefaultKey = "default"
 const (
 	MaxSummaryLen  = 1024
 	MaxDedupKeyLen = 255
+	// MaxEventBytes is the largest request body PagerDuty accepts (512 KB);
+	// a larger one is answered 400 and the page is lost.
+	MaxEventBytes = 512 * 1024
 )
+
+// MaxListedChecks is how many failing checks custom_details.checks names;
+// the rest are counted ("and N more"), so that a host failing thousands of
+// checks still pages within MaxEventBytes.
+const MaxListedChecks = 50
 
 // dedupPrefix namespaces healthrouter's dedup keys within an integration.
 const dedupPrefix = "healthrouter/"
@@ -59,11 +70,15 @@ func effectiveSeverity(s health.Severity) health.Severity {
 	return s
 }
 
-// DedupKey is the alert's Events API dedup_key: derived from health.Alert.ID
-// so it is stable across restarts and identical on both instances of an HA
-// pair, hashed when it would exceed PagerDuty's 255 characters.
+// DedupKey is the alert's Events API dedup_key: its health.Alert.ID and
+// the severity sent, so it is stable across restarts and identical on both
+// instances of an HA pair, hashed when it would exceed PagerDuty's 255
+// characters. The severity is part of it because Grafana's rules carry the
+// severity as a label: there a change of severity is a new alert instance,
+// and an escalation pages again at the new urgency. The fallback does the
+// same: a new severity is a new incident.
 func DedupKey(a *health.Alert) string {
-	return dedupKeyFor(a.ID())
+	return dedupKeyFor(a.ID() + "/" + Severity(a.Severity))
 }
 
 func dedupKeyFor(id string) string {
@@ -131,7 +146,7 @@ func Event(a *health.Alert, externalURL string) pagerduty.V2Event {
 		details["check"] = a.Check
 	}
 	if len(a.Checks) > 0 {
-		details["checks"] = append([]string(nil), a.Checks...)
+		details["checks"] = listChecks(a.Checks)
 	}
 	payload := &pagerduty.V2Payload{
 		Summary:   Summary(a),
@@ -160,7 +175,86 @@ func Event(a *health.Alert, externalURL string) pagerduty.V2Event {
 		// event's origin.
 		ev.Client, ev.ClientURL = Source, strings.TrimRight(externalURL, "/")
 	}
+	fitEvent(&ev, len(a.Checks))
 	return ev
+}
+
+// listChecks is custom_details.checks: at most MaxListedChecks names, then
+// "and N more".
+func listChecks(checks []string) []string {
+	if len(checks) <= MaxListedChecks {
+		return append([]string(nil), checks...)
+	}
+	out := make([]string, MaxListedChecks, MaxListedChecks+1)
+	copy(out, checks)
+	return append(out, fmt.Sprintf("and %d more", len(checks)-MaxListedChecks))
+}
+
+// eventSize is the size of ev's request body once the outbox adds a
+// routing key (always 32 characters).
+func eventSize(ev *pagerduty.V2Event) (int, error) {
+	withKey := *ev
+	withKey.RoutingKey = strings.Repeat("k", 32)
+	b, err := json.Marshal(&withKey)
+	if err != nil {
+		return 0, fmt.Errorf("encode event: %w", err)
+	}
+	return len(b), nil
+}
+
+// sizeBound is at least the encoded size of ev, cheaply: every string
+// escaped at worst (6 bytes a byte, \u00XX) plus room for field names,
+// punctuation and numbers. Events with parts it does not measure get
+// math.MaxInt, which sends the caller to encode them.
+func sizeBound(ev *pagerduty.V2Event) int {
+	const escape, overhead, number = 6, 2048, 32
+	p := ev.Payload
+	if p == nil || len(ev.Images) > 0 || len(ev.Links) > 0 {
+		return math.MaxInt
+	}
+	n := len(ev.DedupKey) + len(ev.Client) + len(ev.ClientURL) + len(p.Summary) + len(p.Source) + len(p.Severity) +
+		len(p.Component) + len(p.Group) + len(p.Class) + len(p.Timestamp)
+	details, ok := p.Details.(map[string]any)
+	if !ok && p.Details != nil {
+		return math.MaxInt
+	}
+	for k, v := range details {
+		n += len(k) + 4
+		switch v := v.(type) {
+		case string:
+			n += len(v)
+		case []string:
+			for _, s := range v {
+				n += len(s) + 3 // quotes and comma
+			}
+		case float64, int:
+			n += number
+		default:
+			return math.MaxInt
+		}
+	}
+	return n*escape + overhead
+}
+
+// fitEvent keeps a trigger within MaxEventBytes: what does not fit is the
+// custom_details (the list of failing checks first, then
+// the rest), never the page.
+func fitEvent(ev *pagerduty.V2Event, checks int) {
+	if sizeBound(ev) <= MaxEventBytes {
+		return // the common case, without encoding the event
+	}
+	if n, err := eventSize(ev); err != nil || n <= MaxEventBytes {
+		return
+	}
+	details, _ := ev.Payload.Details.(map[string]any)
+	if _, ok := details["checks"]; ok {
+		delete(details, "checks")
+		details["checks_omitted"] = fmt.Sprintf("%d checks: names too long for one PagerDuty event", checks)
+		if n, err := eventSize(ev); err == nil && n <= MaxEventBytes {
+			return
+		}
+	}
+	ev.Payload.Details = map[string]any{"omitted": "details too large for one PagerDuty event"}
 }
 
 // ResolveEvent is the resolve event for an alert's incident.

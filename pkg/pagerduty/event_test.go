@@ -1,6 +1,8 @@
 package pagerduty
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,7 +28,7 @@ func TestEventMapping(t *testing.T) {
 			alert: health.Alert{Level: health.LevelHost, Region: "eu1", Host: "web-1.eu1", Severity: health.SeverityCritical,
 				Value: 2, Since: since, Checks: []string{"lvm", "raid"}, Summary: "web-1.eu1: lvm, raid critical"},
 			severity: "critical", component: "web-1.eu1", group: "eu1", class: "host",
-			summary: "web-1.eu1: lvm, raid critical", dedup: "healthrouter/host/eu1/web-1.eu1",
+			summary: "web-1.eu1: lvm, raid critical", dedup: "healthrouter/host/eu1/web-1.eu1/critical",
 			details: map[string]any{"level": "host", "region": "eu1", "host": "web-1.eu1", "checks": []string{"lvm", "raid"},
 				"value": 2.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?host=web-1.eu1"},
 		},
@@ -35,7 +37,7 @@ func TestEventMapping(t *testing.T) {
 			alert: health.Alert{Level: health.LevelHost, Region: "eu1", Host: "db-2", Check: health.NotReporting,
 				Severity: health.SeverityError, Value: 1, Since: since, Summary: "db-2 stopped reporting"},
 			severity: "error", component: "db-2", group: "eu1", class: "not_reporting",
-			summary: "db-2 stopped reporting", dedup: "healthrouter/host/eu1/db-2/not_reporting",
+			summary: "db-2 stopped reporting", dedup: "healthrouter/host/eu1/db-2/not_reporting/error",
 			details: map[string]any{"level": "host", "region": "eu1", "host": "db-2", "check": "not_reporting",
 				"value": 1.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?host=db-2&check=not_reporting"},
 		},
@@ -44,7 +46,7 @@ func TestEventMapping(t *testing.T) {
 			alert: health.Alert{Level: health.LevelRegion, Region: "us-east", Check: "dns resolve", Severity: health.SeverityWarning,
 				Value: 0.5, Since: since, Summary: "dns resolve failing on 50% of us-east"},
 			severity: "warning", component: "us-east", group: "us-east", class: "dns resolve",
-			summary: "dns resolve failing on 50% of us-east", dedup: "healthrouter/region/us-east/dns resolve",
+			summary: "dns resolve failing on 50% of us-east", dedup: "healthrouter/region/us-east/dns resolve/warning",
 			details: map[string]any{"level": "region", "region": "us-east", "check": "dns resolve", "value": 0.5,
 				"since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?region=us-east&check=dns+resolve"},
 		},
@@ -52,14 +54,14 @@ func TestEventMapping(t *testing.T) {
 			name:     "info, no since, no summary",
 			alert:    health.Alert{Level: health.LevelHost, Region: "ap", Host: "h&1", Severity: health.SeverityInfo, Value: 1},
 			severity: "info", component: "h&1", group: "ap", class: "host",
-			summary: "info alert host/ap/h&1", dedup: "healthrouter/host/ap/h&1",
+			summary: "info alert host/ap/h&1", dedup: "healthrouter/host/ap/h&1/info",
 			details: map[string]any{"level": "host", "region": "ap", "host": "h&1", "value": 1.0,
 				"explain": "https://hr.example.com/v1/explain?host=h%261"},
 		},
 		{
 			name:     "no severity counts as critical",
 			alert:    health.Alert{Level: health.LevelHost, Region: "ap", Host: "h", Value: 1, Summary: "x"},
-			severity: "critical", component: "h", group: "ap", class: "host", summary: "x", dedup: "healthrouter/host/ap/h",
+			severity: "critical", component: "h", group: "ap", class: "host", summary: "x", dedup: "healthrouter/host/ap/h/critical",
 			details: map[string]any{"level": "host", "region": "ap", "host": "h", "value": 1.0,
 				"explain": "https://hr.example.com/v1/explain?host=h"},
 		},
@@ -146,9 +148,18 @@ func TestSummaryTruncation(t *testing.T) {
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 func TestDedupKey(t *testing.T) {
-	short := health.Alert{Level: health.LevelRegion, Region: "eu", Check: "ping"}
-	if got := DedupKey(&short); got != "healthrouter/region/eu/ping" {
+	short := health.Alert{Level: health.LevelRegion, Region: "eu", Check: "ping", Severity: health.SeverityError}
+	if got := DedupKey(&short); got != "healthrouter/region/eu/ping/error" {
 		t.Errorf("DedupKey = %q", got)
+	}
+	// The severity sent is part of the identity: an escalation is a new
+	// incident; no severity is sent (and keyed) as critical.
+	escalated := short
+	escalated.Severity = health.SeverityCritical
+	unset := short
+	unset.Severity = health.SeverityNone
+	if DedupKey(&escalated) == DedupKey(&short) || DedupKey(&unset) != DedupKey(&escalated) {
+		t.Errorf("severity not in the key: %q, %q, %q", DedupKey(&short), DedupKey(&escalated), DedupKey(&unset))
 	}
 	long := health.Alert{Level: health.LevelHost, Region: "eu", Host: strings.Repeat("h", 300)}
 	got := DedupKey(&long)
@@ -163,9 +174,15 @@ func TestDedupKey(t *testing.T) {
 	if DedupKey(&other) == got {
 		t.Errorf("different alerts share a hashed dedup key")
 	}
+	otherSev := long
+	otherSev.Severity = health.SeverityWarning
+	if DedupKey(&otherSev) == got {
+		t.Errorf("severities share a hashed dedup key")
+	}
 	// The boundary: a key of exactly 255 characters is kept as is.
-	edge := health.Alert{Level: health.LevelHost, Region: "r", Host: strings.Repeat("h", MaxDedupKeyLen-len("healthrouter/host/r/"))}
-	if got := DedupKey(&edge); got != "healthrouter/"+edge.ID() || len(got) != MaxDedupKeyLen {
+	edge := health.Alert{Level: health.LevelHost, Region: "r", Severity: health.SeverityInfo,
+		Host: strings.Repeat("h", MaxDedupKeyLen-len("healthrouter/host/r//info"))}
+	if got := DedupKey(&edge); got != "healthrouter/"+edge.ID()+"/info" || len(got) != MaxDedupKeyLen {
 		t.Errorf("255-character key changed: %q", got)
 	}
 }
@@ -266,5 +283,79 @@ func BenchmarkRouteKey(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = RouteKey(cfg, &a)
+	}
+}
+
+func TestEventCapsTheListOfChecks(t *testing.T) {
+	checks := func(n, nameLen int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("c%05d%s", i, strings.Repeat("x", max(0, nameLen-6)))
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		checks     []string
+		wantListed int    // names in custom_details.checks, not counting "and N more"
+		wantMore   string // last entry when capped
+		wantGone   bool   // the list had to go: checks_omitted instead
+	}{
+		{"a few", checks(3, 10), 3, "", false},
+		{"exactly the cap", checks(MaxListedChecks, 10), MaxListedChecks, "", false},
+		{"one over", checks(MaxListedChecks+1, 10), MaxListedChecks, "and 1 more", false},
+		{"thousands", checks(5000, 10), MaxListedChecks, "and 4950 more", false},
+		{"fifty names of 20 KB", checks(60, 20000), 0, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := health.Alert{Level: health.LevelHost, Region: "eu", Host: "h", Severity: health.SeverityCritical,
+				Checks: tt.checks, Summary: "s"}
+			ev := Event(&a, "https://hr.example.com")
+			size, err := eventSize(&ev)
+			if err != nil || size > MaxEventBytes {
+				t.Fatalf("event is %d bytes (%v), over %d", size, err, MaxEventBytes)
+			}
+			details := ev.Payload.Details.(map[string]any)
+			if tt.wantGone {
+				if _, ok := details["checks"]; ok || details["checks_omitted"] != fmt.Sprintf("%d checks: names too long for one PagerDuty event", len(tt.checks)) {
+					t.Errorf("details = checks %v, omitted %v", ok, details["checks_omitted"])
+				}
+				if details["host"] != "h" {
+					t.Errorf("the rest of the details went too: %v", details)
+				}
+				return
+			}
+			listed := details["checks"].([]string)
+			want := tt.wantListed
+			if tt.wantMore != "" {
+				want++
+				if last := listed[len(listed)-1]; last != tt.wantMore {
+					t.Errorf("last entry %q, want %q", last, tt.wantMore)
+				}
+			}
+			if len(listed) != want || listed[0] != tt.checks[0] {
+				t.Errorf("listed %d entries starting %q, want %d starting %q", len(listed), listed[0], want, tt.checks[0])
+			}
+		})
+	}
+}
+
+func TestSizeBoundIsAnUpperBound(t *testing.T) {
+	for _, a := range []health.Alert{
+		{Level: health.LevelHost, Region: "eu", Host: "h", Checks: []string{"a", "b"}, Summary: "s", Since: since},
+		{Level: health.LevelRegion, Region: "\x01\x02\"<>&", Check: strings.Repeat("\x1f", 300), Summary: strings.Repeat("\"", 900)},
+	} {
+		ev := Event(&a, "https://hr.example.com/x?y=\"z\"")
+		size, err := eventSize(&ev)
+		if err != nil || sizeBound(&ev) < size {
+			t.Errorf("bound %d under the encoded size %d (%v)", sizeBound(&ev), size, err)
+		}
+	}
+	// What it cannot measure, it does not guess.
+	odd := Event(&web1, "")
+	odd.Payload.Details = map[string]any{"nested": map[string]any{"x": strings.Repeat("y", 100)}}
+	if sizeBound(&odd) != math.MaxInt {
+		t.Errorf("nested details measured as %d", sizeBound(&odd))
 	}
 }

@@ -28,11 +28,28 @@ type FallbackOptions struct {
 	ExternalURL string
 	// Direct is "direct mode", for deployments with PagerDuty and no Grafana:
 	// Fallback pages the page set all the time instead of waiting for
-	// Grafana to become unreachable, and the caller passes a zero
-	// grafanaUnreachableSince.
-	Direct     bool
+	// Grafana to become unreachable.
+	Direct bool
+	// Pending is how long an alert must have been firing before Fallback
+	// pages it, by level: Grafana's rules wait as long (grafana.pending), so
+	// an alert Grafana would not page (a host failing for a moment while a
+	// region outage forms, then suppressed by the region alert) is not paged
+	// directly either.
+	Pending    config.Pending
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
+}
+
+// GrafanaStatus is what Fallback knows of Grafana, from its reconciler.
+type GrafanaStatus struct {
+	// Answered reports whether Grafana has answered (a reconcile succeeded)
+	// since this process started. Until it has, Fallback keeps the state
+	// persisted before a restart: a process that has not heard from Grafana
+	// yet does not know that it is back.
+	Answered bool
+	// UnreachableSince is when Grafana stopped answering, zero while it
+	// answers or before the first attempt to reach it has failed.
+	UnreachableSince time.Time
 }
 
 // KV keys of the fallback state: the incidents it opened, by alert ID, and
@@ -45,23 +62,26 @@ const (
 // Fallback decides when healthrouter pages PagerDuty itself: when Grafana,
 // which normally fires the alerts, has been unreachable for fallback_after
 // (or always, in direct mode). While active it keeps PagerDuty's incidents
-// equal to the page set: a trigger for each paging alert it has not opened,
-// a resolve for each incident it opened whose alert cleared. Once Grafana is
-// reachable again it stops, and resolves its own incidents (the default) or
-// leaves them to humans (resolve_on_recovery: false).
+// equal to the page set, as Grafana's rules would: a trigger for each alert
+// that has paged for its pending period and has no incident at its
+// severity, a resolve for each incident whose alert cleared or changed
+// severity. Once Grafana answers again it stops, and resolves its own
+// incidents (the default) or leaves them to humans (resolve_on_recovery:
+// false).
 //
 // The incidents it opened and whether it is active are kept in a KV bucket,
 // so a restart neither pages an alert twice nor forgets to resolve one. Both
 // instances of an HA pair may page: their dedup keys are equal, so PagerDuty
-// keeps one alert per healthrouter alert.
+// keeps one alert per healthrouter alert and severity.
 type Fallback struct {
-	cfg    *config.PagerDuty
-	out    Enqueuer
-	kv     KV
-	url    string
-	direct bool
-	log    *zap.Logger
-	active prometheus.Gauge
+	cfg     *config.PagerDuty
+	out     Enqueuer
+	kv      KV
+	url     string
+	direct  bool
+	pending config.Pending
+	log     *zap.Logger
+	active  prometheus.Gauge
 
 	mu        sync.Mutex
 	paging    bool
@@ -70,12 +90,17 @@ type Fallback struct {
 
 // incident is one incident Fallback opened, as persisted.
 type incident struct {
-	DedupKey string    `json:"dedup_key"`
-	Key      string    `json:"key"` // routing key name: the resolve must use the same key
+	DedupKey string `json:"dedup_key"`
+	Key      string `json:"key"` // routing key name: the resolve must use the same key
+	// Severity is the PagerDuty severity it was opened at; empty in records
+	// written before severities were tracked, which stand for any severity.
+	Severity string    `json:"severity,omitempty"`
 	Opened   time.Time `json:"opened"`
 }
 
-// NewFallback restores the fallback state from kv.
+// NewFallback restores the fallback state from kv. Incidents opened through
+// a routing key no longer in the configuration cannot be resolved by
+// healthrouter: they are logged (resolve them in PagerDuty) and forgotten.
 func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOptions) (*Fallback, error) {
 	if cfg == nil {
 		return nil, errors.New("pagerduty fallback: no pagerduty configuration")
@@ -93,11 +118,12 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 		kv:        kv,
 		url:       opts.ExternalURL,
 		direct:    opts.Direct,
+		pending:   opts.Pending,
 		log:       opts.Logger.Named("pagerduty.fallback"),
 		active:    gauge,
 		incidents: map[string]incident{},
 	}
-	var bad []string
+	var bad, orphans []string
 	err = kv.Scan(func(key string, val []byte) bool {
 		switch {
 		case key == fallbackActiveKey:
@@ -108,7 +134,14 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 				bad = append(bad, key)
 				return true
 			}
-			f.incidents[strings.TrimPrefix(key, fallbackIncidentPrefix)] = inc
+			id := strings.TrimPrefix(key, fallbackIncidentPrefix)
+			if _, configured := cfg.RoutingKeys[inc.Key]; !configured {
+				f.log.Error("forgetting a direct page whose routing key is no longer configured; resolve it in PagerDuty",
+					zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
+				orphans = append(orphans, key)
+				return true
+			}
+			f.incidents[id] = inc
 		}
 		return true
 	})
@@ -117,8 +150,10 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 	}
 	for _, key := range bad {
 		f.log.Error("dropping unreadable fallback incident record", zap.String("record", key))
+	}
+	for _, key := range append(bad, orphans...) {
 		if err := kv.Delete(key); err != nil {
-			return nil, fmt.Errorf("pagerduty fallback: delete unreadable record: %w", err)
+			return nil, fmt.Errorf("pagerduty fallback: delete record: %w", err)
 		}
 	}
 	if f.paging || f.direct {
@@ -155,32 +190,34 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // Update is called every few seconds with the engine's alert set (firing and
-// suppressed) and when Grafana became unreachable: zero while Grafana
-// answers, so pass zero only once Grafana has answered (after a restart the
-// state persisted from before stands until then). Fallback becomes active
-// after fallback_after of unreachability and stays active until Grafana
-// answers again.
+// suppressed) and what is known of Grafana. Fallback becomes active after
+// fallback_after of unreachability and stays active until Grafana answers
+// again; until Grafana has answered once since start, the state persisted
+// before a restart stands.
 //
-// On error (the outbox could not queue the events) nothing changed for the
-// alerts concerned; the next Update tries again.
-func (f *Fallback) Update(now, grafanaUnreachableSince time.Time, alerts []health.Alert) error {
+// On error some events could not be queued: the alerts concerned keep their
+// state and the next Update tries again.
+func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.Alert) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
 	if !f.direct {
+		since := grafana.UnreachableSince
 		switch {
-		case grafanaUnreachableSince.IsZero():
+		case !since.IsZero():
+			if !f.paging && now.Sub(since) >= f.cfg.FallbackAfter.D() {
+				f.log.Warn("Grafana unreachable: paging PagerDuty directly",
+					zap.Time("unreachable_since", since),
+					zap.Duration("fallback_after", f.cfg.FallbackAfter.D()))
+				if err := f.setPagingLocked(true); err != nil {
+					return err
+				}
+			}
+		case grafana.Answered:
 			if f.paging {
 				return f.recoverLocked()
 			}
 			return nil
-		case !f.paging && now.Sub(grafanaUnreachableSince) >= f.cfg.FallbackAfter.D():
-			f.log.Warn("Grafana unreachable: paging PagerDuty directly",
-				zap.Time("unreachable_since", grafanaUnreachableSince),
-				zap.Duration("fallback_after", f.cfg.FallbackAfter.D()))
-			if err := f.setPagingLocked(true); err != nil {
-				return err
-			}
 		}
 		if !f.paging {
 			return nil
@@ -189,8 +226,28 @@ func (f *Fallback) Update(now, grafanaUnreachableSince time.Time, alerts []healt
 	return f.reconcileLocked(now, alerts)
 }
 
-// reconcileLocked triggers the paging alerts without an incident and
-// resolves the incidents whose alert no longer pages.
+// pended reports whether a has been firing for its level's pending period.
+// An alert without a start time has: the page is not held back for lack of
+// a clock.
+func (f *Fallback) pended(now time.Time, a *health.Alert) bool {
+	pending := f.pending.Host.D()
+	if a.Level == health.LevelRegion {
+		pending = f.pending.Region.D()
+	}
+	return a.Since.IsZero() || now.Sub(a.Since) >= pending
+}
+
+// change is one event reconcileLocked queues: a trigger opening incident
+// inc for alert id, or a resolve closing it.
+type change struct {
+	id  string
+	inc incident
+	msg Message
+}
+
+// reconcileLocked triggers the paging alerts past their pending period
+// without an incident at their severity, and resolves the incidents whose
+// alert no longer pages or pages at another severity.
 func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 	paging := make(map[string]*health.Alert)
 	for i := range alerts {
@@ -202,55 +259,73 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 		}
 	}
 
-	var msgs []Message
-	opened := map[string]incident{}
+	var triggers, resolves []change
 	for _, id := range sortedKeys(paging) {
-		if _, ok := f.incidents[id]; ok {
+		a := paging[id]
+		sev := Severity(a.Severity)
+		old, has := f.incidents[id]
+		switch {
+		case has && (old.Severity == sev || old.Severity == ""):
+			continue
+		case has:
+			// A new severity is a new incident, at its own urgency.
+			resolves = append(resolves, change{id: id, inc: old, msg: Message{Key: old.Key, Event: ResolveEvent(old.DedupKey)}})
+		case !f.pended(now, a):
 			continue
 		}
-		a := paging[id]
-		inc := incident{DedupKey: DedupKey(a), Key: RouteKey(f.cfg, a), Opened: now}
-		opened[id] = inc
-		msgs = append(msgs, Message{Key: inc.Key, Event: Event(a, f.url)})
+		inc := incident{DedupKey: DedupKey(a), Key: RouteKey(f.cfg, a), Severity: sev, Opened: now}
+		triggers = append(triggers, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: Event(a, f.url)}})
 	}
-	var cleared []string
 	for _, id := range sortedKeys(f.incidents) {
 		if _, ok := paging[id]; ok {
 			continue
 		}
 		inc := f.incidents[id]
-		cleared = append(cleared, id)
-		msgs = append(msgs, Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)})
+		resolves = append(resolves, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)}})
 	}
-	if len(msgs) == 0 {
+	if len(triggers)+len(resolves) == 0 {
 		return nil
 	}
-	if err := f.out.Enqueue(msgs...); err != nil {
-		return fmt.Errorf("pagerduty fallback: %w", err)
-	}
+	changes := append(triggers, resolves...)
+	failed := f.enqueue(changes)
 
 	var errs []error
-	for _, id := range sortedKeys(opened) {
-		inc := opened[id]
-		f.incidents[id] = inc
-		val, err := json.Marshal(inc)
+	// Resolves first: an escalation's trigger replaces the incident its
+	// resolve closes.
+	for i := len(triggers); i < len(changes); i++ {
+		c := changes[i]
+		if failed[i] != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", c.id, failed[i]))
+			continue
+		}
+		if cur, ok := f.incidents[c.id]; ok && cur.DedupKey == c.inc.DedupKey {
+			delete(f.incidents, c.id)
+			if err := f.kv.Delete(fallbackIncidentPrefix + c.id); err != nil {
+				errs = append(errs, fmt.Errorf("forget incident %s: %w", c.id, err))
+			}
+		}
+		f.log.Info("resolving PagerDuty incident: alert cleared or changed severity", zap.String("alert", c.id),
+			zap.String("key", c.inc.Key), zap.String("dedup_key", c.inc.DedupKey))
+	}
+	for i, c := range changes[:len(triggers)] {
+		if failed[i] != nil {
+			errs = append(errs, fmt.Errorf("trigger %s: %w", c.id, failed[i]))
+			continue
+		}
+		if cur, ok := f.incidents[c.id]; ok && cur.DedupKey != c.inc.DedupKey {
+			f.log.Error("could not queue the resolve of an incident replaced at a new severity; resolve it in PagerDuty",
+				zap.String("alert", c.id), zap.String("key", cur.Key), zap.String("dedup_key", cur.DedupKey))
+		}
+		f.incidents[c.id] = c.inc
+		val, err := json.Marshal(c.inc)
 		if err == nil {
-			err = f.kv.Put(fallbackIncidentPrefix+id, val)
+			err = f.kv.Put(fallbackIncidentPrefix+c.id, val)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("record incident %s: %w", id, err))
+			errs = append(errs, fmt.Errorf("record incident %s: %w", c.id, err))
 		}
-		f.log.Info("paging PagerDuty directly", zap.String("alert", id), zap.String("key", inc.Key),
-			zap.String("dedup_key", inc.DedupKey))
-	}
-	for _, id := range cleared {
-		inc := f.incidents[id]
-		delete(f.incidents, id)
-		if err := f.kv.Delete(fallbackIncidentPrefix + id); err != nil {
-			errs = append(errs, fmt.Errorf("forget incident %s: %w", id, err))
-		}
-		f.log.Info("resolving PagerDuty incident: alert cleared", zap.String("alert", id),
-			zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
+		f.log.Info("paging PagerDuty directly", zap.String("alert", c.id), zap.String("key", c.inc.Key),
+			zap.String("severity", c.inc.Severity), zap.String("dedup_key", c.inc.DedupKey))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pagerduty fallback: %w", err)
@@ -258,22 +333,67 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 	return nil
 }
 
-// recoverLocked stops direct paging now that Grafana answers again.
+// enqueue queues the changes' events and returns, per change, why its event
+// was not queued (nil: queued). An event the outbox refuses as invalid does
+// not hold back the others; a failure to store fails them all.
+func (f *Fallback) enqueue(changes []change) []error {
+	failed := make([]error, len(changes))
+	msgs := make([]Message, len(changes))
+	for i, c := range changes {
+		msgs[i] = c.msg
+	}
+	err := f.out.Enqueue(msgs...)
+	if err == nil {
+		return failed
+	}
+	if !errors.Is(err, ErrInvalidMessage) {
+		for i := range failed {
+			failed[i] = err
+		}
+		return failed
+	}
+	for i := range msgs {
+		failed[i] = f.out.Enqueue(msgs[i])
+	}
+	return failed
+}
+
+// recoverLocked stops direct paging now that Grafana answers again. A
+// resolve the outbox refuses as invalid can never be sent: its incident is
+// logged and forgotten rather than keep Fallback active for ever.
 func (f *Fallback) recoverLocked() error {
 	resolve := f.cfg.ResolveOwn()
+	owned := len(f.incidents)
+	var errs []error
 	if resolve && len(f.incidents) > 0 {
-		msgs := make([]Message, 0, len(f.incidents))
+		changes := make([]change, 0, len(f.incidents))
 		for _, id := range sortedKeys(f.incidents) {
 			inc := f.incidents[id]
-			msgs = append(msgs, Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)})
+			changes = append(changes, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)}})
 		}
-		if err := f.out.Enqueue(msgs...); err != nil {
-			return fmt.Errorf("pagerduty fallback: resolve on recovery: %w", err)
+		failed := f.enqueue(changes)
+		for i, c := range changes {
+			switch {
+			case failed[i] == nil:
+			case errors.Is(failed[i], ErrInvalidMessage):
+				f.log.Error("cannot resolve a direct page; resolve it in PagerDuty", zap.String("alert", c.id),
+					zap.String("key", c.inc.Key), zap.String("dedup_key", c.inc.DedupKey), zap.Error(failed[i]))
+			default:
+				errs = append(errs, fmt.Errorf("resolve %s: %w", c.id, failed[i]))
+				continue
+			}
+			delete(f.incidents, c.id)
+			if err := f.kv.Delete(fallbackIncidentPrefix + c.id); err != nil {
+				errs = append(errs, fmt.Errorf("forget incident %s: %w", c.id, err))
+			}
+		}
+		if len(f.incidents) > 0 {
+			// Stay active: the next Update queues the rest.
+			return fmt.Errorf("pagerduty fallback: resolve on recovery: %w", errors.Join(errs...))
 		}
 	}
 	f.log.Info("Grafana reachable again: direct paging stopped",
-		zap.Int("incidents", len(f.incidents)), zap.Bool("resolved", resolve))
-	var errs []error
+		zap.Int("incidents", owned), zap.Bool("resolved", resolve))
 	for id := range f.incidents {
 		delete(f.incidents, id)
 		if err := f.kv.Delete(fallbackIncidentPrefix + id); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
@@ -55,12 +56,25 @@ func (e *fallbackEnv) restart() {
 	e.start()
 }
 
+// update runs Fallback.Update with Grafana unreachable since since, or
+// answering when since is zero.
 func (e *fallbackEnv) update(now, since time.Time, alerts ...health.Alert) {
 	e.t.Helper()
-	if err := e.fb.Update(now, since, alerts); err != nil {
+	e.updateWith(now, grafanaSince(since), alerts...)
+}
+
+func (e *fallbackEnv) updateWith(now time.Time, grafana GrafanaStatus, alerts ...health.Alert) {
+	e.t.Helper()
+	if err := e.fb.Update(now, grafana, alerts); err != nil {
 		e.t.Fatalf("Update: %v", err)
 	}
 	waitFor(e.t, "delivery", func() bool { return e.ob.Depth() == 0 })
+}
+
+// grafanaSince is a Grafana that has answered since start and is
+// unreachable since since (zero: reachable).
+func grafanaSince(since time.Time) GrafanaStatus {
+	return GrafanaStatus{Answered: true, UnreachableSince: since}
 }
 
 func (e *fallbackEnv) activeGauge() float64 {
@@ -122,13 +136,13 @@ func TestFallbackPagesThePageSetWhileGrafanaIsDown(t *testing.T) {
 		{"Grafana just went down", down, down, all, false, nil},
 		{"down for less than fallback_after", down.Add(3*time.Minute - time.Second), down, all, false, nil},
 		{"down for fallback_after: the page set is paged", down.Add(3 * time.Minute), down, all, true,
-			[]string{"default:host/eu/web-1", "default:region/eu/dns", "storage:host/eu/nas-1"}},
+			[]string{"default:host/eu/web-1/critical", "default:region/eu/dns/warning", "storage:host/eu/nas-1/error"}},
 		{"nothing changed: nothing new", down.Add(4 * time.Minute), down, all, true,
-			[]string{"default:host/eu/web-1", "default:region/eu/dns", "storage:host/eu/nas-1"}},
+			[]string{"default:host/eu/web-1/critical", "default:region/eu/dns/warning", "storage:host/eu/nas-1/error"}},
 		{"web-1 cleared: resolved", down.Add(5 * time.Minute), down, []health.Alert{nas1, dnsWarn, ntpInfo, suppressed}, true,
-			[]string{"default:region/eu/dns", "storage:host/eu/nas-1"}},
+			[]string{"default:region/eu/dns/warning", "storage:host/eu/nas-1/error"}},
 		{"web-1 back: paged again", down.Add(6 * time.Minute), down, all, true,
-			[]string{"default:host/eu/web-1", "default:region/eu/dns", "storage:host/eu/nas-1"}},
+			[]string{"default:host/eu/web-1/critical", "default:region/eu/dns/warning", "storage:host/eu/nas-1/error"}},
 		{"Grafana back: own incidents resolved", down.Add(7 * time.Minute), time.Time{}, all, false, nil},
 		{"Grafana up: nothing paged", down.Add(8 * time.Minute), time.Time{}, all, false, nil},
 	}
@@ -149,7 +163,7 @@ func TestFallbackPagesThePageSetWhileGrafanaIsDown(t *testing.T) {
 	// alert already paged.
 	for _, inc := range env.pd.Incidents() {
 		want := 1
-		if strings.HasSuffix(inc.DedupKey, "web-1") {
+		if strings.HasSuffix(inc.DedupKey, "web-1/critical") {
 			want = 2 // cleared and came back
 		}
 		if inc.Opened != want || inc.Triggers != want {
@@ -177,7 +191,7 @@ func TestFallbackWarningNoneDoesNotPageWarnings(t *testing.T) {
 	env := newFallbackEnv(t, FallbackOptions{})
 	env.cfg.Warning = "none"
 	env.update(t0.Add(time.Hour), t0, web1, dnsWarn)
-	assertOpen(t, env, "default:host/eu/web-1")
+	assertOpen(t, env, "default:host/eu/web-1/critical")
 }
 
 func TestFallbackLeavesIncidentsWhenResolveOnRecoveryIsOff(t *testing.T) {
@@ -186,7 +200,7 @@ func TestFallbackLeavesIncidentsWhenResolveOnRecoveryIsOff(t *testing.T) {
 	env.cfg.ResolveOnRecovery = &off
 	env.update(t0.Add(time.Hour), t0, web1, nas1)
 	env.update(t0.Add(2*time.Hour), time.Time{}, web1, nas1)
-	assertOpen(t, env, "default:host/eu/web-1", "storage:host/eu/nas-1")
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
 	if env.fb.Active() || len(env.fb.Open()) != 0 {
 		t.Errorf("after recovery: active %v, still tracking %v", env.fb.Active(), env.fb.Open())
 	}
@@ -201,7 +215,7 @@ func TestFallbackLeavesIncidentsWhenResolveOnRecoveryIsOff(t *testing.T) {
 func TestFallbackRestartNeitherRetriggersNorForgets(t *testing.T) {
 	env := newFallbackEnv(t, FallbackOptions{})
 	env.update(t0.Add(time.Hour), t0, web1, nas1)
-	assertOpen(t, env, "default:host/eu/web-1", "storage:host/eu/nas-1")
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
 	sent := len(env.pd.Events())
 
 	env.restart()
@@ -220,7 +234,7 @@ func TestFallbackRestartNeitherRetriggersNorForgets(t *testing.T) {
 	}
 	// web-1 clears: its incident, opened before the restart, is resolved.
 	env.update(restarted.Add(time.Minute), restarted, nas1)
-	assertOpen(t, env, "storage:host/eu/nas-1")
+	assertOpen(t, env, "storage:host/eu/nas-1/error")
 	// Grafana answers: the rest is resolved.
 	env.update(restarted.Add(2*time.Minute), time.Time{}, nas1)
 	assertOpen(t, env)
@@ -237,7 +251,7 @@ func TestFallbackDirectMode(t *testing.T) {
 		t.Fatalf("direct mode not active")
 	}
 	env.update(t0, time.Time{}, web1, ntpInfo)
-	assertOpen(t, env, "default:host/eu/web-1")
+	assertOpen(t, env, "default:host/eu/web-1/critical")
 	env.update(t0.Add(time.Minute), time.Time{})
 	assertOpen(t, env)
 	if !env.fb.Active() {
@@ -270,14 +284,14 @@ func TestFallbackRetriesWhenTheOutboxFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts := []health.Alert{web1}
-	if err := fb.Update(t0.Add(time.Hour), t0, alerts); err == nil || !strings.Contains(err.Error(), "disk full") {
+	if err := fb.Update(t0.Add(time.Hour), grafanaSince(t0), alerts); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Update error = %v", err)
 	}
 	if len(fb.Open()) != 0 {
 		t.Errorf("incident recorded though nothing was queued: %v", fb.Open())
 	}
 	out.failing = false
-	if err := fb.Update(t0.Add(time.Hour+time.Second), t0, alerts); err != nil {
+	if err := fb.Update(t0.Add(time.Hour+time.Second), grafanaSince(t0), alerts); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.got) != 1 || out.got[0].Event.Action != ActionTrigger || out.got[0].Key != "default" {
@@ -286,14 +300,14 @@ func TestFallbackRetriesWhenTheOutboxFails(t *testing.T) {
 	// Recovery fails to queue the resolves: Fallback stays active and
 	// keeps the incident so the next Update resolves it.
 	out.failing = true
-	if err := fb.Update(t0.Add(2*time.Hour), time.Time{}, alerts); err == nil {
+	if err := fb.Update(t0.Add(2*time.Hour), grafanaSince(time.Time{}), alerts); err == nil {
 		t.Fatal("recovery with a failing outbox succeeded")
 	}
 	if !fb.Active() || len(fb.Open()) != 1 {
 		t.Errorf("state lost on a failed recovery: active %v, open %v", fb.Active(), fb.Open())
 	}
 	out.failing = false
-	if err := fb.Update(t0.Add(2*time.Hour+time.Second), time.Time{}, alerts); err != nil {
+	if err := fb.Update(t0.Add(2*time.Hour+time.Second), grafanaSince(time.Time{}), alerts); err != nil {
 		t.Fatal(err)
 	}
 	if last := out.got[len(out.got)-1]; last.Event.Action != ActionResolve || last.Event.DedupKey != DedupKey(&web1) {
@@ -318,5 +332,206 @@ func TestFallbackDropsUnreadableState(t *testing.T) {
 	_ = kv.Scan(func(string, []byte) bool { n++; return true })
 	if n != 0 {
 		t.Errorf("unreadable record kept")
+	}
+}
+
+// A restart while Grafana is black-holed: the first reconcile has neither
+// succeeded nor timed out yet, so Grafana is neither answering nor known to
+// be unreachable. The persisted paging state must stand.
+func TestFallbackRestartBeforeGrafanaAnswers(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1, nas1)
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
+
+	env.restart()
+	restarted := t0.Add(2 * time.Hour)
+	silent := GrafanaStatus{} // no answer yet, no failure yet
+	env.updateWith(restarted, silent, web1, nas1)
+	env.updateWith(restarted.Add(5*time.Second), silent, web1, nas1)
+	if !env.fb.Active() {
+		t.Fatalf("fallback stopped before Grafana answered")
+	}
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
+	// Still paging: what changes meanwhile is paged and resolved.
+	env.updateWith(restarted.Add(10*time.Second), silent, nas1, dnsWarn)
+	assertOpen(t, env, "default:region/eu/dns/warning", "storage:host/eu/nas-1/error")
+
+	// The first reconcile times out: still the same outage.
+	env.updateWith(restarted.Add(15*time.Second), GrafanaStatus{UnreachableSince: restarted.Add(10 * time.Second)}, nas1, dnsWarn)
+	assertOpen(t, env, "default:region/eu/dns/warning", "storage:host/eu/nas-1/error")
+	// Grafana answers: fallback ends and resolves its incidents.
+	env.updateWith(restarted.Add(time.Minute), GrafanaStatus{Answered: true}, nas1, dnsWarn)
+	assertOpen(t, env)
+	if env.fb.Active() {
+		t.Errorf("still active after Grafana answered")
+	}
+}
+
+// Not paging before the restart and no word from Grafana yet: nothing is
+// paged until Grafana is known to be unreachable for fallback_after.
+func TestFallbackSilentGrafanaDoesNotStartPaging(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.updateWith(t0.Add(time.Hour), GrafanaStatus{}, web1)
+	if env.fb.Active() || len(env.pd.Events()) != 0 {
+		t.Fatalf("paged with no news from Grafana: active %v, %d events", env.fb.Active(), len(env.pd.Events()))
+	}
+}
+
+func TestFallbackForgetsIncidentsOfRemovedKeys(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1, nas1)
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
+
+	// The storage key leaves the configuration: its incident cannot be
+	// resolved by healthrouter any more.
+	delete(env.cfg.RoutingKeys, "storage")
+	delete(env.cfg.Keys, "storage")
+	env.cfg.Routes = nil
+	env.restart()
+	if got := env.fb.Open(); !reflect.DeepEqual(got, []string{"host/eu/web-1"}) {
+		t.Errorf("restored incidents = %v, want only web-1's", got)
+	}
+	forgotten := env.logs.FilterMessage("forgetting a direct page whose routing key is no longer configured; resolve it in PagerDuty").All()
+	if len(forgotten) != 1 || forgotten[0].ContextMap()["key"] != "storage" || forgotten[0].ContextMap()["alert"] != "host/eu/nas-1" {
+		t.Errorf("forgotten incident not logged by key name and alert: %v", forgotten)
+	}
+	// Everything clears: web-1 is resolved, nothing is held back.
+	env.update(t0.Add(2*time.Hour), t0)
+	assertOpen(t, env, "storage:host/eu/nas-1/error")
+	if len(env.fb.Open()) != 0 {
+		t.Errorf("still tracking %v", env.fb.Open())
+	}
+	env.restart()
+	if len(env.fb.Open()) != 0 {
+		t.Errorf("forgotten incident came back after a restart: %v", env.fb.Open())
+	}
+	assertLogsClean(t, env.logs)
+}
+
+// A message the outbox refuses (here: a route to a key whose variable is
+// unset) must not hold back the rest of the batch.
+func TestFallbackOneBadMessageDoesNotBlockTheOthers(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1)
+	env.stop()
+	env.cfg.RoutingKeys["unset"] = "HEALTHROUTER_PD_UNSET"
+	env.cfg.Routes = append([]config.Route{{Match: map[string]string{"host": "db-9"}, Key: "unset"}}, env.cfg.Routes...)
+	env.restart()
+
+	db9 := hostAlert("eu", "db-9", health.SeverityCritical)
+	err := env.fb.Update(t0.Add(2*time.Hour), grafanaSince(t0), []health.Alert{db9, nas1})
+	if err == nil || !strings.Contains(err.Error(), "HEALTHROUTER_PD_UNSET is not set") || !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("Update error = %v, want the unset key named", err)
+	}
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+	// web-1 cleared and nas-1 fired in the same batch as the refused page.
+	assertOpen(t, env, "storage:host/eu/nas-1/error")
+	if got := env.fb.Open(); !reflect.DeepEqual(got, []string{"host/eu/nas-1"}) {
+		t.Errorf("tracked incidents = %v", got)
+	}
+}
+
+func TestFallbackWaitsForThePendingPeriod(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{Pending: config.Pending{
+		Host: config.Duration(2 * time.Minute), Region: config.Duration(time.Minute)}})
+	down := grafanaSince(t0)
+	now := t0.Add(time.Hour) // fallback active from the first update
+
+	blip := hostAlert("eu", "web-2", health.SeverityCritical)
+	blip.Since = now
+	region := dnsWarn
+	region.Since = now
+	steps := []struct {
+		name   string
+		at     time.Duration
+		alerts []health.Alert
+		open   []string
+	}{
+		{"fresh host and region alerts wait", 0, []health.Alert{blip, region}, nil},
+		{"the host fails a few seconds, then the region alert suppresses it", 20 * time.Second,
+			[]health.Alert{func() health.Alert { a := blip; a.Suppressed = health.SuppressedByRegion; return a }(), region}, nil},
+		{"region alert past its minute", time.Minute, []health.Alert{region}, []string{"default:region/eu/dns/warning"}},
+		{"host alert back, firing since now+90s", 90 * time.Second,
+			[]health.Alert{func() health.Alert { a := blip; a.Since = now.Add(90 * time.Second); return a }(), region},
+			[]string{"default:region/eu/dns/warning"}},
+		{"still short of two minutes", 3*time.Minute + 29*time.Second,
+			[]health.Alert{func() health.Alert { a := blip; a.Since = now.Add(90 * time.Second); return a }(), region},
+			[]string{"default:region/eu/dns/warning"}},
+		{"two minutes: paged", 3*time.Minute + 30*time.Second,
+			[]health.Alert{func() health.Alert { a := blip; a.Since = now.Add(90 * time.Second); return a }(), region},
+			[]string{"default:host/eu/web-2/critical", "default:region/eu/dns/warning"}},
+		{"both clear: resolved at once", 4 * time.Minute, nil, nil},
+	}
+	for _, s := range steps {
+		env.update(now.Add(s.at), down.UnreachableSince, s.alerts...)
+		if got := env.open(); !reflect.DeepEqual(got, s.open) {
+			t.Errorf("%s: open = %v, want %v", s.name, got, s.open)
+		}
+	}
+	if inc, _ := env.pd.Incident(keyDefault, DedupKey(&blip)); inc.Opened != 1 {
+		t.Errorf("web-2 opened %d times, want once (after its pending period)", inc.Opened)
+	}
+}
+
+func TestFallbackSeverityChangeIsANewIncident(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	warn := dnsWarn
+	crit := dnsWarn
+	crit.Severity = health.SeverityCritical
+	now := t0.Add(time.Hour)
+
+	env.update(now, t0, warn)
+	assertOpen(t, env, "default:region/eu/dns/warning")
+	// Escalation: a new incident at high urgency, the warning resolved.
+	env.update(now.Add(time.Minute), t0, crit)
+	assertOpen(t, env, "default:region/eu/dns/critical")
+	if inc, _ := env.pd.Incident(keyDefault, DedupKey(&warn)); inc.Open || inc.Resolves != 1 {
+		t.Errorf("warning incident %+v: want resolved", inc)
+	}
+	if inc, _ := env.pd.Incident(keyDefault, DedupKey(&crit)); inc.Last == nil || inc.Last.Severity != "critical" || inc.Opened != 1 {
+		t.Errorf("critical incident %+v", inc)
+	}
+	// Steady: nothing more.
+	sent := len(env.pd.Events())
+	env.update(now.Add(2*time.Minute), t0, crit)
+	if got := len(env.pd.Events()); got != sent {
+		t.Errorf("%d events for an unchanged alert", got-sent)
+	}
+	// A route on severity sends the new incident through another key; the
+	// old one is resolved through its own.
+	env.cfg.Routes = append(env.cfg.Routes, config.Route{Match: map[string]string{"severity": "error"}, Key: "storage"})
+	errAlert := dnsWarn
+	errAlert.Severity = health.SeverityError
+	env.update(now.Add(3*time.Minute), t0, errAlert)
+	assertOpen(t, env, "storage:region/eu/dns/error")
+	// The restart keeps the severity: no re-page.
+	env.restart()
+	sent = len(env.pd.Events())
+	env.update(now.Add(4*time.Minute), t0, errAlert)
+	if got := len(env.pd.Events()); got != sent {
+		t.Errorf("%d events after a restart for an unchanged alert", got-sent)
+	}
+}
+
+// Records written before severities were tracked stand for any severity:
+// an upgrade does not page every open alert again.
+func TestFallbackAdoptsRecordsWithoutSeverity(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1)
+	env.stop()
+	legacy := `{"dedup_key":"healthrouter/host/eu/web-1","key":"default","opened":"2025-06-01T13:00:00Z"}`
+	if err := env.store.kv("pagerduty_fallback").Put("incident/host/eu/web-1", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	env.restart()
+	sent := len(env.pd.Events())
+	env.update(t0.Add(2*time.Hour), t0, web1)
+	if got := len(env.pd.Events()); got != sent {
+		t.Fatalf("%d events for an alert with a legacy record", got-sent)
+	}
+	// It clears: the resolve uses the recorded dedup key.
+	env.update(t0.Add(3*time.Hour), t0)
+	if ev := env.pd.Events()[len(env.pd.Events())-1]; ev.Action != ActionResolve || ev.DedupKey != "healthrouter/host/eu/web-1" {
+		t.Errorf("last event %+v, want the resolve of the legacy dedup key", ev)
 	}
 }

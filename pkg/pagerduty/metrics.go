@@ -17,9 +17,10 @@ const (
 )
 
 type outboxMetrics struct {
-	depth    prometheus.Gauge
-	events   *prometheus.CounterVec
-	duration prometheus.Histogram
+	depth      prometheus.Gauge
+	events     *prometheus.CounterVec
+	rejections *prometheus.CounterVec
+	duration   prometheus.Histogram
 }
 
 func newOutboxMetrics(reg prometheus.Registerer) (*outboxMetrics, error) {
@@ -32,6 +33,10 @@ func newOutboxMetrics(reg prometheus.Registerer) (*outboxMetrics, error) {
 			Name: "healthrouter_pagerduty_events_total",
 			Help: "PagerDuty Events API outcomes by event action and result (sent, retried, rate_limited, rejected, merged).",
 		}, []string{"action", "result"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthrouter_pagerduty_rejections_total",
+			Help: "Events PagerDuty refused (400/413) and that were dropped, by routing key name and cause (routing_key, too_large, invalid, unknown).",
+		}, []string{"key", "cause"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "healthrouter_pagerduty_send_duration_seconds",
 			Help:    "Time taken by one Events API request, whatever its outcome.",
@@ -39,7 +44,7 @@ func newOutboxMetrics(reg prometheus.Registerer) (*outboxMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.depth, m.events, m.duration} {
+		for _, c := range []prometheus.Collector{m.depth, m.events, m.rejections, m.duration} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register pagerduty outbox metrics: %w", err)
 			}

@@ -84,9 +84,13 @@ type OutboxOptions struct {
 //   - Retrying: 429, 5xx, other non-2xx answers that say nothing about the
 //     event itself, and network errors are retried with exponential backoff
 //     and jitter, never dropped. A 400 (or 413) says the event can never be
-//     accepted: it is logged without the key, counted and dropped.
-//   - Merging: a resolve enqueued while its trigger is still queued and no
-//     incident is open for that dedup_key makes both moot: neither is sent.
+//     accepted: it is logged with PagerDuty's reason (never the key),
+//     counted by cause and dropped. A key PagerDuty refuses outright is
+//     reported by KeyErrors until an event through it is accepted.
+//   - Merging: a resolve enqueued while its trigger is still queued, never
+//     sent, and no incident is open for that dedup_key makes both moot:
+//     neither is sent. A trigger that was sent once, whatever came back
+//     (a timeout included), always gets its resolve.
 //     The outbox knows which incidents are open because it records, in a KV
 //     bucket, every dedup_key whose trigger PagerDuty accepted and whose
 //     resolve it has not.
@@ -116,14 +120,20 @@ type lane struct {
 
 	// Guarded by Outbox.mu.
 	entries  []*entry
-	inFlight bool // entries[0] is being sent
-	attempts int  // consecutive failed attempts of the head
+	attempts int // consecutive failed attempts of the head
 	retryAt  time.Time
+	// keyError is why PagerDuty last refused this lane's routing key
+	// itself, until it accepts an event through it again.
+	keyError string
 }
 
 type entry struct {
 	id  uint64
 	rec record
+	// attempted: the event was sent at least once (or may have been, before
+	// a restart). PagerDuty may have acted on it whatever the answer was, a
+	// timeout included, so it is never merged away.
+	attempted bool
 }
 
 // record is an event as the queue stores it: the key's name, never the key.
@@ -154,12 +164,9 @@ func NewOutbox(cfg *config.PagerDuty, q Queue, open KV, opts OutboxOptions) (*Ou
 	if rate <= 0 {
 		rate = 120
 	}
-	client := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(cfg.EventsURL))
-	client.HTTPClient = &http.Client{Timeout: cfg.Timeout.D()}
-
 	o := &Outbox{
 		cfg:      cfg,
-		client:   client,
+		client:   newEventsClient(cfg),
 		queue:    q,
 		open:     open,
 		clock:    opts.Clock,
@@ -219,11 +226,33 @@ func (o *Outbox) load() error {
 			return fmt.Errorf("pagerduty outbox: delete dropped events: %w", err)
 		}
 	}
+	for _, l := range o.lanes {
+		if len(l.entries) > 0 {
+			// Only a lane's head is ever sent: it may have reached
+			// PagerDuty before the restart.
+			l.entries[0].attempted = true
+		}
+	}
 	o.m.depth.Set(float64(o.depth))
 	if o.depth > 0 {
 		o.log.Info("queued PagerDuty events from the previous run will be delivered", zap.Int("events", o.depth))
 	}
 	return nil
+}
+
+// KeyErrors names the routing keys PagerDuty refused (an unknown key, a
+// malformed one) with its reason, by key name; a key leaves the list once
+// PagerDuty accepts an event through it. Empty when all is well.
+func (o *Outbox) KeyErrors() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]string{}
+	for name, l := range o.lanes {
+		if l.keyError != "" {
+			out[name] = l.keyError
+		}
+	}
+	return out
 }
 
 // Depth is the number of events queued and not yet confirmed.
@@ -233,11 +262,17 @@ func (o *Outbox) Depth() int {
 	return o.depth
 }
 
+// ErrInvalidMessage is what Enqueue's error wraps when a message can never be
+// sent (its routing key is not configured, the event is malformed or too
+// large), as opposed to a failure to store it.
+var ErrInvalidMessage = errors.New("invalid event")
+
 // Enqueue queues events for delivery. When it returns nil every message is
 // on disk or was merged away with the trigger it made moot. On error none of
 // msgs was queued, though queued triggers that a resolve in msgs made moot
 // may be gone; enqueueing that resolve again is harmless. Every event needs
 // a dedup_key (healthrouter always sets one: resolves and merges work on it).
+// A message that can never be sent fails the call with ErrInvalidMessage.
 func (o *Outbox) Enqueue(msgs ...Message) error {
 	for i := range msgs {
 		if err := o.validate(&msgs[i]); err != nil {
@@ -302,25 +337,34 @@ func (o *Outbox) Enqueue(msgs ...Message) error {
 func (o *Outbox) validate(msg *Message) error {
 	if _, ok := o.lanes[msg.Key]; !ok {
 		if _, named := o.cfg.RoutingKeys[msg.Key]; named {
-			return fmt.Errorf("routing key %q: %s is not set", msg.Key, o.cfg.RoutingKeys[msg.Key])
+			return fmt.Errorf("%w: routing key %q: %s is not set", ErrInvalidMessage, msg.Key, o.cfg.RoutingKeys[msg.Key])
 		}
-		return fmt.Errorf("routing key %q is not configured", msg.Key)
+		return fmt.Errorf("%w: routing key %q is not configured", ErrInvalidMessage, msg.Key)
 	}
 	ev := &msg.Event
 	if ev.RoutingKey != "" {
-		return errors.New("event carries a routing key: name it in Message.Key instead")
+		return fmt.Errorf("%w: event carries a routing key: name it in Message.Key instead", ErrInvalidMessage)
 	}
 	switch ev.Action {
 	case ActionTrigger:
 		if ev.Payload == nil {
-			return errors.New("trigger without payload")
+			return fmt.Errorf("%w: trigger without payload", ErrInvalidMessage)
+		}
+		if sizeBound(ev) > MaxEventBytes { // encode only what may be too large
+			size, err := eventSize(ev)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+			}
+			if size > MaxEventBytes {
+				return fmt.Errorf("%w: %d bytes, over PagerDuty's limit of %d", ErrInvalidMessage, size, MaxEventBytes)
+			}
 		}
 	case ActionResolve, ActionAcknowledge:
 	default:
-		return fmt.Errorf("unknown event action %q", ev.Action)
+		return fmt.Errorf("%w: unknown event action %q", ErrInvalidMessage, ev.Action)
 	}
 	if ev.DedupKey == "" || len(ev.DedupKey) > MaxDedupKeyLen {
-		return fmt.Errorf("dedup_key must be 1 to %d characters", MaxDedupKeyLen)
+		return fmt.Errorf("%w: dedup_key must be 1 to %d characters", ErrInvalidMessage, MaxDedupKeyLen)
 	}
 	return nil
 }
@@ -338,8 +382,10 @@ type mergePlan struct {
 // planLocked finds the moot trigger/resolve pairs. A resolve merges with
 // queued triggers of the same dedup_key when they are the only events
 // queued for it (so the state before them is the delivered state) and none
-// of them is being sent. The triggers are then superseded; the resolve is
-// moot too unless PagerDuty has an incident open for the key.
+// of them was ever sent: a trigger that was sent, even one whose answer
+// never came, may have opened an incident only its resolve closes. The
+// triggers are then superseded; the resolve is moot too unless PagerDuty has
+// an incident open for the key.
 func (o *Outbox) planLocked(msgs []Message) mergePlan {
 	var p mergePlan
 	for _, msg := range msgs {
@@ -352,11 +398,11 @@ func (o *Outbox) planLocked(msgs []Message) mergePlan {
 
 		var queued []uint64
 		mergeable := true
-		for i, e := range l.entries {
+		for _, e := range l.entries {
 			if e.rec.Event.DedupKey != dk || p.removed(l.name, e.id) {
 				continue
 			}
-			if (i == 0 && l.inFlight) || e.rec.Event.Action != ActionTrigger {
+			if e.attempted || e.rec.Event.Action != ActionTrigger {
 				mergeable = false
 				break
 			}
@@ -498,7 +544,7 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 			continue
 		}
 		e := l.entries[0]
-		l.inFlight = true
+		e.attempted = true
 		o.mu.Unlock()
 
 		result, err := o.send(ctx, l, e)
@@ -506,9 +552,6 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 		if err != nil && ctx.Err() != nil {
 			// Shutting down mid-request: the event stays queued for the
 			// next run rather than counting as a failure.
-			o.mu.Lock()
-			l.inFlight = false
-			o.mu.Unlock()
 			return
 		}
 		o.settle(l, e, result, err)
@@ -575,9 +618,25 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 		fields = append(fields, zap.String("error", o.scrub(l, sendErr)))
 	}
 	o.m.events.WithLabelValues(ev.Action, result).Inc()
+	var refusal *EventError
+	keyRefused := false
+	if result == ResultRejected {
+		cause := rejectionCause(sendErr)
+		o.m.rejections.WithLabelValues(l.name, cause).Inc()
+		fields = append(fields, zap.String("cause", cause))
+		if errors.As(sendErr, &refusal) {
+			fields = append(fields, zap.String("reason", o.scrubText(l, refusal.Reason())))
+			keyRefused = refusal.KeyRejected()
+		}
+	}
 
 	o.mu.Lock()
-	l.inFlight = false
+	switch {
+	case result == ResultSent:
+		l.keyError = ""
+	case keyRefused:
+		l.keyError = o.scrubText(l, refusal.Reason())
+	}
 	if result == ResultRetried || result == ResultRateLimited {
 		l.attempts++
 		delay := backoff(l.attempts)
@@ -631,11 +690,47 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 // scrub renders an error for the log, with the routing key masked should an
 // error ever quote it.
 func (o *Outbox) scrub(l *lane, err error) string {
-	s := err.Error()
+	return o.scrubText(l, err.Error())
+}
+
+func (o *Outbox) scrubText(l *lane, s string) string {
 	if k := l.routingKey.Reveal(); k != "" {
 		s = strings.ReplaceAll(s, k, l.routingKey.String())
 	}
 	return s
+}
+
+// Causes of a rejection, the `cause` label of
+// healthrouter_pagerduty_rejections_total.
+const (
+	CauseRoutingKey = "routing_key" // PagerDuty refused the key itself
+	CauseTooLarge   = "too_large"   // over 512 KB
+	CauseInvalid    = "invalid"     // the event, as PagerDuty's errors[] says
+	CauseUnknown    = "unknown"     // no Events API error body to tell
+)
+
+// rejectionCause classifies a 400/413 answer for the metrics.
+func rejectionCause(err error) string {
+	var refusal *EventError
+	if errors.As(err, &refusal) {
+		if refusal.KeyRejected() {
+			return CauseRoutingKey
+		}
+		if refusal.StatusCode == http.StatusRequestEntityTooLarge {
+			return CauseTooLarge
+		}
+		for _, e := range refusal.Errors {
+			if strings.Contains(strings.ToLower(e), "larger than") {
+				return CauseTooLarge
+			}
+		}
+		return CauseInvalid
+	}
+	var apiErr pagerduty.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusRequestEntityTooLarge {
+		return CauseTooLarge
+	}
+	return CauseUnknown
 }
 
 // backoff is the wait before retry number attempt (1-based): exponential,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -574,6 +575,8 @@ func TestClassify(t *testing.T) {
 		{pagerduty.APIError{StatusCode: 404}, ResultRetried}, // a proxy or URL problem: fixable, keep the event
 		{pagerduty.APIError{StatusCode: 401}, ResultRetried},
 		{fmt.Errorf("wrapped: %w", pagerduty.APIError{StatusCode: 400}), ResultRejected},
+		{&EventError{StatusCode: 400, Errors: []string{"Invalid routing key"}, err: pagerduty.APIError{StatusCode: 400}}, ResultRejected},
+		{&EventError{StatusCode: 429, Status: "throttle event", err: pagerduty.APIError{StatusCode: 429}}, ResultRateLimited},
 		{errors.New("error calling the API endpoint: connection refused"), ResultRetried},
 		{context.DeadlineExceeded, ResultRetried},
 	}
@@ -581,6 +584,65 @@ func TestClassify(t *testing.T) {
 		if got := classify(tt.err); got != tt.want {
 			t.Errorf("classify(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestRejectionCause(t *testing.T) {
+	refused := func(status int, errs ...string) error {
+		return &EventError{StatusCode: status, Message: "Event object is invalid", Errors: errs, err: pagerduty.APIError{StatusCode: status}}
+	}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{refused(400, "Invalid routing key"), CauseRoutingKey},
+		{refused(400, "Length of 'routing_key' is incorrect (should be 32 characters)"), CauseRoutingKey},
+		{refused(400, "'payload.source' is missing or blank"), CauseInvalid},
+		{refused(400, "Request body is larger than 512 KB"), CauseTooLarge},
+		{refused(413), CauseTooLarge},
+		{pagerduty.APIError{StatusCode: 413}, CauseTooLarge},
+		{pagerduty.APIError{StatusCode: 400}, CauseUnknown},
+	}
+	for _, tt := range tests {
+		if got := rejectionCause(tt.err); got != tt.want {
+			t.Errorf("rejectionCause(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestEventsClientErrors(t *testing.T) {
+	pd := newFakePD(t)
+	cfg := testConfig(pd.URL())
+	c := newEventsClient(cfg)
+	send := func(ev pagerduty.V2Event) error {
+		_, err := c.ManageEventWithContext(context.Background(), &ev)
+		return err
+	}
+	ev := Event(&web1, "")
+	ev.RoutingKey = keyDefault
+	if err := send(ev); err != nil {
+		t.Fatalf("good event: %v", err)
+	}
+
+	// PagerDuty's own answer: its reason, and the status code underneath.
+	bad := ev
+	bad.Payload = &pagerduty.V2Payload{Summary: "s", Severity: "critical"}
+	err := send(bad)
+	var refusal *EventError
+	var apiErr pagerduty.APIError
+	if !errors.As(err, &refusal) || !errors.As(err, &apiErr) || apiErr.StatusCode != 400 {
+		t.Fatalf("err = %#v, want an EventError over a 400 APIError", err)
+	}
+	if want := "PagerDuty answered 400: Event object is invalid: 'payload.source' is missing or blank"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+
+	// A bare error page (a load balancer's 503): nothing to read, still a
+	// go-pagerduty error that classify retries.
+	pd.FailNext(1, http.StatusServiceUnavailable)
+	err = send(ev)
+	if errors.As(err, &refusal) || classify(err) != ResultRetried {
+		t.Errorf("503 page: err = %v, classify %q", err, classify(err))
 	}
 }
 
@@ -614,5 +676,152 @@ func BenchmarkOutboxEnqueue(b *testing.B) {
 		if err := ob.Enqueue(msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A trigger whose send timed out may have opened an incident: a resolve
+// enqueued while it waits to be retried must be sent, not merged away.
+func TestOutboxNeverMergesAnAttemptedTrigger(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.cfg.Timeout = config.Duration(200 * time.Millisecond)
+	env.build()
+	env.run()
+	pd.SetDelay(time.Second)
+	a := hostAlert("eu", "slow", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "the timed-out trigger to wait for its retry", func() bool {
+		return eventsTotal(t, env.reg, ActionTrigger, ResultRetried) == 1
+	})
+	pd.SetDelay(0)
+	env.enqueue(resolve("default", a))
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+	var got []string
+	for _, ev := range pd.Events() {
+		got = append(got, ev.Action)
+	}
+	if strings.Join(got, ",") != "trigger,resolve" {
+		t.Errorf("PagerDuty got %v, want the retried trigger and its resolve", got)
+	}
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged) + eventsTotal(t, env.reg, ActionResolve, ResultMerged); n != 0 {
+		t.Errorf("%v events merged away", n)
+	}
+}
+
+// After a restart the head of a lane may have reached PagerDuty just before
+// the process stopped: it counts as attempted. Later entries were never sent
+// and still merge.
+func TestOutboxRestartedHeadIsNotMerged(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	head := hostAlert("eu", "head", health.SeverityCritical)
+	second := hostAlert("eu", "second", health.SeverityCritical)
+	env.enqueue(trigger("default", head), trigger("default", second))
+	env.build() // restart: the queue is reloaded
+	env.enqueue(resolve("default", head), resolve("default", second))
+	env.run()
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+	var got []string
+	for _, ev := range pd.Events() {
+		got = append(got, ev.Action+" "+strings.TrimPrefix(ev.DedupKey, "healthrouter/host/eu/"))
+	}
+	if want := "trigger head/critical,resolve head/critical"; strings.Join(got, ",") != want {
+		t.Errorf("PagerDuty got %v, want %s", got, want)
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultMerged); got != 1 {
+		t.Errorf("merged triggers = %v, want second's", got)
+	}
+}
+
+func TestOutboxReportsWhyPagerDutyRefused(t *testing.T) {
+	const ghostKey = "GhostKeyUnknownToPagerDuty000003"
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.cfg.RoutingKeys["ghost"] = "HEALTHROUTER_PD_GHOST"
+	env.cfg.Keys["ghost"] = ghostKey
+	env.build()
+	env.run()
+
+	bad := trigger("default", hostAlert("eu", "bad", health.SeverityCritical))
+	bad.Event.Payload.Severity = "fatal"
+	env.enqueue(bad, trigger("ghost", hostAlert("eu", "ghost", health.SeverityError)))
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+	reasons := map[string]string{}
+	for _, e := range env.logs.FilterMessage("PagerDuty rejected event; dropped").All() {
+		m := e.ContextMap()
+		reasons[fmt.Sprint(m["key"])] = fmt.Sprint(m["reason"]) + " | " + fmt.Sprint(m["cause"])
+	}
+	want := map[string]string{
+		"default": "Event object is invalid: 'payload.severity' is invalid (must be one of: critical, error, warning, info) | invalid",
+		"ghost":   "Event object is invalid: Invalid routing key | routing_key",
+	}
+	if !reflect.DeepEqual(reasons, want) {
+		t.Errorf("logged reasons = %v\nwant %v", reasons, want)
+	}
+	if got := metricValue(t, env.reg, "healthrouter_pagerduty_rejections_total", map[string]string{"key": "ghost", "cause": CauseRoutingKey}); got != 1 {
+		t.Errorf("routing_key rejections of ghost = %v, want 1", got)
+	}
+	if got := metricValue(t, env.reg, "healthrouter_pagerduty_rejections_total", map[string]string{"key": "default", "cause": CauseInvalid}); got != 1 {
+		t.Errorf("invalid rejections of default = %v, want 1", got)
+	}
+	if got := env.ob.KeyErrors(); !reflect.DeepEqual(got, map[string]string{"ghost": "Event object is invalid: Invalid routing key"}) {
+		t.Errorf("KeyErrors = %v, want only ghost's", got)
+	}
+
+	// The integration is created in PagerDuty: the next event goes through
+	// and the key error clears.
+	pd.AddRoutingKeys(ghostKey)
+	env.enqueue(trigger("ghost", hostAlert("eu", "ghost-2", health.SeverityError)))
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+	if got := env.ob.KeyErrors(); len(got) != 0 {
+		t.Errorf("KeyErrors after an accepted event = %v", got)
+	}
+	for _, e := range env.logs.All() {
+		if strings.Contains(e.Message+fmt.Sprint(e.ContextMap()), ghostKey) {
+			t.Errorf("log leaks a key: %s %v", e.Message, e.ContextMap())
+		}
+	}
+	assertLogsClean(t, env.logs)
+	assertMetricsClean(t, env.reg)
+}
+
+func TestOutboxRefusesOversizedEvents(t *testing.T) {
+	env := newOutboxEnv(t, newFakePD(t), SystemClock{})
+	env.build()
+	msg := trigger("default", hostAlert("eu", "big", health.SeverityCritical))
+	msg.Event.Payload.Details = map[string]any{"blob": strings.Repeat("x", MaxEventBytes)}
+	err := env.ob.Enqueue(msg)
+	if !errors.Is(err, ErrInvalidMessage) || !strings.Contains(err.Error(), "over PagerDuty's limit") {
+		t.Fatalf("Enqueue = %v, want an invalid-message error about the size", err)
+	}
+	if env.ob.Depth() != 0 {
+		t.Errorf("oversized event queued")
+	}
+}
+
+// An alert failing thousands of checks with long names still pages: Event
+// keeps the body within PagerDuty's limit and the fake accepts it.
+func TestOutboxDeliversAHostFailingEverything(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	env.build()
+	env.run()
+	a := hostAlert("eu", "everything", health.SeverityCritical)
+	a.Checks = nil
+	for i := range 5000 {
+		a.Checks = append(a.Checks, fmt.Sprintf("check-%04d-%s", i, strings.Repeat("n", 20000)))
+	}
+	env.enqueue(trigger("default", a))
+	waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+	inc, ok := pd.Incident(keyDefault, DedupKey(&a))
+	if !ok || !inc.Open {
+		t.Fatalf("not paged: %+v (statuses %v)", inc, pd.Statuses())
+	}
+	if inc.Last.Details["checks_omitted"] != "5000 checks: names too long for one PagerDuty event" {
+		t.Errorf("details %v", inc.Last.Details["checks_omitted"])
 	}
 }

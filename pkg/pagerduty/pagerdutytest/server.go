@@ -115,6 +115,16 @@ func (s *Server) URL() string { return s.srv.URL }
 // Close shuts the server down.
 func (s *Server) Close() { s.srv.Close() }
 
+// AddRoutingKeys makes the Events API accept these integration keys from
+// now on, as when an operator adds the integration in PagerDuty.
+func (s *Server) AddRoutingKeys(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.routingKeys[k] = true
+	}
+}
+
 // FailNext makes the next n Events API requests answer status (a 5xx, or
 // 429) without ingesting the event.
 func (s *Server) FailNext(n, status int) {
