@@ -72,7 +72,11 @@ type provisioning struct {
 	regions    []grafana.Region
 }
 
-func newProvisioning(ctx context.Context, name string, args []string, stderr io.Writer) (*provisioning, error) {
+// newProvisioning parses a provisioning command's flags and config. Every
+// command needs the Grafana token; only one that writes contact points
+// (needKeys) needs the PagerDuty routing keys: plan names in its output
+// the ones that are not set.
+func newProvisioning(ctx context.Context, name string, args []string, stderr io.Writer, needKeys bool) (*provisioning, error) {
 	fs := newFlagSet(name, stderr)
 	var cf configFlags
 	var rf regionFlags
@@ -88,8 +92,13 @@ func newProvisioning(ctx context.Context, name string, args []string, stderr io.
 	if cfg.Grafana == nil {
 		return nil, errors.New("the config has no grafana section: nothing to provision")
 	}
-	if ps := cfg.MissingSecrets(); len(ps) > 0 {
-		return nil, fmt.Errorf("secrets missing from the environment:\n%w", ps)
+	switch {
+	case needKeys:
+		if ps := cfg.MissingSecrets(); len(ps) > 0 {
+			return nil, fmt.Errorf("secrets missing from the environment:\n%w", ps)
+		}
+	case cfg.Grafana.Token == "":
+		return nil, fmt.Errorf("%s is not set: %s reads Grafana's provisioning API", config.EnvGrafanaToken, name)
 	}
 	regions, err := rf.load(ctx)
 	if err != nil {
@@ -109,7 +118,7 @@ func newProvisioning(ctx context.Context, name string, args []string, stderr io.
 func plan(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
-	p, err := newProvisioning(ctx, "plan", args, stderr)
+	p, err := newProvisioning(ctx, "plan", args, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -127,7 +136,7 @@ func plan(args []string, stdout, stderr io.Writer) error {
 func apply(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
-	p, err := newProvisioning(ctx, "apply", args, stderr)
+	p, err := newProvisioning(ctx, "apply", args, stderr, true)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,16 @@ func newGrafanaAPI(g *config.Grafana, httpClient *http.Client, secrets []string,
 	}, nil
 }
 
+// keepProvenanceKey marks a write that must leave out X-Disable-Provenance:
+// the object already has a provenance, Grafana refuses to clear it, and a
+// write asking to would fail on every reconcile.
+type keepProvenanceKey struct{}
+
+// keepingProvenance returns ctx for writes that keep the stored provenance.
+func keepingProvenance(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepProvenanceKey{}, true)
+}
+
 // headerTransport adds the headers every request needs.
 type headerTransport struct {
 	next              http.RoundTripper
@@ -112,7 +122,8 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("X-Grafana-Org-Id", t.orgID)
 	req.Header.Set("User-Agent", "healthrouter")
-	if t.disableProvenance && req.Method != http.MethodGet && req.Method != http.MethodHead {
+	keep, _ := req.Context().Value(keepProvenanceKey{}).(bool)
+	if t.disableProvenance && !keep && req.Method != http.MethodGet && req.Method != http.MethodHead {
 		req.Header.Set(headerDisableProvenance, "true")
 	}
 	return t.next.RoundTrip(req)

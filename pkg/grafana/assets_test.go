@@ -2,11 +2,25 @@ package grafana
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/pagerduty"
+	"github.com/healthrouter/healthrouter/pkg/server"
+	"github.com/healthrouter/healthrouter/pkg/store"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
 )
 
 // TestDashboard checks grafana/dashboards/healthrouter.json: it parses,
@@ -30,7 +44,10 @@ func TestDashboard(t *testing.T) {
 			GridPos struct{ H, W, X, Y int } `json:"gridPos"`
 		} `json:"panels"`
 		Templating struct {
-			List []struct{ Name string } `json:"list"`
+			List []struct {
+				Name    string
+				Current struct{ Value string } `json:"current"`
+			} `json:"list"`
 		} `json:"templating"`
 	}
 	if err := json.Unmarshal(raw, &dash); err != nil {
@@ -59,6 +76,14 @@ func TestDashboard(t *testing.T) {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
+	registered := registeredMetrics(t)
+	for _, e := range exprs {
+		for _, name := range metricNameRE.FindAllString(e, -1) {
+			if !registered[name] && !registered[strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")] {
+				t.Errorf("the dashboard queries %s, which healthrouter does not export", name)
+			}
+		}
+	}
 	all := strings.Join(exprs, "\n")
 	for _, m := range []string{
 		"healthrouter_ingest_events_total", "healthrouter_ingest_rejected_total", "healthrouter_http_request_duration_seconds_bucket",
@@ -74,10 +99,125 @@ func TestDashboard(t *testing.T) {
 	for _, v := range dash.Templating.List {
 		vars[v.Name] = true
 	}
-	if !vars["datasource"] || !vars["region"] {
-		t.Errorf("variables %v, want datasource and region", vars)
+	if !vars["datasource"] || !vars["region"] || !vars["paging"] {
+		t.Errorf("variables %v, want datasource, region and paging", vars)
+	}
+	// The page set is shown beside the alert set: the paging severities'
+	// share, with the default matching what the rules select.
+	pageSet := false
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Expr, `healthrouter_alert{`) && strings.Contains(tg.Expr, `severity=~"$paging"`) {
+				pageSet = true
+			}
+		}
+	}
+	if !pageSet {
+		t.Error("no panel shows the page set (healthrouter_alert of the paging severities)")
+	}
+	for _, v := range dash.Templating.List {
+		if v.Name == "paging" && v.Current.Value != strings.Join(pagingSeverities(&config.PagerDuty{}), "|") {
+			t.Errorf("paging severities default to %q, the rules page on %v", v.Current.Value, pagingSeverities(&config.PagerDuty{}))
+		}
 	}
 }
+
+// metricNameRE finds healthrouter metric names in a query.
+var metricNameRE = regexp.MustCompile(`\bhealthrouter_[a-zA-Z0-9_]*[a-zA-Z0-9]`)
+
+// registeredMetrics builds the metrics healthrouter's packages register, the
+// way serve wires them, and returns their names.
+func registeredMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(baseConfig, "http://127.0.0.1:1", "", "")), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	rec := &descRecorder{names: map[string]bool{}}
+
+	st, err := store.Open(cfg.DataDir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tr, err := tracker.Open(cfg, st, zap.NewNop(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.MustRegister(tr.Metrics())
+	if _, err := New(cfg, nil, rec); err != nil {
+		t.Fatal(err)
+	}
+	queue, err := st.Queue("outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := st.KV("open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pagerduty.NewOutbox(cfg.PagerDuty, queue, open, pagerduty.OutboxOptions{Registerer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := st.KV("fallback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pagerduty.NewFallback(cfg.PagerDuty, out, fb, pagerduty.FallbackOptions{Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The server takes a registry: serve a request so that its vectors
+	// have a child to gather.
+	reg := prometheus.NewRegistry()
+	dec, err := ingest.NewDecoder(cfg.Ingest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Config: cfg, Decoder: dec, Logger: zap.NewNop(), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		rec.names[mf.GetName()] = true
+	}
+	if !rec.names["healthrouter_alert"] || !rec.names["healthrouter_http_request_duration_seconds"] {
+		t.Fatalf("registered metrics %v lack the basics", rec.names)
+	}
+	return rec.names
+}
+
+// descRecorder is a Registerer that keeps the names of what is registered
+// with it, vectors without children included (a Gather would skip them).
+type descRecorder struct{ names map[string]bool }
+
+var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (r *descRecorder) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		if m := fqNameRE.FindStringSubmatch(d.String()); m != nil {
+			r.names[m[1]] = true
+		}
+	}
+	return nil
+}
+
+func (r *descRecorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = r.Register(c)
+	}
+}
+
+func (r *descRecorder) Unregister(prometheus.Collector) bool { return false }
 
 // TestProvisioningExamplesParse checks the hand-written provisioning files.
 func TestProvisioningExamplesParse(t *testing.T) {

@@ -52,6 +52,13 @@ func diffRule(want, have *models.ProvisionedAlertRule) []string {
 	if s(want.ExecErrState) != s(have.ExecErrState) {
 		d = append(d, fmt.Sprintf("execErrState %s -> %s", s(have.ExecErrState), s(want.ExecErrState)))
 	}
+	if want.MissingSeriesEvalsToResolve != have.MissingSeriesEvalsToResolve {
+		d = append(d, fmt.Sprintf("missingSeriesEvalsToResolve %s -> %s",
+			evalsToResolve(have.MissingSeriesEvalsToResolve), evalsToResolve(want.MissingSeriesEvalsToResolve)))
+	}
+	if wo, ho := want.OrgID, have.OrgID; wo != nil && ho != nil && *wo != *ho {
+		d = append(d, fmt.Sprintf("orgID %d -> %d", *ho, *wo))
+	}
 	if want.IsPaused != have.IsPaused {
 		d = append(d, fmt.Sprintf("isPaused %t -> %t", have.IsPaused, want.IsPaused))
 	}
@@ -71,6 +78,15 @@ func diffRule(want, have *models.ProvisionedAlertRule) []string {
 		}
 	}
 	return d
+}
+
+// evalsToResolve renders missingSeriesEvalsToResolve; 0 leaves it to
+// Grafana's default.
+func evalsToResolve(n int64) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func s(p *string) string {
@@ -326,6 +342,9 @@ func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
 	if want.DisableResolveMessage != have.DisableResolveMessage {
 		d = append(d, fmt.Sprintf("disableResolveMessage %t -> %t", have.DisableResolveMessage, want.DisableResolveMessage))
 	}
+	if want.Provenance != have.Provenance && !provenanceLocked(want.Provenance, have.Provenance) {
+		d = append(d, fmt.Sprintf("provenance %q -> %q", have.Provenance, want.Provenance))
+	}
 	ws, hs := settingsMap(want.Settings), settingsMap(have.Settings)
 	for _, m := range []map[string]any{ws, hs} {
 		delete(m, "integrationKey")
@@ -342,6 +361,12 @@ func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
 	}
 	return d
 }
+
+// provenanceLocked reports whether Grafana refuses to change an object's
+// provenance from have to want. Its API never clears a provenance ("cannot
+// change provenance from 'api' to ”"), so a write asking to fails every
+// time; such objects are written keeping the provenance they have.
+func provenanceLocked[W, H ~string](want W, have H) bool { return want == "" && have != "" }
 
 // settingsMap turns contact-point settings into plain JSON values.
 func settingsMap(v any) map[string]any {

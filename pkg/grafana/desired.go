@@ -211,22 +211,22 @@ func (b *builder) alertRule(group, region, level string, rr ruleRoute) *models.P
 	for l, v := range rr.match {
 		labels[l] = v
 	}
-	var title string
+	var about string
 	var pending time.Duration
 	var ann map[string]string
 	if level == levelHost {
-		title = group + ": host failing checks"
+		about = ": host failing checks"
 		pending = b.g.Pending.Host.D()
 		ann = b.hostAnnotations()
 	} else {
-		title = group + ": check failing region-wide"
+		about = ": check failing region-wide"
 		pending = b.g.Pending.Region.D()
 		ann = b.regionAnnotations()
 	}
 	if rr.index >= 0 {
-		title += " [" + describeMatch(rr.match) + "]"
+		about += " [" + describeMatch(rr.match) + "]"
 	}
-	r := b.rule(makeUID(UIDPrefix+kind+"-", region), group, truncateUTF8(title, maxTitleLength),
+	r := b.rule(makeUID(UIDPrefix+kind+"-", region), group, ruleTitle(group, about),
 		b.alertExpr(level, region, rr), "gt", 0, pending)
 	r.Labels = labels
 	r.Annotations = ann
@@ -346,7 +346,7 @@ func (b *builder) pipelineGroup() *desiredGroup {
 		ManagedByLabel: ManagedByValue, "level": levelPipeline, "check": "watchdog", "severity": "critical",
 	}
 	limit := b.g.WatchdogNoEvents.D()
-	r := b.rule(UIDPrefix+"watchdog", PipelineGroup, "healthrouter pipeline silent",
+	r := b.rule(watchdogUID(b.g.FolderUID), PipelineGroup, "healthrouter pipeline silent",
 		"time() - max("+metricLastEvent+")", "gt", limit.Seconds(), b.g.Pending.Host.D())
 	r.Labels = labels
 	r.Annotations = map[string]string{
@@ -480,11 +480,14 @@ func (b *builder) contactPoint(key string) *desiredContactPoint {
 			`{{ else }}{{ or .CommonLabels.check .CommonLabels.alertname }}{{ end }}`,
 		"component": `{{ if eq .CommonLabels.level "host" }}{{ or .CommonLabels.host .CommonLabels.region }}` +
 			`{{ else }}{{ or .CommonLabels.region "healthrouter" }}{{ end }}`,
-		"group":      `{{ or .CommonLabels.region "healthrouter" }}`,
-		"summary":    `{{ if .CommonAnnotations.summary }}{{ .CommonAnnotations.summary }}{{ else }}{{ template "default.title" . }}{{ end }}`,
-		"source":     "healthrouter",
-		"client":     "healthrouter",
-		"client_url": b.externalURL,
+		"group":   `{{ or .CommonLabels.region "healthrouter" }}`,
+		"summary": `{{ if .CommonAnnotations.summary }}{{ .CommonAnnotations.summary }}{{ else }}{{ template "default.title" . }}{{ end }}`,
+		"source":  "healthrouter",
+		"client":  "healthrouter",
+		// The link of the alert itself, not of one instance: instances
+		// sharding regions share the contact points, and a setting naming
+		// one of them would have them rewrite it in turn forever.
+		"client_url": `{{ or .CommonAnnotations.explain_url .CommonAnnotations.status_url .ExternalURL }}`,
 		"details": map[string]any{
 			"level":   "{{ .CommonLabels.level }}",
 			"region":  "{{ .CommonLabels.region }}",
@@ -498,10 +501,11 @@ func (b *builder) contactPoint(key string) *desiredContactPoint {
 		settings["url"] = u + "/v2/enqueue"
 	}
 	dc.cp = &models.EmbeddedContactPoint{
-		UID:      contactPointUID(key),
-		Name:     contactPointName(key),
-		Type:     ptr("pagerduty"),
-		Settings: settings,
+		UID:        contactPointUID(key),
+		Name:       contactPointName(key),
+		Type:       ptr("pagerduty"),
+		Settings:   settings,
+		Provenance: string(b.provenance),
 	}
 	return dc
 }

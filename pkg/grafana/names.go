@@ -85,6 +85,26 @@ func groupName(region string) string {
 	return clean + "-" + h
 }
 
+// ruleTitle is the title of a rule of group: the group's name, then what
+// tells the group's rules apart (suffix), within Grafana's 190 bytes. A name
+// too long for that is cut, never the suffix, and a hash of the whole name
+// keeps the titles of regions with a long common prefix apart: Grafana up to
+// 11.x refuses two rules with one title in a folder.
+func ruleTitle(group, suffix string) string {
+	if len(group)+len(suffix) <= maxTitleLength {
+		return group + suffix
+	}
+	h := shortHash(group)
+	room := maxTitleLength - len(suffix) - len(h) - 1
+	if room < len(h) {
+		// A suffix that leaves no room for the name: cut the whole and
+		// let the hash of the whole keep it apart.
+		whole := group + suffix
+		return truncateUTF8(whole, maxTitleLength-len(h)-1) + "-" + shortHash(whole)
+	}
+	return truncateUTF8(group, room) + "-" + h + suffix
+}
+
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
 func truncateUTF8(s string, n int) string {
 	if len(s) <= n {
@@ -97,6 +117,12 @@ func truncateUTF8(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// watchdogUID is the uid of the pipeline watchdog of the folder healthrouter
+// provisions. Rule uids are unique across Grafana's organisation, and each
+// instance sharding regions has a folder of its own: a fixed uid would have
+// them move one rule between their folders forever.
+func watchdogUID(folderUID string) string { return makeUID(UIDPrefix+"watchdog-", folderUID) }
 
 // contactPointName is the receiver name of a routing key.
 func contactPointName(key string) string { return ContactPointPrefix + key }

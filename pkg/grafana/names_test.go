@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestMakeUID(t *testing.T) {
@@ -95,4 +96,63 @@ func TestDurations(t *testing.T) {
 	if !sameDuration("5m", "5m0s") || sameDuration("5m", "6m") || sameDuration("", "5m") {
 		t.Error("sameDuration")
 	}
+}
+
+func TestRuleTitle(t *testing.T) {
+	long := strings.Repeat("r", 180)
+	suffixes := []string{": host failing checks", ": check failing region-wide",
+		": host failing checks [team=storage]", ": check failing region-wide [team=storage]"}
+	tests := []struct {
+		name   string
+		groups []string
+	}{
+		{"short names are kept whole", []string{"eu-west-1"}},
+		{"long names sharing a prefix", []string{long, long + "a", long + "b"}},
+		{"multi-byte names", []string{strings.Repeat("é", 95), strings.Repeat("é", 94) + "e"}},
+		{"at the limit", []string{strings.Repeat("x", maxTitleLength-len(suffixes[0]))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[string]string{}
+			for _, g := range tt.groups {
+				for _, suffix := range suffixes {
+					got := ruleTitle(g, suffix)
+					if len(got) > maxTitleLength || !utf8.ValidString(got) {
+						t.Errorf("ruleTitle(%d bytes, %q) = %d bytes, valid UTF-8 %t", len(g), suffix, len(got), utf8.ValidString(got))
+					}
+					if !strings.HasSuffix(got, suffix) {
+						t.Errorf("ruleTitle(%d bytes, %q) = %q lost its suffix", len(g), suffix, got)
+					}
+					if len(g)+len(suffix) <= maxTitleLength && got != g+suffix {
+						t.Errorf("ruleTitle(%q, %q) = %q, want them joined", g, suffix, got)
+					}
+					if other, dup := seen[got]; dup {
+						t.Errorf("%q and %q give one title %q", other, g+suffix, got)
+					}
+					seen[got] = g + suffix
+				}
+			}
+		})
+	}
+	// A suffix too long to leave room for the name still gives a valid,
+	// distinct title.
+	huge := " [" + strings.Repeat("team=x,", 40) + "]"
+	a, b := ruleTitle("eu", huge), ruleTitle("ap", huge)
+	if a == b || len(a) > maxTitleLength || len(b) > maxTitleLength {
+		t.Errorf("titles with a huge suffix: %q, %q", a, b)
+	}
+}
+
+// A region whose name leaves little room in a title is provisioned, and its
+// rules keep distinct titles (Grafana up to 11.x and the test Grafana refuse
+// duplicate titles in a folder).
+func TestLongRegionIsProvisioned(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	long := strings.Repeat("region-", 26) // 182 bytes
+	rs := regions(long, long+"x")
+	p := f.apply(t, rs)
+	if len(p.Changes) == 0 {
+		t.Fatal("nothing created")
+	}
+	f.assertNoWrites(t, rs)
 }

@@ -315,8 +315,12 @@ type snapshot struct {
 	policy        *models.Route
 }
 
+// isManagedRule reports whether a rule is healthrouter's: it carries the
+// managed_by label and a uid starting hr-. Both are needed: a copy made with
+// Grafana's "Duplicate" keeps the labels but gets a new uid, and is its
+// author's rule, not one to delete.
 func isManagedRule(r *models.ProvisionedAlertRule) bool {
-	return r != nil && r.Labels[ManagedByLabel] == ManagedByValue
+	return r != nil && r.Labels[ManagedByLabel] == ManagedByValue && strings.HasPrefix(r.UID, UIDPrefix)
 }
 
 func (r *Reconciler) read(ctx context.Context, d *desiredState) (*snapshot, error) {
@@ -438,6 +442,13 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 			p.Notes = append(p.Notes, fmt.Sprintf("contact point %s: $%s is not set, so its routing key cannot be checked; Grafana keeps the key it has",
 				dc.cp.Name, dc.envVar))
 		}
+		locked := provenanceLocked(dc.cp.Provenance, have.Provenance)
+		if locked {
+			p.Notes = append(p.Notes, fmt.Sprintf("contact point %s has provenance %q, which Grafana does not let the API clear "+
+				"(grafana.disable_provenance): it stays read-only in Grafana's UI and healthrouter keeps writing it with that provenance, "+
+				"so updates such as a key rotation still apply; to unlock it, delete it in Grafana once no rule or policy routes to it "+
+				"and let healthrouter re-create it", dc.cp.Name, have.Provenance))
+		}
 		if len(details) == 0 {
 			continue
 		}
@@ -451,6 +462,9 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 			change: Change{Kind: kindContactPoint, Action: actionUpdate, Name: dc.cp.Name, Details: details},
 			phase:  phaseContactPoints,
 			run: func(ctx context.Context, a *grafanaAPI) error {
+				if locked {
+					ctx = keepingProvenance(ctx)
+				}
 				return a.updateContactPoint(ctx, dc.withKey(key, fp))
 			},
 		})
@@ -464,10 +478,16 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 	sort.Slice(stale, func(i, j int) bool { return stale[i].UID < stale[j].UID })
 	for _, cp := range stale {
 		uid, name := cp.UID, cp.Name
+		locked := provenanceLocked(r.b.provenance, cp.Provenance)
 		p.add(op{
 			change: Change{Kind: kindContactPoint, Action: actionDelete, Name: name, Details: []string{"routing key no longer configured"}},
 			phase:  phaseContactPointCleanup,
-			run:    func(ctx context.Context, a *grafanaAPI) error { return a.deleteContactPoint(ctx, uid, name) },
+			run: func(ctx context.Context, a *grafanaAPI) error {
+				if locked {
+					ctx = keepingProvenance(ctx)
+				}
+				return a.deleteContactPoint(ctx, uid, name)
+			},
 		})
 	}
 }
@@ -491,15 +511,31 @@ func (dc *desiredContactPoint) withKey(key, fingerprint string) *models.Embedded
 func (r *Reconciler) diffPolicy(p *Plan, d *desiredState, snap *snapshot) {
 	managed := managedRoutes(snap.policy)
 	want := d.policyRoute
+	// Provenance belongs to the whole tree. It is healthrouter's concern
+	// only while the tree holds its route.
+	var held models.Provenance
+	if snap.policy != nil {
+		held = snap.policy.Provenance
+	}
+	provChanges := want != nil && held != r.b.provenance && !provenanceLocked(r.b.provenance, held)
+	if (want != nil || len(managed) > 0) && provenanceLocked(r.b.provenance, held) {
+		p.Notes = append(p.Notes, fmt.Sprintf("the notification policy tree has provenance %q, which Grafana does not let the API clear "+
+			"(grafana.disable_provenance): it stays read-only in Grafana's UI and healthrouter keeps writing its route with that provenance; "+
+			"to unlock it, export the tree, reset it (DELETE /api/v1/provisioning/policies), re-create the other routes, "+
+			"and let healthrouter add its own", held))
+	}
 	var change Change
 	phase := phasePolicy
 	switch {
 	case want != nil && len(managed) == 0:
 		change = Change{Kind: kindPolicy, Action: actionCreate, Name: "route managed_by=" + ManagedByValue,
 			Details: []string{"first child of the root policy, to " + want.Receiver + routeTargets(want)}}
-	case want != nil && (len(managed) > 1 || !sameRoute(managed[0], want)):
-		change = Change{Kind: kindPolicy, Action: actionUpdate, Name: "route managed_by=" + ManagedByValue,
-			Details: []string{"to " + want.Receiver + routeTargets(want)}}
+	case want != nil && (len(managed) > 1 || !sameRoute(managed[0], want) || provChanges):
+		details := []string{"to " + want.Receiver + routeTargets(want)}
+		if provChanges {
+			details = append(details, fmt.Sprintf("provenance %q -> %q (of the whole tree)", held, r.b.provenance))
+		}
+		change = Change{Kind: kindPolicy, Action: actionUpdate, Name: "route managed_by=" + ManagedByValue, Details: details}
 	case want == nil && len(managed) > 0:
 		change = Change{Kind: kindPolicy, Action: actionDelete, Name: "route managed_by=" + ManagedByValue,
 			Details: []string{"routing is by rule notification settings"}}
@@ -537,15 +573,39 @@ func (r *Reconciler) writePolicy(ctx context.Context, a *grafanaAPI, want *model
 		return err
 	}
 	next := withManagedRoute(tree, want)
-	if err := a.putPolicy(ctx, next, action); err != nil {
+	writeCtx := ctx
+	if provenanceLocked(r.b.provenance, tree.Provenance) {
+		writeCtx = keepingProvenance(ctx)
+	}
+	if err := a.putPolicy(writeCtx, next, action); err != nil {
 		return err
 	}
 	got, err := a.getPolicy(ctx)
 	if err != nil {
 		return fmt.Errorf("verify notification policies: %w", err)
 	}
-	if !sameRoute(withManagedRoute(got, want), next) || len(managedRoutes(got)) != len(managedRoutes(next)) {
-		return fmt.Errorf("verify notification policies: the tree read back differs from the one written (changed concurrently?)")
+	return verifyPolicy(got, next, want)
+}
+
+// verifyPolicy checks the tree read back after a write (got) against the one
+// written (next): healthrouter's route is exactly want (absent when want is
+// nil), and every other route is as written.
+func verifyPolicy(got, next, want *models.Route) error {
+	const prefix = "verify notification policies: "
+	ours := managedRoutes(got)
+	switch {
+	case want == nil && len(ours) > 0:
+		return errors.New(prefix + "healthrouter's route is still in the tree read back (changed concurrently?)")
+	case want != nil && len(ours) != 1:
+		return fmt.Errorf(prefix+"the tree read back holds %d routes matching %s=%s, want 1 (changed concurrently?)",
+			len(ours), ManagedByLabel, ManagedByValue)
+	case want != nil && !sameRoute(ours[0], want):
+		return errors.New(prefix + "healthrouter's route read back differs from the one written (changed concurrently?)")
+	}
+	// With healthrouter's route set to want in both, what differs is
+	// someone else's.
+	if !sameRoute(withManagedRoute(got, want), withManagedRoute(next, want)) {
+		return errors.New(prefix + "the other routes read back differ from the ones written (changed concurrently?)")
 	}
 	return nil
 }

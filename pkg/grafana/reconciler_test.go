@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/grafana/grafanatest"
+	"github.com/healthrouter/healthrouter/pkg/internal/fakeclock"
 )
 
 const folder = "healthrouter"
@@ -88,7 +90,7 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 			exprHas: []string{`max by (region, check, severity)`, `healthrouter_alert{level="region", region="eu-west-1"`},
 		},
 		{
-			uid: "hr-watchdog", receiver: "healthrouter-default",
+			uid: "hr-watchdog-healthrouter", receiver: "healthrouter-default",
 			labels: map[string]string{"managed_by": "healthrouter", "level": "pipeline", "check": "watchdog", "severity": "critical"},
 			noData: "Alerting", execErr: "Alerting", forDur: 2 * time.Minute,
 			exprHas: []string{`time() - max(healthrouter_last_event_timestamp_seconds)`}, threshold: 300,
@@ -162,7 +164,7 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 			t.Errorf("%s: fingerprint %v, want %s", uid, settings[keyFingerprintSetting], keyFingerprint(key))
 		}
 		if settings["group"] != `{{ or .CommonLabels.region "healthrouter" }}` || settings["client"] != "healthrouter" ||
-			settings["client_url"] != "https://healthrouter.example.com" {
+			settings["client_url"] != `{{ or .CommonAnnotations.explain_url .CommonAnnotations.status_url .ExternalURL }}` {
 			t.Errorf("%s: PagerDuty field mapping: %v", uid, settings)
 		}
 		if cp.Provenance != "api" {
@@ -258,9 +260,21 @@ func TestManagedDriftIsRestored(t *testing.T) {
 			},
 		},
 		{
+			name: "missing series evaluations edited",
+			drift: func(t *testing.T, srv *grafanatest.Server) {
+				editRule(t, srv, "hr-host-eu-west-1", func(r *models.ProvisionedAlertRule) { r.MissingSeriesEvalsToResolve = 10 })
+			},
+			change: "rule_group eu-west-1",
+			check: func(t *testing.T, srv *grafanatest.Server) {
+				if r, _ := srv.Rule("hr-host-eu-west-1"); r.MissingSeriesEvalsToResolve != 0 {
+					t.Errorf("missingSeriesEvalsToResolve %d not restored", r.MissingSeriesEvalsToResolve)
+				}
+			},
+		},
+		{
 			name: "pending period and label edited",
 			drift: func(t *testing.T, srv *grafanatest.Server) {
-				editRule(t, srv, "hr-watchdog", func(r *models.ProvisionedAlertRule) {
+				editRule(t, srv, "hr-watchdog-healthrouter", func(r *models.ProvisionedAlertRule) {
 					d := strfmt.Duration(time.Hour)
 					r.For = &d
 					delete(r.Labels, "severity")
@@ -268,7 +282,7 @@ func TestManagedDriftIsRestored(t *testing.T) {
 			},
 			change: "rule_group " + PipelineGroup,
 			check: func(t *testing.T, srv *grafanatest.Server) {
-				if r, _ := srv.Rule("hr-watchdog"); dur(r.For) != 2*time.Minute || r.Labels["severity"] != "critical" {
+				if r, _ := srv.Rule("hr-watchdog-healthrouter"); dur(r.For) != 2*time.Minute || r.Labels["severity"] != "critical" {
 					t.Errorf("for %s, labels %v not restored", dur(r.For), r.Labels)
 				}
 			},
@@ -773,30 +787,159 @@ func TestDisableProvenance(t *testing.T) {
 	f := newFixture(t, fixtureOpts{grafana: "disable_provenance: true\nrouting: policy"})
 	rs := regions("eu-west-1")
 	f.apply(t, rs)
-	for _, uid := range []string{"hr-host-eu-west-1", "hr-watchdog"} {
-		if r, _ := f.srv.Rule(uid); r.Provenance != "" {
-			t.Errorf("%s provenance %q, want none", uid, r.Provenance)
+	assertProvenance := func(t *testing.T, want string) {
+		t.Helper()
+		for _, uid := range []string{"hr-host-eu-west-1", "hr-watchdog-healthrouter"} {
+			if r, _ := f.srv.Rule(uid); string(r.Provenance) != want {
+				t.Errorf("rule %s provenance %q, want %q", uid, r.Provenance, want)
+			}
+		}
+		for _, uid := range []string{"hr-pd-default", "hr-pd-storage"} {
+			if cp, _, _ := f.srv.ContactPoint(uid); cp.Provenance != want {
+				t.Errorf("contact point %s provenance %q, want %q", uid, cp.Provenance, want)
+			}
+		}
+		if _, prov := f.srv.Policy(); prov != want {
+			t.Errorf("policy provenance %q, want %q", prov, want)
 		}
 	}
-	if cp, _, _ := f.srv.ContactPoint("hr-pd-default"); cp.Provenance != "" {
-		t.Errorf("contact point provenance %q", cp.Provenance)
-	}
-	if _, prov := f.srv.Policy(); prov != "" {
-		t.Errorf("policy provenance %q", prov)
-	}
+	assertProvenance(t, "")
 	f.assertNoWrites(t, rs)
 
-	// Turning provenance back on re-marks the rules (none -> api is allowed).
+	// Turning provenance back on re-marks everything (none -> api is
+	// allowed): rules, contact points and the policy tree.
 	f.cfg = loadConfig(t, f.srv.URL, "routing: policy", "", testEnv(f.srv))
 	f.r = f.newReconciler(t, fixtureOpts{})
 	p := f.apply(t, rs)
-	if !strings.Contains(p.String(), `provenance "" -> "api"`) {
-		t.Errorf("plan does not say why the groups change:\n%s", p)
+	for _, want := range []string{"~ rule group eu-west-1", "~ contact point healthrouter-default", "~ contact point healthrouter-storage", "~ policy route"} {
+		if !strings.Contains(p.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, p)
+		}
 	}
-	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "api" {
-		t.Errorf("provenance %q after re-enabling", r.Provenance)
+	if !strings.Contains(p.String(), `provenance "" -> "api"`) {
+		t.Errorf("plan does not say why things change:\n%s", p)
+	}
+	assertProvenance(t, "api")
+	f.assertNoWrites(t, rs)
+
+	// Turning it off again: Grafana refuses api -> none for contact points
+	// and the policy tree. No write is attempted for that alone; the plan
+	// says what to do. Rules (group writes may clear it) become editable.
+	f.cfg = loadConfig(t, f.srv.URL, "disable_provenance: true\nrouting: policy", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p = f.apply(t, rs)
+	for _, c := range p.Changes {
+		if c.Kind != kindRuleGroup {
+			t.Errorf("change to a %s Grafana would refuse: %+v", c.Kind, c)
+		}
+	}
+	for _, want := range []string{"contact point healthrouter-default has provenance \"api\"", "contact point healthrouter-storage has provenance \"api\"",
+		"the notification policy tree has provenance \"api\"", "DELETE /api/v1/provisioning/policies"} {
+		if !strings.Contains(p.String(), want) {
+			t.Errorf("plan lacks the note %q:\n%s", want, p)
+		}
+	}
+	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "" {
+		t.Errorf("rule provenance %q after disabling", r.Provenance)
 	}
 	f.assertNoWrites(t, rs)
+
+	// A key rotation still reaches the locked contact point, and a route
+	// change the locked tree: both are written keeping provenance api.
+	env := testEnv(f.srv)
+	const rotated = "00000000000000002222222222222222"
+	env["HR_PD_DEFAULT"] = rotated
+	f.cfg = loadConfig(t, f.srv.URL, "disable_provenance: true\nrouting: policy\ngroup_wait: 45s", "", env)
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p = f.apply(t, rs)
+	if len(p.Changes) != 2 {
+		t.Fatalf("plan:\n%s", p)
+	}
+	if _, key, _ := f.srv.ContactPoint("hr-pd-default"); key != rotated {
+		t.Error("rotated key not written to the locked contact point")
+	}
+	if tree, _ := f.srv.Policy(); tree.Routes[0].GroupWait != "45s" {
+		t.Errorf("route not updated: %+v", tree.Routes[0])
+	}
+	if cp, _, _ := f.srv.ContactPoint("hr-pd-default"); cp.Provenance != "api" {
+		t.Errorf("contact point provenance %q", cp.Provenance)
+	}
+	f.assertNoWrites(t, rs)
+}
+
+func TestDuplicateOfManagedRuleIsKept(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	// Grafana's "Duplicate": same labels (managed_by included), new uid.
+	dup, _ := f.srv.Rule("hr-host-eu-west-1")
+	dup.UID, dup.ID = "copy-of-host-rule", 0
+	dup.Title = ptr(s(dup.Title) + " (copy)")
+	if _, err := f.srv.Client().Provisioning.PostAlertRule(provisioning.NewPostAlertRuleParams().WithBody(dup)); err != nil {
+		t.Fatal(err)
+	}
+	if !isManagedRule(&models.ProvisionedAlertRule{UID: "hr-host-x", Labels: dup.Labels}) || isManagedRule(dup) {
+		t.Fatal("isManagedRule must need both the label and the uid prefix")
+	}
+	f.assertNoWrites(t, rs)
+	if _, ok := f.srv.Rule("copy-of-host-rule"); !ok {
+		t.Fatal("the duplicate was deleted")
+	}
+	// A change to the group keeps the duplicate along with it.
+	f.cfg = loadConfig(t, f.srv.URL, "group_wait: 45s", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	f.apply(t, rs)
+	if _, uids, _ := f.srv.Group(folder, "eu-west-1"); !slices.Contains(uids, "copy-of-host-rule") {
+		t.Fatalf("group after an update holds %q, lost the duplicate", uids)
+	}
+}
+
+func TestPolicyWriteIsVerified(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(tree *models.Route)
+		want   string
+	}{
+		{"our route changed", func(tree *models.Route) {
+			for _, r := range tree.Routes {
+				if isManagedRoute(r) {
+					r.Receiver = grafanatest.DefaultReceiver
+				}
+			}
+		}, "healthrouter's route read back differs"},
+		{"our route removed", func(tree *models.Route) {
+			var kept []*models.Route
+			for _, r := range tree.Routes {
+				if !isManagedRoute(r) {
+					kept = append(kept, r)
+				}
+			}
+			tree.Routes = kept
+		}, "holds 0 routes"},
+		{"someone else's route changed", func(tree *models.Route) {
+			tree.Routes = append(tree.Routes, &models.Route{Receiver: grafanatest.DefaultReceiver,
+				ObjectMatchers: models.ObjectMatchers{{"team", "=", "late"}}})
+		}, "other routes read back differ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{grafana: "routing: policy"})
+			f.srv.OnWrite(func(req grafanatest.Request) {
+				if req.Method == "PUT" && req.Path == "/api/v1/provisioning/policies" {
+					tree, _ := f.srv.Policy()
+					tt.change(tree)
+					f.srv.SetPolicy(tree)
+				}
+			})
+			_, err := f.r.Apply(context.Background(), regions("eu-west-1"))
+			if err == nil || !strings.Contains(err.Error(), "verify notification policies: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("apply error %v, want a failed verification saying %q", err, tt.want)
+			}
+			if st := f.r.Status(); st.ConsecutiveFailures != 1 || !strings.Contains(st.LastError, tt.want) {
+				t.Errorf("status %+v does not report the failed verification", st)
+			}
+		})
+	}
 }
 
 func TestRoutingKeys(t *testing.T) {
@@ -937,4 +1080,85 @@ func TestNewRejectsUnusableConfig(t *testing.T) {
 	if _, err := New(good, nil, reg); err == nil {
 		t.Error("a second registration on one registry succeeded")
 	}
+}
+
+// Two instances sharding regions (DESIGN §8), each with a folder of its own,
+// share one Grafana: each keeps to its folder, they agree on what they
+// share (contact points), and once both have applied neither writes again,
+// pruning on or not.
+func TestShardsShareOneGrafana(t *testing.T) {
+	srv := grafanatest.New()
+	defer srv.Close()
+	clk := fakeclock.New(t0)
+	shard := func(folderUID, externalURL string) *Reconciler {
+		cfg := loadConfig(t, srv.URL, "", "", testEnv(srv))
+		cfg.Grafana.FolderUID, cfg.Grafana.FolderTitle = folderUID, folderUID
+		cfg.Grafana.Prune, cfg.Grafana.PruneAfter = true, config.Duration(time.Hour)
+		cfg.ExternalURL = externalURL
+		r, err := New(cfg, nil, nil, WithClock(clk), WithHTTPClient(srv.HTTPClient()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := shard("healthrouter-eu", "https://hr-eu.example.com")
+	b := shard("healthrouter-us", "https://hr-us.example.com")
+	clk.Advance(2 * time.Hour) // past prune_after since both started
+	ra := []Region{{Name: "eu-west-1", LastSeen: clk.Now()}}
+	rb := []Region{{Name: "us-east-1", LastSeen: clk.Now()}}
+
+	for _, step := range []struct {
+		r  *Reconciler
+		rs []Region
+	}{{a, ra}, {b, rb}} {
+		if _, err := step.r.Apply(context.Background(), step.rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 2; round++ {
+		for name, step := range map[string]struct {
+			r  *Reconciler
+			rs []Region
+		}{"eu": {a, ra}, "us": {b, rb}} {
+			srv.ResetLog()
+			p, err := step.r.Apply(context.Background(), step.rs)
+			if err != nil || !p.Empty() || srv.Writes() != 0 {
+				t.Fatalf("round %d, shard %s: %v, %d writes:\n%s", round, name, err, srv.Writes(), p)
+			}
+		}
+	}
+	for folderUID, want := range map[string][]string{
+		"healthrouter-eu": {"eu-west-1", PipelineGroup},
+		"healthrouter-us": {PipelineGroup, "us-east-1"},
+	} {
+		if got := srv.GroupNames(folderUID); !reflect.DeepEqual(got, want) {
+			t.Errorf("folder %s holds groups %q, want %q", folderUID, got, want)
+		}
+		if _, ok := srv.Rule(watchdogUID(folderUID)); !ok {
+			t.Errorf("folder %s has no watchdog of its own", folderUID)
+		}
+	}
+}
+
+// An installation from before watchdog uids were per folder has its
+// watchdog under the old fixed uid: one group write replaces it.
+func TestWatchdogUIDMigrates(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	old, _ := f.srv.Rule(watchdogUID(folder))
+	old.UID = "hr-watchdog"
+	body := &models.AlertRuleGroup{Title: PipelineGroup, FolderUID: folder, Interval: 60, Rules: []*models.ProvisionedAlertRule{old}}
+	if _, err := f.srv.Client().Provisioning.PutAlertRuleGroup(provisioning.NewPutAlertRuleGroupParams().
+		WithFolderUID(folder).WithGroup(PipelineGroup).WithBody(body)); err != nil {
+		t.Fatal(err)
+	}
+	p := f.apply(t, rs)
+	if len(p.Changes) != 1 || !strings.Contains(p.String(), "- rule hr-watchdog ") {
+		t.Fatalf("plan:\n%s", p)
+	}
+	if _, uids, _ := f.srv.Group(folder, PipelineGroup); !reflect.DeepEqual(uids, []string{watchdogUID(folder)}) {
+		t.Fatalf("pipeline group holds %q", uids)
+	}
+	f.assertNoWrites(t, rs)
 }

@@ -71,9 +71,11 @@ func (r *Reconciler) Run(ctx context.Context, src RegionSource, newRegion <-chan
 				newRegion = nil // closed: no more signals, keep the timer
 				continue
 			}
-			// A new region should get its rules soon, but a signal does not
-			// cut a failure backoff short: Grafana is not ready for it.
-			if r.Status().ConsecutiveFailures == 0 {
+			// A new region should get its rules soon, even while a failure
+			// backs off: Grafana may be rejecting one region's group, and
+			// groups are written independently. Only a Grafana that does
+			// not answer keeps the backoff: it is not ready for anything.
+			if r.Status().UnreachableSince.IsZero() {
 				if t := r.clock.Now().Add(r.opts.debounce); t.Before(nextReconcile) {
 					nextReconcile = t
 				}

@@ -146,3 +146,45 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A Grafana that answers but rejects a write backs off like any failure, yet
+// a new region is reconciled after the debounce, not after the backoff: its
+// group is written on its own and may well be accepted.
+func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
+	const probe = 10 * time.Minute
+	f := newFixture(t, fixtureOpts{opts: []Option{
+		WithBackoff(time.Minute, time.Hour),
+		WithProbeInterval(probe),
+		WithDebounce(2 * time.Second),
+		withJitter(func(d time.Duration) time.Duration { return d }),
+	}})
+	f.srv.FailWrite(1, 400) // the folder create is rejected
+	src := &staticRegions{rs: regions("eu-west-1")}
+	newRegion := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.r.Run(ctx, src, newRegion)
+	}()
+	defer func() { cancel(); <-done }()
+
+	seq, d := f.clk.AwaitSleep(t, 0)
+	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() {
+		t.Fatalf("status after a rejected write %+v", st)
+	}
+	if d != time.Minute {
+		t.Fatalf("sleep after the failure %s, want the 1m backoff", d)
+	}
+	src.add(Region{Name: "ap-south-1", LastSeen: t0})
+	newRegion <- struct{}{}
+	seq, d = f.clk.AwaitSleep(t, seq)
+	if d != 2*time.Second {
+		t.Fatalf("sleep after a new region while Grafana rejects: %s, want the 2s debounce", d)
+	}
+	f.clk.Advance(d)
+	_, _ = f.clk.AwaitSleep(t, seq)
+	if _, _, ok := f.srv.Group(folder, "ap-south-1"); !ok || f.r.Status().ConsecutiveFailures != 0 {
+		t.Fatalf("new region not provisioned after the debounce: %+v", f.r.Status())
+	}
+}

@@ -58,6 +58,7 @@ type Server struct {
 	writes     int                   // writes received, for FailWrite and HangWrite
 	failWrites map[int]int           // write ordinal -> status
 	hangWrites map[int]time.Duration // write ordinal -> delay of the answer
+	onWrite    func(Request)
 }
 
 type groupKey struct{ folder, group string }
@@ -141,6 +142,25 @@ func (s *Server) HangWrite(n int, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hangWrites[s.writes+n] = d
+}
+
+// OnWrite sets a function called after each write has taken effect and
+// before its answer goes out: another writer acting between a client's
+// write and its read-back. The Request holds the write's status. Nil turns
+// it off. f runs without the server's lock, so it may call the server.
+func (s *Server) OnWrite(f func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onWrite = f
+}
+
+// SetPolicy replaces the notification policy tree as another writer would,
+// keeping its provenance. It does not validate the tree.
+func (s *Server) SetPolicy(tree *models.Route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policy = cloneRoute(tree)
+	clearProvenance(s.policy)
 }
 
 // SetDelay makes every request wait d before it is served; longer than a
@@ -340,7 +360,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}()
 
 		s.mu.Lock()
-		delay, failAll := s.delay, s.failAll
+		delay, failAll, onWrite := s.delay, s.failAll, s.onWrite
 		failWrite := 0
 		var hang time.Duration
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -379,10 +399,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if hang > 0 {
+		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if hang > 0 || (write && onWrite != nil) {
 			// Apply the write, hold the answer back.
 			buf := httptest.NewRecorder()
 			next.ServeHTTP(buf, r)
+			if write && onWrite != nil {
+				onWrite(Request{Method: r.Method, Path: r.URL.Path, Status: buf.Code})
+			}
 			t := time.NewTimer(hang)
 			select {
 			case <-t.C:

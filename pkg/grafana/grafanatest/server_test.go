@@ -457,3 +457,41 @@ func TestFaultsAndLog(t *testing.T) {
 		t.Error("ResetLog kept requests")
 	}
 }
+
+// TestOnWrite checks the concurrent-writer hook: it runs after the write
+// took effect and before the client has its answer, so what it changes is
+// what the client's read-back sees.
+func TestOnWrite(t *testing.T) {
+	s, c := setup(t)
+	var seen []Request
+	s.OnWrite(func(r Request) {
+		seen = append(seen, r)
+		tree, _ := s.Policy()
+		tree.GroupBy = []string{"late"}
+		s.SetPolicy(tree)
+	})
+	tree := &models.Route{Receiver: DefaultReceiver, GroupBy: []string{"alertname"}}
+	if _, err := c.Provisioning.PutPolicyTree(provisioning.NewPutPolicyTreeParams().WithBody(tree)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Provisioning.GetPolicyTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Payload.GroupBy) != 1 || got.Payload.GroupBy[0] != "late" {
+		t.Errorf("read-back %v, want the hook's change", got.Payload.GroupBy)
+	}
+	if len(seen) != 1 || seen[0].Method != "PUT" || seen[0].Path != "/api/v1/provisioning/policies" || seen[0].Status != 202 {
+		t.Errorf("hook saw %+v", seen)
+	}
+	if _, prov := s.Policy(); prov != ProvenanceAPI {
+		t.Errorf("SetPolicy changed the provenance to %q", prov)
+	}
+	s.OnWrite(nil)
+	if _, err := c.Provisioning.PutPolicyTree(provisioning.NewPutPolicyTreeParams().WithBody(tree)); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 {
+		t.Error("the hook ran after being turned off")
+	}
+}
