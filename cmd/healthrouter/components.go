@@ -139,11 +139,12 @@ func (c *components) runFallback(ctx context.Context, every time.Duration, tr *t
 }
 
 // fallbackView is what the fallback pager needs of the reconciler's status.
-// Grafana counts as having answered once a reconcile succeeded in this
-// process: before that, UnreachableSince is zero only because the first call
-// has not finished (or timed out) yet, which says nothing of Grafana.
+// Grafana counts as having answered once it answered anything in this
+// process, even a refusal: before that, UnreachableSince is zero only
+// because the first call has not finished (or timed out) yet, which says
+// nothing of Grafana.
 func fallbackView(st grafana.Status) pagerduty.GrafanaStatus {
-	return pagerduty.GrafanaStatus{Answered: !st.LastSuccess.IsZero(), UnreachableSince: st.UnreachableSince}
+	return pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince}
 }
 
 // status is the components' part of /readyz.

@@ -168,9 +168,9 @@ func (p *proc) getRaw(t *testing.T, path, token string) string {
 	return string(body)
 }
 
-// The fallback hears that Grafana answered only from a reconcile that
-// succeeded in this process: before the first one ends, a zero
-// UnreachableSince means "no news", not "reachable".
+// The fallback hears that Grafana answered only from an answer in this
+// process (a refusal counts: Grafana is up): before the first call ends, a
+// zero UnreachableSince means "no news", not "reachable".
 func TestFallbackViewOfGrafana(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -181,8 +181,10 @@ func TestFallbackViewOfGrafana(t *testing.T) {
 		{"just started, first call in flight", grafana.Status{LastAttempt: at}, pagerduty.GrafanaStatus{}},
 		{"first call timed out", grafana.Status{LastAttempt: at, UnreachableSince: at},
 			pagerduty.GrafanaStatus{UnreachableSince: at}},
-		{"reconciled", grafana.Status{LastSuccess: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true}},
-		{"reconciled, then unreachable", grafana.Status{LastSuccess: at, UnreachableSince: at.Add(time.Hour)},
+		{"reconciled", grafana.Status{LastSuccess: at, LastAnswer: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true}},
+		{"refused every write", grafana.Status{LastAttempt: at, LastAnswer: at, ConsecutiveFailures: 3},
+			pagerduty.GrafanaStatus{Answered: true}},
+		{"reconciled, then unreachable", grafana.Status{LastSuccess: at, LastAnswer: at, UnreachableSince: at.Add(time.Hour)},
 			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at.Add(time.Hour)}},
 	}
 	for _, tt := range tests {

@@ -57,7 +57,10 @@ type Status struct {
 	LastAttempt time.Time `json:"last_attempt"`
 	// UnreachableSince is when Grafana stopped answering (no response, or
 	// 5xx), zero while it answers. Direct PagerDuty paging keys off it.
-	UnreachableSince    time.Time `json:"unreachable_since"`
+	UnreachableSince time.Time `json:"unreachable_since"`
+	// LastAnswer is when Grafana last answered at all (any status but
+	// 5xx), even to refuse a write: it is up and can alert.
+	LastAnswer          time.Time `json:"last_answer"`
 	LastError           string    `json:"last_error,omitempty"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
 }
@@ -291,6 +294,7 @@ func (r *Reconciler) noteContact(err error) {
 	if err != nil && errors.Is(err, context.Canceled) {
 		return // our own shutdown says nothing about Grafana
 	}
+	r.status.LastAnswer = r.clock.Now()
 	if !r.status.UnreachableSince.IsZero() {
 		r.log.Info("grafana reachable again", zap.Duration("after", r.clock.Now().Sub(r.status.UnreachableSince)))
 	}

@@ -170,8 +170,8 @@ func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	seq, d := f.clk.AwaitSleep(t, 0)
-	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() {
-		t.Fatalf("status after a rejected write %+v", st)
+	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() || st.LastAnswer.IsZero() || !st.LastSuccess.IsZero() {
+		t.Fatalf("status after a rejected write %+v, want an answer and no success", st)
 	}
 	if d != time.Minute {
 		t.Fatalf("sleep after the failure %s, want the 1m backoff", d)
