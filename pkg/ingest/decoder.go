@@ -78,8 +78,14 @@ func (e *BodyError) Unwrap() error { return e.Err }
 // Request is one POST /v1/events as the server hands it over.
 type Request struct {
 	// Body is already limited by the server to max_body_bytes with
-	// http.MaxBytesReader; Decode enforces the limit too.
-	Body            io.Reader
+	// http.MaxBytesReader; Decode enforces the limit too. Decode reads it
+	// into a pooled buffer.
+	Body io.Reader
+	// BodyBytes, when not nil, is the whole body already read, and Body
+	// is ignored. Decode works on it in place, without copying, and the
+	// results of an uncompressed body point into it: the caller must not
+	// change or reuse it until Release.
+	BodyBytes       []byte
 	ContentEncoding string
 	// Received is the receiver's clock, used for results without a
 	// timestamp and for last-seen.
@@ -217,7 +223,7 @@ func (d *Decoder) Decode(req Request) (*Decoded, error) {
 	dec := d.decodedPool.Get().(*Decoded)
 	dec.released = false
 	dec.Batch.Received = req.Received
-	if err := dec.decode(req.Body, enc); err != nil {
+	if err := dec.decode(req, enc); err != nil {
 		dec.Release()
 		return nil, err
 	}
@@ -225,14 +231,19 @@ func (d *Decoder) Decode(req Request) (*Decoded, error) {
 }
 
 // decode reads, decompresses and decodes one body into dec.
-func (dec *Decoded) decode(body io.Reader, enc encoding) error {
+func (dec *Decoded) decode(req Request, enc encoding) error {
 	d := dec.d
-	var err error
-	dec.body, err = readBody(body, dec.body[:0], d.maxBody)
-	if err != nil {
-		return err
+	body := req.BodyBytes
+	if body == nil {
+		var err error
+		if dec.body, err = readBody(req.Body, dec.body[:0], d.maxBody); err != nil {
+			return err
+		}
+		body = dec.body
+	} else if int64(len(body)) > d.maxBody {
+		return fmt.Errorf("%w: more than max_body_bytes %d", ErrBodyTooLarge, d.maxBody)
 	}
-	data, err := d.codecs.decompress(enc, dec.body, &dec.data, d.maxDecoded)
+	data, err := d.codecs.decompress(enc, body, &dec.data, d.maxDecoded)
 	if err != nil {
 		return err
 	}

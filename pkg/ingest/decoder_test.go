@@ -1062,3 +1062,112 @@ func TestNewDecoderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeBodyBytesInPlace: a body handed over already read decodes as
+// the same body read from Body, without being copied, and is held to
+// max_body_bytes all the same.
+func TestDecodeBodyBytesInPlace(t *testing.T) {
+	d := newTestDecoder(t, func(c *config.Ingest) { c.MaxBodyBytes = 64 << 10 })
+	plain := vectorArray(pipelineEvents(t, 50))
+	received := time.Date(2026, 8, 21, 12, 0, 0, 0, time.UTC)
+	for _, enc := range []string{"", "gzip", "zstd", "snappy"} {
+		t.Run("encoding "+enc, func(t *testing.T) {
+			body := compress(t, enc, plain)
+			want := mustDecode(t, d, enc, body)
+			if len(want.Results) != 50 {
+				t.Fatalf("%d results from the reader", len(want.Results))
+			}
+			dec, err := d.Decode(Request{BodyBytes: body, Body: failingReader{errors.New("Body must not be read")},
+				ContentEncoding: enc, Received: received})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []res
+			for _, r := range dec.Batch.Results {
+				got = append(got, toRes(r))
+			}
+			diff(t, "results", got, want.Results)
+			if enc == "" {
+				// Uncompressed, the results are views into the caller's
+				// bytes: nothing was copied.
+				i := bytes.Index(body, []byte(want.Results[0].Host))
+				body[i] = '#'
+				if dec.Batch.Results[0].Host[0] != '#' {
+					t.Fatal("results do not point into BodyBytes: the body was copied")
+				}
+			}
+			dec.Release()
+		})
+	}
+	t.Run("too large", func(t *testing.T) {
+		big := bytes.Repeat([]byte(" "), 64<<10+1)
+		if _, err := d.Decode(Request{BodyBytes: big, Received: received}); !errors.Is(err, ErrBodyTooLarge) {
+			t.Fatalf("got %v, want ErrBodyTooLarge", err)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		var be *BodyError
+		if _, err := d.Decode(Request{BodyBytes: []byte{}, Received: received}); !errors.As(err, &be) || be.Reason != BodyEmpty {
+			t.Fatalf("got %v, want an empty-body error", err)
+		}
+	})
+}
+
+// TestPlainText holds the word-at-a-time test to the byte-by-byte
+// definition, at every length and with any bytes after the value (short
+// values are read with what follows them).
+func TestPlainText(t *testing.T) {
+	reference := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c >= 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	bad := []byte{0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff}
+	for n := 1; n <= 40; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, c := range bad {
+				if pos < 0 && c != bad[0] {
+					continue // the clean value, once per length
+				}
+				// Followed by a control byte, a DEL and a high byte: a
+				// short value must not see them.
+				buf := append(bytes.Repeat([]byte("x"), n), 0x00, 0x7f, 0xff, '"', 0x01, 0x02, 0x03, 0x04)
+				if pos >= 0 {
+					buf[pos] = c
+				}
+				for _, b := range [][]byte{buf[:n], buf[:n:n], bytes.Clone(buf[:n])} {
+					if got, want := plainText(b), reference(b); got != want {
+						t.Fatalf("plainText(%q, cap %d) = %v, want %v", b, cap(b), got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestKeyTable: keys that share their first and last eight bytes are told
+// apart, at every length class (up to 8, up to 16, longer).
+func TestKeyTable(t *testing.T) {
+	names := []string{"host", "kind", "timestamp", "timestanp", "source_type", "sourcextype",
+		"a_very_long_field_name_x", "a_very_long_other_name_x", "a_very_long_field_name_y"}
+	var kt keyTable
+	for i, n := range names {
+		kt.add(n, 1<<i, -1)
+	}
+	for i, n := range names {
+		// Looked up from a larger buffer, as keys are read from a body.
+		body := []byte(`"` + n + `":1}`)
+		e := kt.lookup(body[1 : 1+len(n)])
+		if e == nil || e.fields != 1<<i || e.name != n {
+			t.Errorf("lookup(%q) = %+v", n, e)
+		}
+	}
+	for _, n := range []string{"", "hos", "hosts", "timestamq", "a_very_long_xxxxx_name_x", "source_typ", "a_very_long_field_name_z"} {
+		if e := kt.lookup([]byte(n)); e != nil {
+			t.Errorf("lookup(%q) = %+v, want none", n, e)
+		}
+	}
+}

@@ -78,10 +78,13 @@ func (f *fieldSet) isMetric() bool {
 // keyEntry says what one JSON key feeds: a set of fields (one key can feed
 // several, say "timestamp" for both log and metric events) and a label.
 type keyEntry struct {
-	name   string
-	prefix uint64 // the name's first eight bytes, see prefixWord
-	fields uint32
-	label  int // index in the configured label keys, -1 for none
+	name string
+	// prefix is the name's first eight bytes (see prefixWord), suffix its
+	// last eight when it is longer: names up to 16 bytes compare as two
+	// words.
+	prefix, suffix uint64
+	fields         uint32
+	label          int // index in the configured label keys, -1 for none
 }
 
 // keyTable resolves JSON keys, bucketed by length so a lookup compares
@@ -105,7 +108,8 @@ func (t *keyTable) add(name string, fields uint32, label int) {
 			return
 		}
 	}
-	t.byLen[len(name)] = append(bucket, keyEntry{name: name, prefix: prefixWord([]byte(name)), fields: fields, label: label})
+	t.byLen[len(name)] = append(bucket, keyEntry{name: name, prefix: prefixWord([]byte(name)), suffix: suffixWord([]byte(name)),
+		fields: fields, label: label})
 }
 
 // lookup returns the entry for key k, nil for a key nothing reads.
@@ -118,12 +122,29 @@ func (t *keyTable) lookup(k []byte) *keyEntry {
 		return nil
 	}
 	p := prefixWord(k)
+	if len(k) <= 8 {
+		for i := range bucket {
+			if bucket[i].prefix == p {
+				return &bucket[i]
+			}
+		}
+		return nil
+	}
+	sw := suffixWord(k)
 	for i := range bucket {
-		if e := &bucket[i]; e.prefix == p && (len(k) <= 8 || string(k[8:]) == e.name[8:]) {
+		if e := &bucket[i]; e.prefix == p && e.suffix == sw && (len(k) <= 16 || string(k[8:len(k)-8]) == e.name[8:len(k)-8]) {
 			return e
 		}
 	}
 	return nil
+}
+
+// suffixWord is the last eight bytes of a key longer than eight, else 0.
+func suffixWord(k []byte) uint64 {
+	if len(k) <= 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(k[len(k)-8:])
 }
 
 // prefixWord packs the first (up to) eight bytes of k into a word, so most

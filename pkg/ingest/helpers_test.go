@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -136,6 +139,31 @@ func fleetEvents(t testing.TB, n int) [][]byte {
 			"status":      status,
 			"timestamp":   ts,
 		})
+	}
+	return events
+}
+
+// pipelineEvents makes n events as vector/healthrouter.yaml's remap emits
+// them for exec-sourced checks: fleetEvents' fields plus a random UUID v4
+// event_id and interval 60, keys sorted. The ids come from a fixed seed.
+func pipelineEvents(t testing.TB, n int) [][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	events := fleetEvents(t, n)
+	for i, e := range events {
+		var m map[string]any
+		if err := json.Unmarshal(e, &m); err != nil {
+			t.Fatal(err)
+		}
+		var u [16]byte
+		binary.LittleEndian.PutUint64(u[:8], rng.Uint64())
+		binary.LittleEndian.PutUint64(u[8:], rng.Uint64())
+		u[6] = u[6]&0x0f | 0x40
+		u[8] = u[8]&0x3f | 0x80
+		h := hex.EncodeToString(u[:])
+		m["event_id"] = h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+		m["interval"] = 60
+		events[i] = vectorJSON(t, m)
 	}
 	return events
 }

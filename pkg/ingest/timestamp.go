@@ -223,9 +223,19 @@ func parseUnixFloat(b []byte) (int64, bool) {
 // parseNumber converts a validated JSON number to float64; single digits,
 // the common status values, skip strconv.
 func parseNumber(b []byte) (float64, bool) {
-	if len(b) == 1 && isDigit(b[0]) {
-		return float64(b[0] - '0'), true
+	// Small whole numbers, what status and interval are, skip the
+	// general parser: fifteen digits fit a float64 exactly.
+	if len(b) > 0 && len(b) <= 15 {
+		n := int64(0)
+		for _, c := range b {
+			if !isDigit(c) {
+				goto general
+			}
+			n = n*10 + int64(c-'0')
+		}
+		return float64(n), true
 	}
+general:
 	v, err := strconv.ParseFloat(string(b), 64)
 	return v, err == nil
 }

@@ -154,16 +154,22 @@ func atLimit(r io.Reader, limit int64) error {
 	}
 }
 
-// reader reads the body from its chunks.
-func (b *requestBody) reader() io.Reader {
+// request is the body as the decoder takes it. A body in one chunk (every
+// body up to 256 KiB, Vector's batches among them) is decoded in place,
+// so the chunk must outlive the decoded batch; a larger one is streamed
+// from its chunks into the decoder's own buffer.
+func (b *requestBody) request(contentEncoding string, received time.Time) ingest.Request {
+	req := ingest.Request{ContentEncoding: contentEncoding, Received: received}
 	if len(b.chunks) == 1 {
-		return bytes.NewReader(b.chunks[0])
+		req.BodyBytes = b.chunks[0]
+		return req
 	}
 	rs := make([]io.Reader, len(b.chunks))
 	for i, c := range b.chunks {
 		rs[i] = bytes.NewReader(c)
 	}
-	return io.MultiReader(rs...)
+	req.Body = io.MultiReader(rs...)
+	return req
 }
 
 // release returns the chunks and their share of the budget; idempotent.
@@ -245,13 +251,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	received := time.Now()
-	dec, err := s.decoder.Decode(ingest.Request{
-		Body:            body.reader(),
-		ContentEncoding: ce,
-		Received:        received,
-	})
-	// The decoder keeps its own copy (and Raw copies of rejects).
-	body.release()
+	inPlace := len(body.chunks) == 1
+	dec, err := s.decoder.Decode(body.request(ce, received))
+	if !inPlace {
+		// The decoder has its own copy (and Raw copies of rejects).
+		body.release()
+	}
 	if err != nil {
 		<-s.decodeSlots
 		var bodyErr *ingest.BodyError
@@ -265,6 +270,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := t.Apply(r.Context(), dec, remoteIP(r))
 	dec.Release()
+	body.release() // results of a body decoded in place pointed into it
 	<-s.decodeSlots
 	if err != nil {
 		s.log.Error("ingest not acknowledged", zap.Error(err), zap.String("remote", r.RemoteAddr))
