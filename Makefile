@@ -54,9 +54,11 @@ fmt-check:
 LOADGEN        := bin/healthrouter-load
 BENCH_JSON     ?= bin/bench.json
 BENCH_BASELINE ?=
-BENCH_FLAGS    ?=
-COMPARE_FLAGS  ?=
-SOAK_FLAGS     ?=
+# --strict: a figure that misses its target fails the target (exit 3); a
+# missed ingest target also leaves a CPU profile under bin/scratch/profiles.
+BENCH_FLAGS    ?= --strict
+COMPARE_FLAGS  ?= --strict
+SOAK_FLAGS     ?= --strict
 SOAK_DURATION  ?= 10m
 ALERTMANAGER   ?= /usr/bin/prometheus-alertmanager
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

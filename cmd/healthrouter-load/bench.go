@@ -37,8 +37,12 @@ type benchOptions struct {
 	jsonPath  string
 	baseline  string
 	profile   string
+	scratch   string
 	keep      bool
 	strict    bool
+	// ingestTarget is the maximum rate's target; a miss takes a CPU
+	// profile.
+	ingestTarget float64
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,7 +59,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.baseline, "baseline", "", "a previous JSON report to compare against")
 	fs.StringVar(&o.profile, "profile", "", "save CPU and heap profiles of the server to this `directory`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the data directories and server logs")
+	registerScratch(fs, &o.scratch)
 	fs.BoolVar(&o.strict, "strict", false, "exit 3 when a figure misses its target")
+	fs.Float64Var(&o.ingestTarget, "ingest-target", targetIngestRate, "events/s the maximum ingest rate is held to; a miss takes a CPU profile of one more run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,14 +95,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	dir, cleanup, err := scratchDir("healthrouter-bench-", o.keep, stderr)
+	sc, cleanup, err := scratchDir(o.scratch, "healthrouter-bench-", o.keep, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	dir := sc.dir
 
 	settings := o.load.settings()
 	settings["count"], settings["duration"], settings["million"] = o.count, o.duration.String(), o.million
+	sc.settings(settings)
 	rep := newReport("make bench", settings)
 	if err := benchIngest(ctx, &o, dir, rep, stderr); err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -134,7 +142,9 @@ func missed(rep *Report, strict bool) error {
 }
 
 // benchIngest measures the ingest path: the maximum rate over a closed
-// loop, then latency at half that rate over an open loop.
+// loop, then latency at half that rate over an open loop, then the maximum
+// rate again with the batches in the other order (each host's checks
+// spread over the batches, or together), the same fleet either way.
 func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, stderr io.Writer) error {
 	w, err := o.load.workload(loadgen.Healthrouter)
 	if err != nil {
@@ -157,13 +167,14 @@ func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, 
 	m := measured{gen: gen, pid: srv.PID()}
 
 	// Two passes create every check and confirm the failing ones; what
-	// follows is steady traffic, each result repeating its check's state.
+	// follows is steady traffic, each result repeating its check's state
+	// under a new event_id.
 	pre, _, err := m.run(ctx, loadgen.Pace{Concurrency: o.load.concurrency, Passes: 2})
 	if err != nil {
 		return fmt.Errorf("preload: %w", err)
 	}
-	if pre.Rejected > 0 {
-		return fmt.Errorf("preload: %d events rejected", pre.Rejected)
+	if err := allAccepted("preload", pre); err != nil {
+		return err
 	}
 	if err := expectTracked(ctx, srv, enc.Events()); err != nil {
 		return err
@@ -172,30 +183,40 @@ func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, 
 		return fmt.Errorf("warm-up: %w", err)
 	}
 
-	var maxRuns []runOutcome
-	for i := 0; i < o.count; i++ {
-		res, usage, err := m.run(ctx, loadgen.Pace{Concurrency: o.load.concurrency, Duration: o.duration})
-		if err != nil {
-			return fmt.Errorf("maximum rate run %d: %w", i+1, err)
+	order := func(shuffled bool) string {
+		if shuffled {
+			return "checks shuffled over the batches"
 		}
-		if res.Accepted+res.Duplicates != res.Events {
-			return fmt.Errorf("maximum rate run %d: %d events sent, %d accepted, %d duplicates, %d rejected",
-				i+1, res.Events, res.Accepted, res.Duplicates, res.Rejected)
-		}
-		maxRuns = append(maxRuns, runOutcome{res, usage})
-		progress(stderr, "maximum rate", i+1, o.count, res, usage)
+		return "each host's checks together"
+	}
+	maxRuns, err := maxRateRuns(ctx, o, srv, m, "maximum rate", enc.Events(), stderr)
+	if err != nil {
+		return err
 	}
 	ingest := runFigures("ingest_", "ingest, maximum", maxRuns)
-	ingest[0] = ingest[0].withTarget(targetIngestRate).withNote(fmt.Sprintf(
-		"%d-event %s %s batches, %d checks, %.0f%% failing, %d in flight, closed loop",
-		w.BatchEvents, w.Compression, w.Framing, w.Checks, w.Failing*100, o.load.concurrency))
+	ingest[0] = ingest[0].withTarget(o.ingestTarget).withNote(fmt.Sprintf(
+		"%d-event %s %s batches of %s events, %d checks, %.0f%% failing, %s, %d in flight, closed loop",
+		w.BatchEvents, w.Compression, w.Framing, w.Shape, w.Checks, w.Failing*100, order(w.Shuffle), o.load.concurrency))
 	rep.add(ingest...)
 	rep.Details["ingest_max"] = maxRuns
 
 	if o.profile != "" {
-		if err := profileRun(ctx, o, srv, m); err != nil {
+		if err := profileRun(ctx, o, srv, m, filepath.Join(o.profile, "ingest-cpu.pprof")); err != nil {
 			return err
 		}
+	} else if !ingest[0].Met() {
+		// A miss is explained by where the time went: profile one more
+		// run, kept past the scratch directory.
+		path := filepath.Join(o.scratch, "profiles", "ingest-cpu-"+time.Now().UTC().Format("20060102T150405Z")+".pprof")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := profileRun(ctx, o, srv, m, path); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "ingest target missed (%.0f < %.0f events/s): CPU profile of one more run in %s (go tool pprof -top %s %s)\n",
+			ingest[0].Value, o.ingestTarget, path, o.server, path)
+		rep.Details["ingest_miss_profile"] = path
 	}
 
 	half := ingest[0].Value / 2
@@ -205,8 +226,14 @@ func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, 
 		if err != nil {
 			return fmt.Errorf("half rate run %d: %w", i+1, err)
 		}
+		if err := allAccepted(fmt.Sprintf("half rate run %d", i+1), res); err != nil {
+			return err
+		}
 		halfRuns = append(halfRuns, runOutcome{res, usage})
 		progress(stderr, "half rate", i+1, o.count, res, usage)
+	}
+	if err := expectTracked(ctx, srv, enc.Events()); err != nil {
+		return fmt.Errorf("after the half rate runs: %w", err)
 	}
 	halfFigs := runFigures("half_rate_", "ingest, half rate", halfRuns)
 	halfFigs[2] = halfFigs[2].withTarget(targetHalfRateP99).withNote(fmt.Sprintf(
@@ -214,16 +241,84 @@ func benchIngest(ctx context.Context, o *benchOptions, dir string, rep *Report, 
 	rep.add(halfFigs...)
 	rep.Details["ingest_half_rate"] = halfRuns
 
+	// The other order last, stamped later than every result of the first
+	// workload, so none of it is older than its check's state.
+	other := w
+	other.Shuffle = !w.Shuffle
+	other.Time = time.Now().Add(-time.Second).UTC()
+	if last := enc.Workload.Time.Add(time.Duration(w.BatchEvents) * time.Microsecond); !other.Time.After(last) {
+		other.Time = last.Add(time.Microsecond)
+	}
+	otherEnc, err := encode(other, stderr)
+	if err != nil {
+		return err
+	}
+	otherGen, err := loadgen.New(srv.target(), otherEnc, o.load.concurrency)
+	if err != nil {
+		return err
+	}
+	defer otherGen.Close()
+	om := measured{gen: otherGen, pid: srv.PID()}
+	if _, _, err := om.run(ctx, loadgen.Pace{Concurrency: o.load.concurrency, Duration: o.warmup}); err != nil {
+		return fmt.Errorf("warm-up, %s: %w", order(other.Shuffle), err)
+	}
+	name, label := "ingest_shuffled_", "ingest, maximum, shuffled"
+	if !other.Shuffle {
+		name, label = "ingest_by_host_", "ingest, maximum, by host"
+	}
+	otherRuns, err := maxRateRuns(ctx, o, srv, om, "maximum rate, "+order(other.Shuffle), enc.Events(), stderr)
+	if err != nil {
+		return err
+	}
+	otherFigs := runFigures(name, label, otherRuns)
+	otherFigs[0] = otherFigs[0].withNote("the same fleet and batches' size, " + order(other.Shuffle))
+	rep.add(otherFigs...)
+	rep.Details[name+"max"] = otherRuns
+
 	if _, err := srv.stop(stopTimeout); err != nil {
 		return err
 	}
 	return nil
 }
 
-// profileRun takes a CPU profile over one more maximum-rate run, apart
-// from the measured ones since profiling costs the server CPU.
-func profileRun(ctx context.Context, o *benchOptions, srv *healthrouter, m measured) error {
-	path := filepath.Join(o.profile, "ingest-cpu.pprof")
+// maxRateRuns takes o.count closed-loop runs, each of which must have had
+// every event accepted, and checks the server still tracks the fleet.
+func maxRateRuns(ctx context.Context, o *benchOptions, srv *healthrouter, m measured, what string, checks int, stderr io.Writer) ([]runOutcome, error) {
+	var runs []runOutcome
+	for i := 0; i < o.count; i++ {
+		res, usage, err := m.run(ctx, loadgen.Pace{Concurrency: o.load.concurrency, Duration: o.duration})
+		if err != nil {
+			return nil, fmt.Errorf("%s run %d: %w", what, i+1, err)
+		}
+		if err := allAccepted(fmt.Sprintf("%s run %d", what, i+1), res); err != nil {
+			return nil, err
+		}
+		runs = append(runs, runOutcome{res, usage})
+		progress(stderr, what, i+1, o.count, res, usage)
+	}
+	if err := expectTracked(ctx, srv, checks); err != nil {
+		return nil, fmt.Errorf("after the %s runs: %w", what, err)
+	}
+	return runs, nil
+}
+
+// allAccepted checks a run's answers add up: every event sent was
+// accepted. A duplicate means an event_id came back to a check that had
+// just seen it (the generator's id passes did not work) or a result was
+// older than its check's state; either way the run did not measure the
+// path it claims to.
+func allAccepted(what string, res loadgen.Result) error {
+	if res.Accepted != res.Events || res.Duplicates != 0 || res.Rejected != 0 {
+		return fmt.Errorf("%s: %d events sent, %d accepted, %d duplicates, %d rejected; want every one accepted",
+			what, res.Events, res.Accepted, res.Duplicates, res.Rejected)
+	}
+	return nil
+}
+
+// profileRun takes a CPU profile, saved to path, over one more
+// maximum-rate run, apart from the measured ones since profiling costs the
+// server CPU.
+func profileRun(ctx context.Context, o *benchOptions, srv *healthrouter, m measured, path string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.profile(ctx, o.duration, path) }()
 	if _, _, err := m.run(ctx, loadgen.Pace{Concurrency: o.load.concurrency, Duration: o.duration}); err != nil {
@@ -277,6 +372,9 @@ func expectTracked(ctx context.Context, srv *healthrouter, n int) error {
 func benchMillion(ctx context.Context, o *benchOptions, dir string, rep *Report, stderr io.Writer) error {
 	lf := o.load
 	lf.checks = o.million
+	// Two id passes: one creates the checks, the other is the steady pass
+	// before the stop. More would only cost encoding time.
+	lf.idPasses = 2
 	w, err := lf.workload(loadgen.Healthrouter)
 	if err != nil {
 		return err
@@ -324,6 +422,17 @@ func benchMillion(ctx context.Context, o *benchOptions, dir string, rep *Report,
 		}
 	}
 	heapIngest, rssIngest := perCheck(empty, full, o.million)
+	// One steady pass moves every check's last-seen time, so the stop
+	// below writes a real final checkpoint instead of finding everything
+	// committed already.
+	steady, steadyUsage, err := measured{gen: gen, pid: srv.PID()}.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Passes: 1})
+	if err != nil {
+		return fmt.Errorf("steady pass over %d checks: %w", o.million, err)
+	}
+	if err := allAccepted("steady pass", steady); err != nil {
+		return err
+	}
+	progress(stderr, "steady pass", 1, 1, steady, steadyUsage)
 	stopTook, err := srv.stop(stopTimeout)
 	if err != nil {
 		return err
@@ -374,7 +483,10 @@ func benchMillion(ctx context.Context, o *benchOptions, dir string, rep *Report,
 		newFigure("startup_seconds", "start-up to ready, "+label, "s", Lower, startup...).
 			withTarget(targetStartup1M).withNote("from exec to the first 200 on /readyz"),
 		newFigure("state_load_seconds", "state load (store and engine), "+label, "s", Lower, loadTook...),
-		newFigure("shutdown_seconds", "graceful stop with final checkpoint, "+label, "s", Lower, stopTook.Seconds()),
+		newFigure("steady_pass_events_per_sec", "steady pass, "+label, "events/s", Higher, steady.EventsPerSec).
+			withNote("one pass over every check, each result new (fresh event_id, same state)"),
+		newFigure("shutdown_seconds", "graceful stop with final checkpoint, "+label, "s", Lower, stopTook.Seconds()).
+			withNote("SIGTERM right after the steady pass: the final checkpoint writes every check's new last-seen time"),
 	)
 	return nil
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/healthrouter/healthrouter/pkg/loadgen"
@@ -25,6 +27,8 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	jsonPath := fs.String("json", "", "write the report as JSON to this `file`")
 	keep := fs.Bool("keep", false, "keep data directories and logs")
 	strict := fs.Bool("strict", false, "exit 3 when the ratio misses its target")
+	var scratchRoot string
+	registerScratch(fs, &scratchRoot)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +45,12 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// The same fleet, order and failing checks: only the encoding differs.
 	amLoad := hrLoad
 	amLoad.Sink, amLoad.Framing, amLoad.Compression = loadgen.Alertmanager, loadgen.JSONArray, loadgen.None
+	amLoad.IDPasses = 0 // alerts carry no event_id: one pass
+	amVersion, err := alertmanagerVersion(ctx, *amBin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "alertmanager:", amVersion)
 	hrEnc, err := encode(hrLoad, stderr)
 	if err != nil {
 		return err
@@ -50,11 +60,12 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	dir, cleanup, err := scratchDir("healthrouter-compare-", *keep, stderr)
+	sc, cleanup, err := scratchDir(scratchRoot, "healthrouter-compare-", *keep, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	dir := sc.dir
 	hr, err := startReadyHealthrouter(ctx, *server, filepath.Join(dir, "healthrouter"), filepath.Join(dir, "healthrouter.log"))
 	if err != nil {
 		return err
@@ -87,15 +98,24 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, r := range receivers {
 		// Two passes create every check (confirming the failing ones) or
 		// alert; what follows repeats known state, as in bench.
-		if _, _, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Passes: 2}); err != nil {
+		pre, _, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Passes: 2})
+		if err != nil {
 			return fmt.Errorf("%s preload: %w", r.name, err)
+		}
+		if err := allAccepted(r.name+" preload", pre); err != nil {
+			return err
 		}
 		if _, _, err := r.m.run(ctx, loadgen.Pace{Concurrency: lf.concurrency, Duration: *warmup}); err != nil {
 			return fmt.Errorf("%s warm-up: %w", r.name, err)
 		}
 	}
+	if err := expectTracked(ctx, hr, hrEnc.Events()); err != nil {
+		return fmt.Errorf("healthrouter after preload: %w", err)
+	}
 	settings := lf.settings()
 	settings["count"], settings["duration"] = *count, duration.String()
+	settings["alertmanager"], settings["alertmanager_version"] = *amBin, amVersion
+	sc.settings(settings)
 	rep := newReport("make bench-compare", settings)
 	for i := 0; i < *count; i++ {
 		for j := range receivers {
@@ -104,11 +124,17 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", r.name, i+1, err)
 			}
+			if err := allAccepted(fmt.Sprintf("%s run %d", r.name, i+1), res); err != nil {
+				return err
+			}
 			r.runs = append(r.runs, runOutcome{res, usage})
 			progress(stderr, r.name, i+1, *count, res, usage)
 		}
 	}
 
+	if err := expectTracked(ctx, hr, hrEnc.Events()); err != nil {
+		return fmt.Errorf("healthrouter after the runs: %w", err)
+	}
 	hrFigs := runFigures("healthrouter_", "healthrouter", receivers[0].runs)
 	hrFigs[0] = hrFigs[0].withNote(fmt.Sprintf("%s %s, %d events per request", hrLoad.Compression, hrLoad.Framing, hrLoad.BatchEvents))
 	amFigs := runFigures("alertmanager_", "alertmanager", receivers[1].runs)
@@ -134,6 +160,19 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	return missed(rep, *strict)
+}
+
+// alertmanagerVersion is the first line `alertmanager --version` prints,
+// so a report says which Alertmanager it compared against.
+func alertmanagerVersion(ctx context.Context, bin string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w: %s", bin, err, bytes.TrimSpace(out))
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line, nil
 }
 
 // ratioFigure is healthrouter's best rate over Alertmanager's best; its

@@ -91,7 +91,8 @@ var errTargetsMissed = errors.New("targets missed")
 type loadFlags struct {
 	checks, perHost, regions, batch, concurrency int
 	failing                                      float64
-	framing, compression                         string
+	framing, compression, shape                  string
+	idPasses                                     int
 	shuffle                                      bool
 	seed                                         uint64
 }
@@ -104,6 +105,8 @@ func (l *loadFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.batch, "batch", 1000, "events per request (Vector's batch.max_events)")
 	fs.StringVar(&l.framing, "framing", "json", "json (array, Vector's default) or ndjson")
 	fs.StringVar(&l.compression, "compression", "gzip", "gzip, zstd or none")
+	fs.StringVar(&l.shape, "shape", "pipeline", "event fields: pipeline (what vector/healthrouter.yaml sends: a fresh event_id per result, interval, source_type) or lean (identity, status and output only)")
+	fs.IntVar(&l.idPasses, "id-passes", loadgen.DefaultIDPasses, "passes over the fleet encoded with their own event_ids, sent in turn (pipeline shape; at least 2)")
 	fs.BoolVar(&l.shuffle, "shuffle", false, "spread each host's checks over batches instead of sending them together")
 	fs.IntVar(&l.concurrency, "concurrency", 8, "requests in flight (Vector's request.concurrency)")
 	fs.Uint64Var(&l.seed, "seed", 1, "seed for host order and failing checks")
@@ -118,6 +121,13 @@ func (l *loadFlags) workload(sink loadgen.Sink) (loadgen.Workload, error) {
 		return w, w.Validate()
 	}
 	var err error
+	if w.Shape, err = loadgen.ParseShape(l.shape); err != nil {
+		return w, err
+	}
+	if w.Shape == loadgen.Pipeline {
+		// The lean shape carries no event_id: one pass is all it needs.
+		w.IDPasses = l.idPasses
+	}
 	if w.Framing, err = loadgen.ParseFraming(l.framing); err != nil {
 		return w, err
 	}
@@ -134,6 +144,7 @@ func (l *loadFlags) settings() map[string]any {
 	return map[string]any{
 		"checks": l.checks, "per_host": l.perHost, "regions": l.regions, "failing": l.failing,
 		"batch_events": l.batch, "framing": l.framing, "compression": l.compression,
+		"shape": l.shape, "id_passes": l.idPasses,
 		"shuffle": l.shuffle, "concurrency": l.concurrency, "seed": l.seed,
 	}
 }
@@ -152,8 +163,8 @@ func encode(w loadgen.Workload, stderr io.Writer) (*loadgen.Encoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "encoded %d %s events (%d hosts, %d failing) into %d batches, %.1f MiB, in %v\n",
-		enc.Events(), w.Sink, enc.Hosts, enc.Failing, len(enc.Batches), float64(enc.Bytes())/(1<<20),
+	fmt.Fprintf(stderr, "encoded %d %s events (%d hosts, %d failing) into %d batches, %.1f MiB, %d passes with their own event_ids, in %v\n",
+		enc.Events(), w.Sink, enc.Hosts, enc.Failing, enc.PassBatches(), float64(enc.Bytes())/(1<<20), enc.Passes,
 		time.Since(start).Round(time.Millisecond))
 	return enc, nil
 }

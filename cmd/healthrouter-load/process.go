@@ -158,20 +158,6 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// scratchDir makes the temporary directory for a run's data and logs; the
-// cleanup removes it unless keep asks to leave it for inspection.
-func scratchDir(prefix string, keep bool, stderr io.Writer) (string, func(), error) {
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return "", nil, err
-	}
-	if keep {
-		fmt.Fprintln(stderr, "keeping data and logs in", dir)
-		return dir, func() {}, nil
-	}
-	return dir, func() { os.RemoveAll(dir) }, nil
-}
-
 // startReadyHealthrouter starts bin on dataDir and waits until it is
 // ready; on failure the process is gone.
 func startReadyHealthrouter(ctx context.Context, bin, dataDir, logPath string) (*healthrouter, error) {

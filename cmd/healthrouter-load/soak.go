@@ -37,6 +37,8 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jsonPath := fs.String("json", "", "write the report as JSON to this `file`")
 	keep := fs.Bool("keep", false, "keep the data directory and server log")
 	strict := fs.Bool("strict", false, "exit 3 when memory grew past the limits")
+	var scratchRoot string
+	registerScratch(fs, &scratchRoot)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,11 +53,12 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	dir, cleanup, err := scratchDir("healthrouter-soak-", *keep, stderr)
+	sc, cleanup, err := scratchDir(scratchRoot, "healthrouter-soak-", *keep, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	dir := sc.dir
 	srv, err := startReadyHealthrouter(ctx, *server, filepath.Join(dir, "data"), filepath.Join(dir, "healthrouter.log"))
 	if err != nil {
 		return err
@@ -73,6 +76,7 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	settings := lf.settings()
 	settings["duration"], settings["rate"], settings["sample"] = duration.String(), *rate, every.String()
+	sc.settings(settings)
 	rep := newReport("make soak", settings)
 	type outcome struct {
 		res   loadgen.Result

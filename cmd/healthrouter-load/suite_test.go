@@ -82,7 +82,8 @@ func TestBenchSuite(t *testing.T) {
 	profiles := filepath.Join(dir, "profiles")
 	code, stdout, stderr := runHarness(t, "bench", "--server", bin, "--count", "1", "--duration", "1s",
 		"--warmup", "200ms", "--checks", "3000", "--million", "20000", "--concurrency", "2",
-		"--reconcile", "testdata/reconcile-bench.txt", "--profile", profiles, "--json", report)
+		"--reconcile", "testdata/reconcile-bench.txt", "--profile", profiles, "--json", report,
+		"--scratch", filepath.Join(dir, "scratch"))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -90,8 +91,9 @@ func TestBenchSuite(t *testing.T) {
 	positive := []string{
 		"ingest_events_per_sec", "ingest_p99_ms", "ingest_server_cores", "ingest_server_peak_rss_mib",
 		"half_rate_events_per_sec", "half_rate_p99_ms", "new_checks_events_per_sec",
+		"ingest_shuffled_events_per_sec", "ingest_shuffled_p99_ms", "steady_pass_events_per_sec",
 		"heap_per_check_bytes", "heap_per_check_restart_bytes", "startup_seconds", "state_load_seconds",
-		"reconcile_100_regions_first_ms",
+		"shutdown_seconds", "reconcile_100_regions_first_ms",
 	}
 	for _, name := range positive {
 		if f, ok := figs[name]; !ok || f.Value <= 0 {
@@ -107,8 +109,37 @@ func TestBenchSuite(t *testing.T) {
 			t.Errorf("profile %s: %v", p, err)
 		}
 	}
-	if !strings.Contains(stdout, "start-up to ready") || !strings.Contains(stdout, "report saved to") {
+	if !strings.Contains(stdout, "start-up to ready") || !strings.Contains(stdout, "shuffled") || !strings.Contains(stdout, "report saved to") {
 		t.Errorf("table:\n%s", stdout)
+	}
+	rep, err := loadReport(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Settings["shape"] != "pipeline" || rep.Settings["scratch_fs"] == "" || rep.Settings["scratch_fs"] == nil ||
+		!strings.HasPrefix(rep.Settings["scratch_dir"].(string), filepath.Join(dir, "scratch")) {
+		t.Errorf("settings %v", rep.Settings)
+	}
+}
+
+// TestBenchMissProfiles: with --strict a missed ingest target fails the
+// suite, and the miss is profiled on its own.
+func TestBenchMissProfiles(t *testing.T) {
+	bin := healthrouterBinary(t)
+	dir := t.TempDir()
+	scratch := filepath.Join(dir, "scratch")
+	code, stdout, stderr := runHarness(t, "bench", "--server", bin, "--count", "1", "--duration", "1s",
+		"--warmup", "100ms", "--checks", "2000", "--million", "5000", "--concurrency", "2",
+		"--ingest-target", "1e12", "--strict", "--scratch", scratch)
+	if code != 3 || !strings.Contains(stderr, "targets missed") {
+		t.Fatalf("exit %d, want 3 for a missed target\n%s\n%s", code, stdout, stderr)
+	}
+	profiles, err := filepath.Glob(filepath.Join(scratch, "profiles", "ingest-cpu-*.pprof"))
+	if err != nil || len(profiles) != 1 || !strings.Contains(stderr, profiles[0]) {
+		t.Fatalf("profiles %v (%v); stderr:\n%s", profiles, err, stderr)
+	}
+	if st, err := os.Stat(profiles[0]); err != nil || st.Size() == 0 {
+		t.Fatalf("profile %s: %v", profiles[0], err)
 	}
 }
 
@@ -116,7 +147,8 @@ func TestSoakSuite(t *testing.T) {
 	bin := healthrouterBinary(t)
 	report := filepath.Join(t.TempDir(), "soak.json")
 	code, stdout, stderr := runHarness(t, "soak", "--server", bin, "--duration", "3s", "--sample", "1s",
-		"--settle", "1s", "--checks", "2000", "--rate", "40000", "--concurrency", "2", "--json", report)
+		"--settle", "1s", "--checks", "2000", "--rate", "40000", "--concurrency", "2", "--json", report,
+		"--scratch", t.TempDir())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -145,9 +177,17 @@ func TestCompareSuite(t *testing.T) {
 	}
 	report := filepath.Join(t.TempDir(), "compare.json")
 	code, stdout, stderr := runHarness(t, "compare", "--server", bin, "--alertmanager", am, "--count", "1",
-		"--duration", "1s", "--warmup", "200ms", "--checks", "2000", "--concurrency", "2", "--json", report)
+		"--duration", "1s", "--warmup", "200ms", "--checks", "2000", "--concurrency", "2", "--json", report,
+		"--scratch", t.TempDir())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rep, err := loadReport(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rep.Settings["alertmanager_version"].(string); !strings.Contains(strings.ToLower(v), "alertmanager") {
+		t.Errorf("alertmanager version %q", v)
 	}
 	figs := figuresByName(t, report)
 	for _, name := range []string{"healthrouter_events_per_sec", "alertmanager_events_per_sec", "ratio_vs_alertmanager"} {
@@ -167,6 +207,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"no command", nil, 2, "usage"},
 		{"unknown command", []string{"blast"}, 2, `unknown command "blast"`},
 		{"bad compression", []string{"run", "--compression", "brotli"}, 1, "compression"},
+		{"bad shape", []string{"run", "--shape", "full"}, 1, "shape"},
+		{"one id pass", []string{"run", "--id-passes", "1"}, 1, "repeat every event_id"},
 		{"bad sink", []string{"run", "--sink", "statsd"}, 1, "--sink"},
 		{"bad share", []string{"run", "--failing", "2"}, 1, "failing share"},
 		{"no concurrency", []string{"run", "--concurrency", "0"}, 1, "concurrency"},

@@ -1,6 +1,8 @@
 // Package loadgen sends health-check traffic the way Vector's http sink
-// does: pre-encoded batches (JSON array or NDJSON; gzip, zstd or none) over
-// keep-alive HTTP/1.1 connections, a fixed number of requests in flight, and
+// does: events shaped as vector/healthrouter.yaml's remap emits them (a
+// fresh event_id on every result), pre-encoded into batches (JSON array or
+// NDJSON; gzip, zstd or none), over keep-alive HTTP/1.1 connections with
+// Vector's headers, a fixed number of requests in flight, and
 // measures what the receiver does with it: events per second, request
 // latency, and the receiving process's CPU and memory. The same fleet can be
 // encoded as Alertmanager alerts, to compare receivers on one load.
@@ -21,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Target is where a Generator posts.
@@ -37,7 +41,8 @@ type Target struct {
 // Pace is how hard a run pushes.
 type Pace struct {
 	// Concurrency is the number of requests in flight, as Vector's
-	// request.concurrency.
+	// request.concurrency. A check's results go out one at a time, so a
+	// fleet of fewer batches than this has fewer in flight.
 	Concurrency int
 	// Duration ends the run; Passes ends it after that many passes over
 	// the batches instead (whichever comes first when both are set).
@@ -99,6 +104,22 @@ type Generator struct {
 	url      string
 	headers  http.Header
 	maxConns int
+
+	// seq numbers every request the generator hands out, across runs: a
+	// run carries on where the previous one stopped, as Vector's stream
+	// does. Request seq sends batch seq % len(Batches).
+	mu  sync.Mutex
+	seq int
+	// Results of one check must reach the receiver in the order they were
+	// sent, as from Vector, whose results for a check are an interval
+	// apart: a stalled request overtaken by the check's next result would
+	// land after it and, once the id passes come round, repeat the
+	// event_id the check had just seen. So a request waits until the
+	// previous request carrying the same checks (seq - PassBatches) is
+	// done; turns counts, per position in a pass, the requests done.
+	turnMu sync.Mutex
+	turn   *sync.Cond
+	turns  []int
 }
 
 // New prepares a generator; maxConns bounds its keep-alive connections
@@ -120,7 +141,15 @@ func New(target Target, load *Encoded, maxConns int) (*Generator, error) {
 	w := load.Workload
 	h := http.Header{}
 	h.Set("User-Agent", ua)
-	h.Set("Accept-Encoding", "identity")
+	if w.Sink == Healthrouter {
+		// Vector's http sink wraps its client in tower-http's
+		// DecompressionLayer, which asks for these before the client's own
+		// default of identity applies.
+		h.Set("Accept-Encoding", vectorAcceptEncoding)
+	} else {
+		// What Go's client, and so Prometheus, asks Alertmanager for.
+		h.Set("Accept-Encoding", "gzip")
+	}
 	if w.Sink == Healthrouter && w.Framing == NDJSON {
 		h.Set("Content-Type", "application/x-ndjson")
 	} else {
@@ -139,22 +168,48 @@ func New(target Target, load *Encoded, maxConns int) (*Generator, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &Generator{
+	g := &Generator{
 		load:     load,
 		client:   &http.Client{Transport: tr, Timeout: time.Minute},
 		url:      strings.TrimRight(target.URL, "/") + w.Sink.Path(),
 		headers:  h,
 		maxConns: maxConns,
-	}, nil
+		turns:    make([]int, load.PassBatches()),
+	}
+	g.turn = sync.NewCond(&g.turnMu)
+	return g, nil
 }
+
+// vectorAcceptEncoding is the Accept-Encoding Vector's http sink sends.
+const vectorAcceptEncoding = "zstd,gzip,deflate,br"
 
 // Close drops the idle connections.
 func (g *Generator) Close() { g.client.CloseIdleConnections() }
 
-// job is one request to send; due is when it was meant to start.
+// job is one request to send: the seq-th of the generator, sending
+// batch; due is when it was meant to start.
 type job struct {
-	batch int
-	due   time.Time
+	seq, batch int
+	due        time.Time
+}
+
+// waitTurn blocks until the request before seq carrying the same checks
+// is done. The oldest request out never waits, so all make progress.
+func (g *Generator) waitTurn(seq int) {
+	pos, turn := seq%len(g.turns), seq/len(g.turns)
+	g.turnMu.Lock()
+	for g.turns[pos] != turn {
+		g.turn.Wait()
+	}
+	g.turnMu.Unlock()
+}
+
+// endTurn lets the next request carrying seq's checks go.
+func (g *Generator) endTurn(seq int) {
+	g.turnMu.Lock()
+	g.turns[seq%len(g.turns)]++
+	g.turnMu.Unlock()
+	g.turn.Broadcast()
 }
 
 // tally is one worker's part of a Result, merged at the end.
@@ -207,12 +262,16 @@ func (g *Generator) Run(ctx context.Context, p Pace) (Result, error) {
 	}
 	limit := -1
 	if p.Passes > 0 {
-		limit = p.Passes * len(g.load.Batches)
+		limit = p.Passes * g.load.PassBatches()
 	}
+	g.mu.Lock()
+	first := g.seq
+	g.mu.Unlock()
 	jobs := make(chan job, p.Concurrency)
+	scheduled := make(chan int, 1)
 	cpu0 := processCPU()
 	start := time.Now()
-	go g.schedule(scheduling, p, start, limit, jobs)
+	go func() { scheduled <- g.schedule(scheduling, p, start, first, limit, jobs) }()
 
 	tallies := make([]tally, p.Concurrency)
 	var wg sync.WaitGroup
@@ -222,12 +281,20 @@ func (g *Generator) Run(ctx context.Context, p Pace) (Result, error) {
 			defer wg.Done()
 			t.codes = map[string]int{}
 			for j := range jobs {
+				// Waiting for the checks' previous request is not
+				// latency in a closed loop; in an open loop latency counts
+				// from the due time, so it is.
+				g.waitTurn(j.seq)
 				g.send(ctx, start, j, t)
+				g.endTurn(j.seq)
 			}
 		}(&tallies[i])
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	g.mu.Lock()
+	g.seq = first + <-scheduled
+	g.mu.Unlock()
 	res := Result{Codes: map[string]int{}, Elapsed: elapsed, ClientCPU: processCPU() - cpu0}
 	var lat []time.Duration
 	for i := range tallies {
@@ -257,17 +324,18 @@ func (g *Generator) Run(ctx context.Context, p Pace) (Result, error) {
 	return res, nil
 }
 
-// schedule feeds the workers: as fast as they take jobs (closed loop), or
-// on the rate's schedule (open loop). It closes jobs when the run ends.
-func (g *Generator) schedule(ctx context.Context, p Pace, start time.Time, limit int, jobs chan<- job) {
+// schedule feeds the workers, starting with batch first: as fast as they
+// take jobs (closed loop), or on the rate's schedule (open loop). It
+// closes jobs when the run ends and returns how many it handed out.
+func (g *Generator) schedule(ctx context.Context, p Pace, start time.Time, first, limit int, jobs chan<- job) (sent int) {
 	defer close(jobs)
 	var interval time.Duration
 	if p.Rate > 0 {
-		perBatch := float64(g.load.Events()) / float64(len(g.load.Batches))
+		perBatch := float64(g.load.Events()) / float64(g.load.PassBatches())
 		interval = time.Duration(float64(time.Second) * perBatch / p.Rate)
 	}
 	for i := 0; limit < 0 || i < limit; i++ {
-		j := job{batch: i % len(g.load.Batches)}
+		j := job{seq: first + i, batch: (first + i) % len(g.load.Batches)}
 		if interval > 0 {
 			j.due = start.Add(time.Duration(i) * interval)
 			if d := time.Until(j.due); d > 0 {
@@ -275,17 +343,18 @@ func (g *Generator) schedule(ctx context.Context, p Pace, start time.Time, limit
 				select {
 				case <-ctx.Done():
 					t.Stop()
-					return
+					return i
 				case <-t.C:
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return i
 		case jobs <- j:
 		}
 	}
+	return limit
 }
 
 // answer is the receiver's ingest response; Alertmanager sends none.
@@ -315,7 +384,7 @@ func (g *Generator) send(ctx context.Context, start time.Time, j job, t *tally) 
 		t.fail("error", err.Error())
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := readAnswer(resp)
 	resp.Body.Close()
 	took := time.Since(began)
 	code := strconv.Itoa(resp.StatusCode)
@@ -347,6 +416,21 @@ func (g *Generator) send(ctx context.Context, start time.Time, j job, t *tally) 
 	t.events += b.Events
 	t.latencies = append(t.latencies, took)
 	t.noteSlow(Slow{At: began.Sub(start), Took: took})
+}
+
+// readAnswer reads a response body, inflating it when the receiver took up
+// the Accept-Encoding offer with gzip.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	var r io.Reader = resp.Body
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("gzip answer: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	return io.ReadAll(io.LimitReader(r, 1<<20))
 }
 
 func (t *tally) fail(code, msg string) {

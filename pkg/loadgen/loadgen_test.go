@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,7 +84,7 @@ func TestRunPassesSendsEveryBatch(t *testing.T) {
 		"Content-Encoding": "gzip",
 		"Content-Type":     "application/json",
 		"Authorization":    "Bearer s3cret-token",
-		"Accept-Encoding":  "identity",
+		"Accept-Encoding":  "zstd,gzip,deflate,br",
 	}
 	for k, v := range want {
 		if h.Get(k) != v {
@@ -268,5 +269,102 @@ func TestSummarise(t *testing.T) {
 		if got := summarise(tc.in); got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// dedupReceiver answers as healthrouter's engine counts: a result whose
+// event_id equals its check's last one is a duplicate.
+type dedupReceiver struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+func (rc *dedupReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var events []event
+	if err := json.NewDecoder(zr).Decode(&events); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	accepted, duplicates := 0, 0
+	for _, e := range events {
+		k := e.Region + "/" + e.Host + "/" + e.Check
+		if e.EventID != "" && rc.last[k] == e.EventID {
+			duplicates++
+			continue
+		}
+		rc.last[k] = e.EventID
+		accepted++
+	}
+	rc.mu.Unlock()
+	fmt.Fprintf(w, `{"accepted":%d,"duplicates":%d,"rejected":0}`, accepted, duplicates)
+}
+
+// TestRunsCarryOnThroughIDPasses: each run starts where the previous one
+// stopped, so consecutive results of a check never share an event_id,
+// whether runs end after whole passes or mid-pass.
+func TestRunsCarryOnThroughIDPasses(t *testing.T) {
+	srv := httptest.NewServer(&dedupReceiver{last: map[string]string{}})
+	defer srv.Close()
+	enc := encodeTest(t, Workload{Checks: 200, BatchEvents: 20, Compression: Gzip, IDPasses: 2})
+	g, err := New(Target{URL: srv.URL}, enc, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	sent := 0
+	for i, p := range []Pace{{Concurrency: 2, Passes: 1}, {Concurrency: 1, Passes: 1}, {Concurrency: 2, Passes: 3},
+		{Concurrency: 2, Duration: 30 * time.Millisecond}, {Concurrency: 1, Passes: 2}} {
+		res, err := g.Run(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Failed != 0 || res.Duplicates != 0 || res.Accepted != res.Events {
+			t.Fatalf("run %d: %+v; want every event accepted", i+1, res)
+		}
+		if p.Passes > 0 && res.Events != p.Passes*200 {
+			t.Fatalf("run %d: %d events in %d passes of 200", i+1, res.Events, p.Passes)
+		}
+		sent += res.Requests
+	}
+	g.mu.Lock()
+	seq := g.seq
+	g.mu.Unlock()
+	if seq != sent {
+		t.Fatalf("next request %d after %d requests", seq, sent)
+	}
+}
+
+// TestStalledBatchIsNotSentTwiceAtOnce: with a ring shorter than the
+// requests in flight, a stalled batch comes round again while it is still
+// out; it must wait, not reach the receiver as duplicates.
+func TestStalledBatchIsNotSentTwiceAtOnce(t *testing.T) {
+	dedup := &dedupReceiver{last: map[string]string{}}
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		dedup.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	// One batch per pass, two id passes: a ring of two batches.
+	enc := encodeTest(t, Workload{Checks: 20, BatchEvents: 20, Compression: Gzip, IDPasses: 2})
+	g, err := New(Target{URL: srv.URL}, enc, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res, err := g.Run(context.Background(), Pace{Concurrency: 2, Passes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 8 || res.Duplicates != 0 || res.Accepted != 160 {
+		t.Fatalf("%+v; want 8 requests, all 160 events accepted", res)
 	}
 }

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,6 +104,46 @@ func (c Compression) String() string {
 	return string(c)
 }
 
+// Shape is which fields an event carries.
+type Shape uint8
+
+const (
+	// Pipeline is what vector/healthrouter.yaml's remap emits for a check
+	// run by the exec source: check, event_id (a fresh UUID v4 on every
+	// result), host, interval, output, region, source_type, status and
+	// timestamp. Empty labels and absent severity and team are compacted
+	// away, as the remap does.
+	Pipeline Shape = iota
+	// Lean is the identity, status and output alone: check, host, output,
+	// region, status, timestamp. No event_id, so nothing to deduplicate.
+	Lean
+)
+
+// ParseShape reads "pipeline" or "lean".
+func ParseShape(s string) (Shape, error) {
+	switch s {
+	case "", "pipeline":
+		return Pipeline, nil
+	case "lean":
+		return Lean, nil
+	}
+	return 0, fmt.Errorf("shape %q: want pipeline or lean", s)
+}
+
+func (s Shape) String() string {
+	if s == Lean {
+		return "lean"
+	}
+	return "pipeline"
+}
+
+// DefaultIDPasses is how many passes a pipeline-shaped workload encodes
+// when Workload.IDPasses is zero.
+const DefaultIDPasses = 4
+
+// execInterval is the interval the remap sets for exec-sourced checks.
+const execInterval = 60
+
 // Workload is the traffic a run replays: a fleet of distinct checks, a
 // share of them failing, cut into batches the way a Vector aggregator
 // forwards them.
@@ -114,6 +156,18 @@ type Workload struct {
 	BatchEvents int     // events per request
 	Framing     Framing
 	Compression Compression
+	// Shape is the events' fields; the zero value is the pipeline's.
+	Shape Shape
+	// IDPasses is how many passes over the fleet are encoded, each with
+	// fresh event_ids; the generator cycles through them. Compressing a
+	// pass costs more CPU than the receiver spends on it, so passes cannot
+	// be encoded while sending: an id comes back every IDPasses passes.
+	// The receiver deduplicates a check's result against its last
+	// event_id, so any value from 2 up makes every replayed result new to
+	// it, as Vector's fresh UUIDs are. Zero means DefaultIDPasses for the
+	// pipeline shape and 1 for the lean shape and Alertmanager, which
+	// carry no event_id.
+	IDPasses int
 	// Shuffle spreads every event at random over the batches; by default
 	// hosts come in random order but each host's checks arrive together,
 	// as when an agent reports a host at once.
@@ -135,6 +189,10 @@ func (w *Workload) Validate() error {
 		return fmt.Errorf("failing share %v: want 0..1", w.Failing)
 	case w.BatchEvents <= 0:
 		return errors.New("events per batch must be positive")
+	case w.IDPasses < 0:
+		return errors.New("id passes must not be negative")
+	case w.IDPasses == 1 && w.hasEventIDs():
+		return errors.New("one id pass would repeat every event_id on the next pass: want 2 or more")
 	case w.Sink == Alertmanager && (w.Compression != None || w.Framing != JSONArray):
 		return errors.New("alertmanager takes an uncompressed JSON array")
 	}
@@ -152,27 +210,55 @@ type Batch struct {
 // Encoded is a workload ready to send.
 type Encoded struct {
 	Workload Workload
-	Batches  []Batch
-	Hosts    int
-	Failing  int // failing checks
+	// Batches holds Passes passes over the fleet, one after the other:
+	// the same checks in the same order, each pass with its own
+	// event_ids.
+	Batches []Batch
+	Passes  int
+	Hosts   int
+	Failing int // failing checks
 }
 
-// Bytes is the total size of the bodies as sent.
+// PassBatches is the number of batches in one pass over the fleet.
+func (e *Encoded) PassBatches() int {
+	if e.Passes <= 1 {
+		return len(e.Batches)
+	}
+	return len(e.Batches) / e.Passes
+}
+
+// Bytes is the size of one pass's bodies as sent.
 func (e *Encoded) Bytes() int {
 	n := 0
-	for i := range e.Batches {
+	for i := range e.Batches[:e.PassBatches()] {
 		n += len(e.Batches[i].Body)
 	}
 	return n
 }
 
-// Events is the number of events in one pass over the batches.
+// Events is the number of events in one pass over the fleet.
 func (e *Encoded) Events() int {
 	n := 0
-	for i := range e.Batches {
+	for i := range e.Batches[:e.PassBatches()] {
 		n += e.Batches[i].Events
 	}
 	return n
+}
+
+// hasEventIDs reports whether the events carry an event_id.
+func (w *Workload) hasEventIDs() bool {
+	return w.Sink == Healthrouter && w.Shape == Pipeline
+}
+
+// idPasses is IDPasses with its default.
+func (w *Workload) idPasses() int {
+	switch {
+	case w.IDPasses > 0:
+		return w.IDPasses
+	case w.hasEventIDs():
+		return DefaultIDPasses
+	}
+	return 1
 }
 
 // Names that look like a fleet's: the first ten check names and regions
@@ -189,9 +275,11 @@ func nameAt(names []string, i int) string {
 	return names[i%len(names)] + "-" + strconv.Itoa(i/len(names))
 }
 
-// key is one check of the fleet.
+// key is one check of the fleet. used is the figure its output reports,
+// fixed per check so a steady pass repeats the check's result.
 type key struct {
 	region, host, check string
+	used                int
 	failing             bool
 }
 
@@ -211,7 +299,7 @@ func (w *Workload) fleet(rng *rand.Rand) ([]key, int) {
 		region := nameAt(regionNames, h%regions)
 		host := fmt.Sprintf("web-%06d.%s.example.net", h/regions, region)
 		for c := 0; c < perHost && len(keys) < w.Checks; c++ {
-			keys = append(keys, key{region: region, host: host, check: nameAt(checkNames, c)})
+			keys = append(keys, key{region: region, host: host, check: nameAt(checkNames, c), used: 5 + rng.IntN(80)})
 		}
 	}
 	// Exactly the share asked for fails, spread at random.
@@ -246,7 +334,8 @@ func (w *Workload) order(keys []key, rng *rand.Rand) []int {
 	return order
 }
 
-// Encode renders and compresses every batch of one pass over the fleet.
+// Encode renders and compresses every batch of IDPasses passes over the
+// fleet.
 func (w Workload) Encode() (*Encoded, error) {
 	if err := w.Validate(); err != nil {
 		return nil, fmt.Errorf("workload: %w", err)
@@ -257,58 +346,65 @@ func (w Workload) Encode() (*Encoded, error) {
 	rng := rand.New(rand.NewPCG(w.Seed, w.Seed^0x9e3779b97f4a7c15))
 	keys, hosts := w.fleet(rng)
 	order := w.order(keys, rng)
-	enc := &Encoded{Workload: w, Hosts: hosts}
+	enc := &Encoded{Workload: w, Hosts: hosts, Passes: w.idPasses()}
 	comp, err := newCompressor(w.Compression)
 	if err != nil {
 		return nil, err
 	}
 	var plain bytes.Buffer
-	for start := 0; start < len(order); start += w.BatchEvents {
-		end := min(start+w.BatchEvents, len(order))
-		plain.Reset()
-		b := Batch{Events: end - start}
-		if w.Framing == JSONArray {
-			plain.WriteByte('[')
-		}
-		for i, k := range order[start:end] {
-			if i > 0 {
-				if w.Framing == JSONArray {
-					plain.WriteByte(',')
-				} else {
-					plain.WriteByte('\n')
+	for pass := 0; pass < enc.Passes; pass++ {
+		for start := 0; start < len(order); start += w.BatchEvents {
+			end := min(start+w.BatchEvents, len(order))
+			plain.Reset()
+			b := Batch{Events: end - start}
+			if w.Framing == JSONArray {
+				plain.WriteByte('[')
+			}
+			for i, k := range order[start:end] {
+				if i > 0 {
+					if w.Framing == JSONArray {
+						plain.WriteByte(',')
+					} else {
+						plain.WriteByte('\n')
+					}
+				}
+				key := &keys[k]
+				if key.failing {
+					b.Failing++
+				}
+				ts := w.Time.Add(time.Duration(i) * time.Microsecond)
+				if err := w.render(&plain, key, ts, rng); err != nil {
+					return nil, err
 				}
 			}
-			key := &keys[k]
-			if key.failing {
-				b.Failing++
+			if w.Framing == JSONArray {
+				plain.WriteByte(']')
 			}
-			ts := w.Time.Add(time.Duration(i) * time.Microsecond)
-			if err := w.render(&plain, key, ts); err != nil {
-				return nil, err
+			b.Plain = plain.Len()
+			if b.Body, err = comp(plain.Bytes()); err != nil {
+				return nil, fmt.Errorf("compress batch: %w", err)
 			}
+			if pass == 0 {
+				enc.Failing += b.Failing
+			}
+			enc.Batches = append(enc.Batches, b)
 		}
-		if w.Framing == JSONArray {
-			plain.WriteByte(']')
-		}
-		b.Plain = plain.Len()
-		if b.Body, err = comp(plain.Bytes()); err != nil {
-			return nil, fmt.Errorf("compress batch: %w", err)
-		}
-		enc.Failing += b.Failing
-		enc.Batches = append(enc.Batches, b)
 	}
 	return enc, nil
 }
 
 // event is a health-check event as Vector's json codec writes it: keys
-// sorted, compact.
+// sorted, compact. The lean shape leaves the omitempty fields out.
 type event struct {
-	Check     string `json:"check"`
-	Host      string `json:"host"`
-	Output    string `json:"output"`
-	Region    string `json:"region"`
-	Status    string `json:"status"`
-	Timestamp string `json:"timestamp"`
+	Check      string `json:"check"`
+	EventID    string `json:"event_id,omitempty"`
+	Host       string `json:"host"`
+	Interval   int    `json:"interval,omitempty"`
+	Output     string `json:"output"`
+	Region     string `json:"region"`
+	SourceType string `json:"source_type,omitempty"`
+	Status     string `json:"status"`
+	Timestamp  string `json:"timestamp"`
 }
 
 // alert is the same result as Prometheus would post it to Alertmanager.
@@ -335,11 +431,11 @@ const alertTTL = time.Hour
 // rfc3339Nano renders Vector's timestamps: UTC, nine fractional digits.
 const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
 
-func (w *Workload) render(buf *bytes.Buffer, k *key, ts time.Time) error {
+func (w *Workload) render(buf *bytes.Buffer, k *key, ts time.Time, rng *rand.Rand) error {
 	stamp := ts.UTC().Format(rfc3339Nano)
-	status, output := "passing", "OK - "+k.check+" within thresholds"
+	status, output := "passing", "OK - "+k.check+" within thresholds ("+strconv.Itoa(k.used)+"% used)"
 	if k.failing {
-		status, output = "critical", "CRITICAL - "+k.check+" over threshold"
+		status, output = "critical", "CRITICAL - "+k.check+" over threshold ("+strconv.Itoa(95+k.used%5)+"% used)"
 	}
 	var v any
 	if w.Sink == Alertmanager {
@@ -357,7 +453,11 @@ func (w *Workload) render(buf *bytes.Buffer, k *key, ts time.Time) error {
 		}
 		v = a
 	} else {
-		v = event{Check: k.check, Host: k.host, Output: output, Region: k.region, Status: status, Timestamp: stamp}
+		e := event{Check: k.check, Host: k.host, Output: output, Region: k.region, Status: status, Timestamp: stamp}
+		if w.Shape == Pipeline {
+			e.EventID, e.Interval, e.SourceType = uuidV4(rng), execInterval, "exec"
+		}
+		v = e
 	}
 	// Vector's serde_json escapes no HTML; the encoder's newline is framing
 	// this function does not own.
@@ -371,6 +471,27 @@ func (w *Workload) render(buf *bytes.Buffer, k *key, ts time.Time) error {
 		buf.Truncate(buf.Len() - 1)
 	}
 	return nil
+}
+
+// uuidV4 renders a random (version 4, RFC 9562 variant) UUID as VRL's
+// uuid_v4() does: lowercase hex, hyphenated.
+func uuidV4(rng *rand.Rand) string {
+	var u [16]byte
+	binary.LittleEndian.PutUint64(u[:8], rng.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rng.Uint64())
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], u[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], u[10:])
+	return string(out[:])
 }
 
 // newCompressor returns a function compressing one body into a new slice.

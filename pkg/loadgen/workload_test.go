@@ -3,6 +3,10 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +26,15 @@ func TestEncodeDecodesAsVectorEvents(t *testing.T) {
 		name        string
 		framing     Framing
 		compression Compression
+		shape       Shape
 		shuffle     bool
+		passes      int
 	}{
-		{"gzip json array", JSONArray, Gzip, false},
-		{"zstd ndjson", NDJSON, Zstd, false},
-		{"uncompressed json array", JSONArray, None, false},
-		{"gzip ndjson shuffled", NDJSON, Gzip, true},
+		{"gzip json array", JSONArray, Gzip, Pipeline, false, DefaultIDPasses},
+		{"zstd ndjson", NDJSON, Zstd, Pipeline, false, DefaultIDPasses},
+		{"uncompressed json array", JSONArray, None, Pipeline, false, DefaultIDPasses},
+		{"gzip ndjson shuffled", NDJSON, Gzip, Pipeline, true, DefaultIDPasses},
+		{"gzip json array lean", JSONArray, Gzip, Lean, false, 1},
 	}
 	dec, err := ingest.NewDecoder(config.Default().Ingest)
 	if err != nil {
@@ -36,79 +43,171 @@ func TestEncodeDecodesAsVectorEvents(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := Workload{Checks: 2500, PerHost: 10, Regions: 3, Failing: 0.02, BatchEvents: 1000,
-				Framing: tc.framing, Compression: tc.compression, Shuffle: tc.shuffle, Time: testTime, Seed: 7}
+				Framing: tc.framing, Compression: tc.compression, Shape: tc.shape, Shuffle: tc.shuffle, Time: testTime, Seed: 7}
 			enc, err := w.Encode()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(enc.Batches) != 3 || enc.Batches[2].Events != 500 {
-				t.Fatalf("got %d batches, last of %d events; want 3, the last of 500", len(enc.Batches), enc.Batches[len(enc.Batches)-1].Events)
+			if enc.Passes != tc.passes || enc.PassBatches() != 3 || len(enc.Batches) != 3*tc.passes || enc.Batches[2].Events != 500 {
+				t.Fatalf("got %d passes of %d batches (%d in all), the third of %d events; want %d passes of 3, the third of 500",
+					enc.Passes, enc.PassBatches(), len(enc.Batches), enc.Batches[2].Events, tc.passes)
 			}
 			if enc.Hosts != 250 || enc.Failing != 50 || enc.Events() != 2500 {
 				t.Fatalf("hosts %d, failing %d, events %d; want 250, 50, 2500", enc.Hosts, enc.Failing, enc.Events())
 			}
-			keys := map[string]bool{}
-			regions := map[string]bool{}
-			failing := 0
-			for i, b := range enc.Batches {
-				d, err := dec.Decode(ingest.Request{Body: bytes.NewReader(b.Body), ContentEncoding: string(tc.compression), Received: testTime.Add(time.Minute)})
-				if err != nil {
-					t.Fatalf("batch %d: %v", i, err)
-				}
-				if len(d.Rejected) > 0 {
-					t.Fatalf("batch %d: rejected %+v", i, d.Rejected[0])
-				}
-				if len(d.Batch.Results) != b.Events {
-					t.Fatalf("batch %d: decoded %d results, want %d", i, len(d.Batch.Results), b.Events)
-				}
-				batchFailing := 0
-				for _, r := range d.Batch.Results {
-					keys[string(r.Region)+"/"+string(r.Host)+"/"+string(r.Check)] = true
-					regions[string(r.Region)] = true
-					if r.Status == health.Critical {
-						batchFailing++
-					} else if r.Status != health.Passing {
-						t.Fatalf("status %v", r.Status)
+			ids := map[string]bool{}
+			for pass := 0; pass < enc.Passes; pass++ {
+				keys := map[string]bool{}
+				regions := map[string]bool{}
+				failing := 0
+				for i, b := range enc.Batches[pass*3 : pass*3+3] {
+					d, err := dec.Decode(ingest.Request{Body: bytes.NewReader(b.Body), ContentEncoding: string(tc.compression), Received: testTime.Add(time.Minute)})
+					if err != nil {
+						t.Fatalf("pass %d batch %d: %v", pass, i, err)
 					}
-					if got := time.Unix(0, r.Time); got.Before(testTime) || got.After(testTime.Add(time.Second)) {
-						t.Fatalf("timestamp %v, want just after %v", got, testTime)
+					if len(d.Rejected) > 0 {
+						t.Fatalf("pass %d batch %d: rejected %+v", pass, i, d.Rejected[0])
 					}
+					if len(d.Batch.Results) != b.Events {
+						t.Fatalf("pass %d batch %d: decoded %d results, want %d", pass, i, len(d.Batch.Results), b.Events)
+					}
+					batchFailing := 0
+					for _, r := range d.Batch.Results {
+						keys[string(r.Region)+"/"+string(r.Host)+"/"+string(r.Check)] = true
+						regions[string(r.Region)] = true
+						if r.Status == health.Critical {
+							batchFailing++
+						} else if r.Status != health.Passing {
+							t.Fatalf("status %v", r.Status)
+						}
+						if got := time.Unix(0, r.Time); got.Before(testTime) || got.After(testTime.Add(time.Second)) {
+							t.Fatalf("timestamp %v, want just after %v", got, testTime)
+						}
+						switch {
+						case tc.shape == Lean && (r.EventID != nil || r.Interval != 0):
+							t.Fatalf("lean event with event_id %q, interval %v", r.EventID, r.Interval)
+						case tc.shape == Pipeline && r.Interval != execInterval:
+							t.Fatalf("interval %v, want %ds", r.Interval, execInterval)
+						case tc.shape == Pipeline && ids[string(r.EventID)]:
+							t.Fatalf("event_id %q sent twice", r.EventID)
+						}
+						ids[string(r.EventID)] = true
+					}
+					if batchFailing != b.Failing {
+						t.Fatalf("pass %d batch %d: %d failing decoded, %d counted", pass, i, batchFailing, b.Failing)
+					}
+					failing += batchFailing
+					d.Release()
 				}
-				if batchFailing != b.Failing {
-					t.Fatalf("batch %d: %d failing decoded, %d counted", i, batchFailing, b.Failing)
+				if len(keys) != 2500 || len(regions) != 3 || failing != 50 {
+					t.Fatalf("pass %d: %d distinct checks in %d regions, %d failing; want 2500 in 3, 50", pass, len(keys), len(regions), failing)
 				}
-				failing += batchFailing
-				d.Release()
-			}
-			if len(keys) != 2500 || len(regions) != 3 || failing != 50 {
-				t.Fatalf("%d distinct checks in %d regions, %d failing; want 2500 in 3, 50", len(keys), len(regions), failing)
 			}
 		})
 	}
 }
 
+var uuidV4Pattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
 // TestEventShape: keys sorted and compact as Vector's json codec writes
-// them, framed as its http sink frames them.
+// them, framed as its http sink frames them; the pipeline shape has the
+// fields of an exec-sourced event in testdata/vector/events.json, the body
+// vector/healthrouter.yaml's remap produces.
 func TestEventShape(t *testing.T) {
-	for _, framing := range []Framing{JSONArray, NDJSON} {
-		w := Workload{Checks: 3, PerHost: 3, Regions: 1, BatchEvents: 3, Framing: framing, Time: testTime}
-		enc, err := w.Encode()
-		if err != nil {
-			t.Fatal(err)
+	fixture, err := os.ReadFile("../../testdata/vector/events.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pipelineEvents []map[string]any
+	if err := json.Unmarshal(fixture, &pipelineEvents); err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's first event is a passing exec result, as generated.
+	wantKeys := sortedKeys(pipelineEvents[0])
+	if pipelineEvents[0]["source_type"] != "exec" {
+		t.Fatalf("fixture's first event is not from the exec source: %v", pipelineEvents[0])
+	}
+	cases := []struct {
+		shape Shape
+		first *regexp.Regexp
+		keys  []string
+	}{
+		{Pipeline, regexp.MustCompile(`^\{"check":"disk_root","event_id":"([0-9a-f-]{36})","host":"web-000000\.eu-west-1\.example\.net",` +
+			`"interval":60,"output":"OK - disk_root within thresholds \(\d+% used\)","region":"eu-west-1","source_type":"exec",` +
+			`"status":"passing","timestamp":"2026-08-21T10:00:00\.123456789Z"\}$`), wantKeys},
+		{Lean, regexp.MustCompile(`^\{"check":"disk_root","host":"web-000000\.eu-west-1\.example\.net",` +
+			`"output":"OK - disk_root within thresholds \(\d+% used\)","region":"eu-west-1",` +
+			`"status":"passing","timestamp":"2026-08-21T10:00:00\.123456789Z"\}$`),
+			[]string{"check", "host", "output", "region", "status", "timestamp"}},
+	}
+	for _, tc := range cases {
+		for _, framing := range []Framing{JSONArray, NDJSON} {
+			t.Run(tc.shape.String()+" "+framing.String(), func(t *testing.T) {
+				w := Workload{Checks: 3, PerHost: 3, Regions: 1, BatchEvents: 3, Framing: framing, Shape: tc.shape, Time: testTime}
+				enc, err := w.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				body := string(enc.Batches[0].Body)
+				var events []string
+				switch framing {
+				case JSONArray:
+					if !strings.HasPrefix(body, "[{") || !strings.HasSuffix(body, "}]") {
+						t.Fatalf("json array body:\n%s", body)
+					}
+					events = strings.Split(body[1:len(body)-1], "},{")
+					for i := range events[:len(events)-1] {
+						events[i] += "}"
+						events[i+1] = "{" + events[i+1]
+					}
+				case NDJSON:
+					if strings.HasSuffix(body, "\n") {
+						t.Fatalf("ndjson body with a trailing newline:\n%q", body)
+					}
+					events = strings.Split(body, "\n")
+				}
+				if len(events) != 3 {
+					t.Fatalf("%d events in %q", len(events), body)
+				}
+				m := tc.first.FindStringSubmatch(events[0])
+				if m == nil {
+					t.Fatalf("first event:\n%s", events[0])
+				}
+				if tc.shape == Pipeline && !uuidV4Pattern.MatchString(m[1]) {
+					t.Fatalf("event_id %q is not a UUID v4", m[1])
+				}
+				for _, e := range events {
+					var fields map[string]any
+					if err := json.Unmarshal([]byte(e), &fields); err != nil {
+						t.Fatal(err)
+					}
+					if got := sortedKeys(fields); !slices.Equal(got, tc.keys) {
+						t.Fatalf("keys %v, want %v", got, tc.keys)
+					}
+				}
+			})
 		}
-		body := string(enc.Batches[0].Body)
-		first := `{"check":"disk_root","host":"web-000000.eu-west-1.example.net","output":"OK - disk_root within thresholds",` +
-			`"region":"eu-west-1","status":"passing","timestamp":"2026-08-21T10:00:00.123456789Z"}`
-		switch framing {
-		case JSONArray:
-			if !strings.HasPrefix(body, "["+first+",{") || !strings.HasSuffix(body, "}]") {
-				t.Fatalf("json array body:\n%s", body)
-			}
-		case NDJSON:
-			if !strings.HasPrefix(body, first+"\n{") || strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 2 {
-				t.Fatalf("ndjson body:\n%q", body)
-			}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestUUIDV4(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	for range 1000 {
+		u := uuidV4(rng)
+		if !uuidV4Pattern.MatchString(u) || seen[u] {
+			t.Fatalf("uuid %q: not a v4 UUID, or a repeat", u)
 		}
+		seen[u] = true
 	}
 }
 
@@ -216,6 +315,8 @@ func TestWorkloadValidate(t *testing.T) {
 		{"negative regions", func(w *Workload) { w.Regions = -1 }, "must not be negative"},
 		{"compressed alerts", func(w *Workload) { w.Sink, w.Compression = Alertmanager, Gzip }, "uncompressed JSON array"},
 		{"ndjson alerts", func(w *Workload) { w.Sink, w.Framing = Alertmanager, NDJSON }, "uncompressed JSON array"},
+		{"negative id passes", func(w *Workload) { w.IDPasses = -1 }, "must not be negative"},
+		{"one id pass with event_ids", func(w *Workload) { w.IDPasses = 1 }, "repeat every event_id"},
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid workload: %v", err)
@@ -251,5 +352,13 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, err := ParseCompression("brotli"); err == nil {
 		t.Error("ParseCompression accepted brotli")
+	}
+	for in, want := range map[string]Shape{"": Pipeline, "pipeline": Pipeline, "lean": Lean} {
+		if got, err := ParseShape(in); err != nil || got != want {
+			t.Errorf("ParseShape(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseShape("full"); err == nil {
+		t.Error("ParseShape accepted full")
 	}
 }
