@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -409,6 +410,19 @@ func BenchmarkRead(b *testing.B) {
 			_ = e.Regions()
 		}
 	})
+	// GET /v1/hosts: a page costs the page, wherever it starts.
+	for _, p := range []struct {
+		name          string
+		offset, limit int
+	}{{"HostsPage/first1", 0, 1}, {"HostsPage/mid1000", 50_000, 1000}, {"HostsPage/all", 0, math.MaxInt}} {
+		b.Run(p.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, total := e.HostsPage("", p.offset, p.limit); total != 100_000 {
+					b.Fatalf("total %d", total)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkForget measures forgetting on 100k checks (10 regions x 1,000

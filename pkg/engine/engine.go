@@ -3,9 +3,9 @@
 // suppressions, and journals every change. It is pure: no I/O, no
 // goroutines, no clock of its own (every call passes the time), no logging.
 // It is not safe for concurrent use; the caller holds one lock around every
-// call. The read methods (Alerts, FailingChecks, Regions, Hosts, HostChecks,
-// HostRegions, Explain, Windows, Stats, Seq) modify nothing, so they may
-// share a read lock.
+// call. The read methods (Alerts, FailingChecks, Regions, Hosts, HostsPage,
+// HostChecks, HostRegions, Explain, ExplainIn, ExplainRegion, Windows,
+// Stats, Seq) modify nothing, so they may share a read lock.
 //
 // # Results
 //
@@ -55,7 +55,10 @@
 // stale, flapping or suppressed: one alert whatever the number of such
 // checks (Value is that number), with the highest of their severities. A
 // check's severity is the event's, else its rule's, else derived from the
-// status (critical for critical and unknown, warning for warning).
+// status (critical for critical and unknown, warning for warning). A
+// check's team is the event's, else its rule's; the engine keeps at most
+// 4096 distinct team names from events, and past that an event's new team
+// is dropped (the rule's applies) and counted in Stats.TeamsDropped.
 //
 // Per (region, check) the engine keeps incremental counts of the hosts that
 // run the check (not stale, not in a host maintenance window) and of those
@@ -116,12 +119,14 @@
 //
 // Load and Start rebuild everything from persisted states and windows
 // without emitting transitions. A check going stale or coming back is in
-// Outcome.Changed like any transition, and CheckState.Stale restores it. A
-// check also counts as already stale when its last result plus stale_after
-// is not after the newest last-seen among the loaded states (the engine
-// heard from others after its deadline: a stale mark lost in a crash).
-// Every other check gets a grace period of its stale_after from Start.
-// Windows that ended while the engine was down are dropped by Start. Load
+// Outcome.Changed like any transition, and CheckState.Stale restores it.
+// Every other check gets a grace period of its stale_after from Start:
+// staleness is never inferred from persisted last-seen times, which lag by
+// up to a checkpoint (and, for a check still in a previous start's grace,
+// by the whole outage), so a restart neither resolves an alert nor fires a
+// not_reporting one that the journal does not hold. Windows that ended
+// while the engine was down still cover their alerts at Start; the first
+// Tick expires them and journals what they release. Load
 // accepts every persisted check, beyond max_checks too: the cap refuses
 // new keys, it never forgets known ones.
 package engine
@@ -170,6 +175,8 @@ type Engine struct {
 	nrName  uint32 // the id of health.NotReporting
 	teams   []string
 	teamIDs map[string]uint32
+	// teamsDropped counts event teams dropped past maxTeams.
+	teamsDropped uint64
 
 	regions   []*region
 	regionIDs map[string]uint32
@@ -268,6 +275,9 @@ func New(cfg Config) (*Engine, error) {
 		alertHosts:    make(map[uint32]struct{}),
 		failingHosts:  make(map[uint32]struct{}),
 		activeRollups: make(map[*rollup]struct{}),
+	}
+	for _, r := range rules {
+		e.internTeamString(r.team) // always kept, whatever events send
 	}
 	e.nrName = e.internNameString(health.NotReporting)
 	return e, nil
@@ -393,7 +403,14 @@ func (e *Engine) internNameString(name string) uint32 {
 	return id
 }
 
-// internTeam returns the id of a team name; 0 is "no team".
+// maxTeams bounds the distinct team names interned from events (rules'
+// teams always are): names are kept for the engine's lifetime, so a sender
+// putting a request id in team must not grow them without bound. A fleet
+// has tens of teams.
+const maxTeams = 4096
+
+// internTeam returns the id of an event's team name; 0 is "no team", also
+// for a new name past maxTeams (counted in Stats.TeamsDropped).
 func (e *Engine) internTeam(b []byte) uint32 {
 	if len(b) == 0 {
 		return 0
@@ -401,7 +418,19 @@ func (e *Engine) internTeam(b []byte) uint32 {
 	if id, ok := e.teamIDs[string(b)]; ok {
 		return id
 	}
-	return e.internTeamString(string(b))
+	return e.internEventTeam(string(b))
+}
+
+// internEventTeam is internTeam for a persisted team name.
+func (e *Engine) internEventTeam(team string) uint32 {
+	if id, ok := e.teamIDs[team]; ok || team == "" {
+		return id
+	}
+	if len(e.teams) > maxTeams { // teams[0] is ""
+		e.teamsDropped++
+		return 0
+	}
+	return e.internTeamString(team)
 }
 
 func (e *Engine) internTeamString(team string) uint32 {

@@ -41,20 +41,35 @@ type RegionRollup struct {
 	Alerting  bool    `json:"alerting"`
 }
 
-// Explain says why a check pages or not; with check "" it explains the host.
-// A host name present in several regions is explained in the first region
-// by name.
+// Explain says why a check pages or not; with check "" it explains the
+// host, with check "not_reporting" the host's not_reporting alert. A host
+// name present in several regions is explained in the first region by
+// name; ExplainIn names the region.
 func (e *Engine) Explain(hostName, check string) Explanation {
-	ex := Explanation{Key: health.Key{Host: hostName, Check: check}}
-	reg, hi, ok := e.hostByName(hostName)
+	return e.ExplainIn("", hostName, check)
+}
+
+// ExplainIn is Explain for the host of that name in regionName ("" for the
+// first region by name that has one).
+func (e *Engine) ExplainIn(regionName, hostName, check string) Explanation {
+	ex := Explanation{Key: health.Key{Region: regionName, Host: hostName, Check: check}}
+	reg, hi, ok := e.hostByName(regionName, hostName)
 	if !ok {
+		if regionName != "" {
+			ex.Decision = fmt.Sprintf("%s is not a tracked host in %s: no result has been received for it there", hostName, regionName)
+			return ex
+		}
 		ex.Decision = fmt.Sprintf("%s is not a tracked host: no result has been received for it", hostName)
 		return ex
 	}
 	h := &e.hosts[hi]
 	ex.Key.Region = reg.name
-	if check == "" {
+	switch check {
+	case "":
 		e.explainHost(reg, h, &ex)
+		return ex
+	case health.NotReporting:
+		e.explainNotReporting(reg, h, &ex)
 		return ex
 	}
 	name, ok := e.nameIDs[check]
@@ -70,7 +85,18 @@ func (e *Engine) Explain(hostName, check string) Explanation {
 	return ex
 }
 
-func (e *Engine) hostByName(name string) (*region, uint32, bool) {
+// hostByName finds the host in regionName, or in the first region by name
+// that has it when regionName is "".
+func (e *Engine) hostByName(regionName, name string) (*region, uint32, bool) {
+	if regionName != "" {
+		ri, ok := e.regionIDs[regionName]
+		if !ok {
+			return nil, 0, false
+		}
+		reg := e.regions[ri]
+		hi, ok := reg.hosts[name]
+		return reg, hi, ok
+	}
 	var best *region
 	var bestHost uint32
 	for _, reg := range e.regions {
@@ -79,6 +105,48 @@ func (e *Engine) hostByName(name string) (*region, uint32, bool) {
 		}
 	}
 	return best, bestHost, best != nil
+}
+
+// explainNotReporting says why a host's not_reporting alert fires or not:
+// how many of its checks are stale, the region's silent hosts against the
+// region thresholds, and a window covering it.
+func (e *Engine) explainNotReporting(reg *region, h *host, ex *Explanation) {
+	ex.Found = true
+	ex.Pages = h.nr == stateFiring
+	ex.Phase = health.PhasePassing
+	ex.Steps = append(ex.Steps, fmt.Sprintf("%d/%d checks stale, last result received %s", h.stale, len(h.checks), fmtTime(h.lastSeen)))
+	rr := e.rollupView(reg, &reg.nr)
+	ex.Region = &rr
+	ex.Steps = append(ex.Steps, e.rollupStep(reg, &reg.nr))
+	if w := e.checkWindow(reg, h.name, e.nrName); w != nil {
+		ww := w.Window
+		ex.Window = &ww
+		ex.Steps = append(ex.Steps, fmt.Sprintf("maintenance window %s until %s covers its not_reporting alert (%s)",
+			w.ID, w.Until.UTC().Format(time.RFC3339), w.Reason))
+	}
+	if h.flags&hNotReporting == 0 {
+		var next int64 // when the last fresh check goes stale
+		for i := range h.checks {
+			if s := &h.checks[i]; !s.stale() {
+				next = max(next, e.deadline(s))
+			}
+		}
+		ex.Decision = fmt.Sprintf("%s has no not_reporting alert: %d of its %d checks are fresh; it stops reporting if none reports by %s",
+			h.name, len(h.checks)-int(h.stale), len(h.checks), fmtTime(next))
+		return
+	}
+	ex.Phase = health.PhaseStale
+	a := e.nrHostAlert(reg, h)
+	ex.Alert = &a
+	switch h.nrSup {
+	case supNone:
+		ex.Decision = fmt.Sprintf("%s pages: not reporting, no result from any of its %d checks since %s", h.name, len(h.checks), fmtTime(h.lastSeen))
+	case supRegion:
+		ex.Decision = fmt.Sprintf("%s does not page on its own: it is not reporting, like %d/%d hosts in %s, so the region not_reporting alert stands for it",
+			h.name, reg.nr.failing, reg.nr.hosts, reg.name)
+	default:
+		ex.Decision = fmt.Sprintf("%s does not page: it is not reporting, suppressed by maintenance", h.name)
+	}
 }
 
 func (e *Engine) explainCheck(reg *region, h *host, s *slot, ex *Explanation) {

@@ -189,6 +189,30 @@ func TestReadSide(t *testing.T) {
 	if none := h.e.Hosts("mars"); len(none) != 0 {
 		t.Fatalf("unknown region: %+v", none)
 	}
+	for _, p := range []struct {
+		region        string
+		offset, limit int
+		want          []string
+	}{
+		{"", 0, 1, []string{"eu/web-1"}},
+		{"", 1, 2, []string{"eu/web-2", "us/api-1"}},
+		{"", 2, 10, []string{"us/api-1", "us/web-1"}},
+		{"", 4, 10, []string{}},
+		{"", 9, 10, []string{}},
+		{"", 0, 0, []string{}},
+		{"us", 1, 5, []string{"us/web-1"}},
+		{"mars", 0, 5, []string{}},
+	} {
+		page, total := h.e.HostsPage(p.region, p.offset, p.limit)
+		got := []string{}
+		for _, hi := range page {
+			got = append(got, hi.Region+"/"+hi.Host)
+		}
+		wantTotal := map[string]int{"": 4, "us": 2, "mars": 0}[p.region]
+		if !slices.Equal(got, p.want) || total != wantTotal {
+			t.Errorf("HostsPage(%q, %d, %d) = %v, %d; want %v, %d", p.region, p.offset, p.limit, got, total, p.want, wantTotal)
+		}
+	}
 	checks := h.e.HostChecks("web-1")
 	if len(checks) != 3 || checks[0].Region != "eu" || checks[0].Key.Check != "cpu" || checks[2].Region != "us" {
 		t.Fatalf("host checks %+v", checks)
@@ -213,6 +237,7 @@ func TestReadMethodsAreReadOnly(t *testing.T) {
 			h.e.FailingChecks(func(health.Key, health.Status, bool) {})
 			_ = h.e.Regions()
 			_ = h.e.Hosts("")
+			_, _ = h.e.HostsPage("", 3, 5)
 			_ = h.e.HostChecks("h-01")
 			_ = h.e.Explain("h-01", "conn")
 			_ = h.e.Explain("h-01", "")
@@ -224,5 +249,60 @@ func TestReadMethodsAreReadOnly(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		<-done
+	}
+}
+
+// TestExplainRegionAndNotReporting: a host name in two regions is explained
+// in the region asked for, and check "not_reporting" (what the host rule's
+// explain link appends for a silent host) explains the host's not_reporting
+// alert rather than a check of that name.
+func TestExplainRegionAndNotReporting(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+	h.apply(res("eu", "web-1", "cpu", health.Passing), res("us", "web-1", "cpu", health.Passing),
+		res("us", "web-2", "cpu", health.Passing))
+	h.step(3 * time.Minute)
+	h.apply(res("eu", "web-1", "cpu", health.Passing), res("us", "web-2", "cpu", health.Passing))
+	h.step(3 * time.Minute) // us/web-1 silent for 6m: not reporting; eu/web-1 reported 3m ago
+
+	tests := []struct {
+		name, region, host, check string
+		found, pages              bool
+		phase, region2            string
+		decision                  string
+	}{
+		{"first region by name", "", "web-1", "", true, false, health.PhasePassing, "eu", "web-1 does not page: all 1 checks are passing"},
+		{"region given", "us", "web-1", "", true, true, health.PhaseStale, "us", "web-1 pages: not reporting"},
+		{"not_reporting of a silent host", "us", "web-1", health.NotReporting, true, true, health.PhaseStale, "us",
+			"web-1 pages: not reporting, no result from any of its 1 checks since 2025-03-01T12:00:00Z"},
+		{"not_reporting of a reporting host", "eu", "web-1", health.NotReporting, true, false, health.PhasePassing, "eu",
+			"web-1 has no not_reporting alert: 1 of its 1 checks are fresh; it stops reporting if none reports by 2025-03-01T12:08:00Z"},
+		{"not_reporting without region: first region", "", "web-1", health.NotReporting, true, false, health.PhasePassing, "eu", "web-1 has no not_reporting alert"},
+		{"host not in that region", "us", "web-3", "", false, false, "", "us", "web-3 is not a tracked host in us"},
+		{"unknown region", "mars", "web-1", "cpu", false, false, "", "mars", "web-1 is not a tracked host in mars"},
+		{"check in the region given", "us", "web-1", "cpu", true, false, health.PhaseStale, "us", "cpu on web-1 does not page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := h.e.ExplainIn(tt.region, tt.host, tt.check)
+			if ex.Found != tt.found || ex.Pages != tt.pages || ex.Phase != tt.phase || ex.Key.Region != tt.region2 ||
+				!strings.HasPrefix(ex.Decision, tt.decision) {
+				t.Fatalf("got found=%v pages=%v phase=%q region=%q decision %q\nwant found=%v pages=%v phase=%q region=%q decision %q...",
+					ex.Found, ex.Pages, ex.Phase, ex.Key.Region, ex.Decision, tt.found, tt.pages, tt.phase, tt.region2, tt.decision)
+			}
+			if tt.check == health.NotReporting && tt.found {
+				if ex.Region == nil || ex.Region.Check != health.NotReporting || ex.Region.Hosts != map[string]int{"eu": 1, "us": 2}[tt.region2] {
+					t.Fatalf("region rollup %+v, want the region's not_reporting hosts", ex.Region)
+				}
+				if tt.pages && (ex.Alert == nil || ex.Alert.Check != health.NotReporting) {
+					t.Fatalf("alert %+v, want the not_reporting alert", ex.Alert)
+				}
+			}
+		})
+	}
+	if ex := h.e.Explain("web-1", health.NotReporting); !ex.Found || ex.Key.Region != "eu" {
+		t.Fatalf("Explain without region: %+v", ex)
+	}
+	if ex := h.e.ExplainRegion("us", health.NotReporting); !ex.Found || ex.Region.Failing != 1 || ex.Pages {
+		t.Fatalf("region not_reporting: %+v", ex)
 	}
 }

@@ -23,6 +23,7 @@ type harness struct {
 	journal []health.Transition
 	store   map[health.Key]health.CheckState
 	windows map[string]health.Window
+	cfg     Config // for restarts inside a scenario
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
@@ -77,6 +78,12 @@ func (h *harness) apply(rs ...health.Result) *Outcome {
 func (h *harness) tick() *Outcome {
 	h.out.Reset()
 	h.e.Tick(h.now, &h.out)
+	// As the tracker does: windows the tick expired leave the store.
+	for id, w := range h.windows {
+		if !w.Active(h.now) {
+			delete(h.windows, id)
+		}
+	}
 	return h.record()
 }
 
@@ -105,6 +112,14 @@ func (h *harness) checkpoint() {
 func (h *harness) restart(c Config) {
 	h.t.Helper()
 	h.checkpoint()
+	h.crash(c)
+}
+
+// crash builds a new engine from the store as it is, without a final
+// checkpoint: last-seen times as of the last checkpoint or transition,
+// as after a SIGKILL.
+func (h *harness) crash(c Config) {
+	h.t.Helper()
 	e, err := New(c)
 	if err != nil {
 		h.t.Fatalf("New: %v", err)

@@ -47,7 +47,7 @@ func (e *Engine) Load(s *health.CheckState) error {
 		eventID:   s.EventID,
 		flapHist:  s.FlapHistory & flapHistMask,
 		name:      name,
-		team:      e.internTeamString(s.Team),
+		team:      e.internEventTeam(s.Team),
 		interval:  s.Interval,
 		status:    s.Status,
 		hard:      s.Hard,
@@ -93,8 +93,7 @@ func validateState(s *health.CheckState) error {
 	return nil
 }
 
-// Start finishes loading: it decides which loaded checks were already
-// stale, rebuilds every counter and alert from the states (emitting no
+// Start finishes loading: it rebuilds every counter and alert from the states (emitting no
 // transition: the alerts are those that were active before the restart),
 // sets the journal sequence to seq, and gives every other check until now +
 // its stale_after before it can become stale. It must be called once,
@@ -108,10 +107,10 @@ func (e *Engine) Start(seq uint64, now time.Time) {
 	e.advance(n)
 	e.advance(e.loadedMax)
 
-	// A window that has ended is gone. One that ended while the engine was
-	// down releases its alerts here, without a transition: Start journals
-	// nothing, and the alerts are what they would be had it never stopped.
-	e.windows = slices.DeleteFunc(e.windows, func(w *window) bool { return w.until <= n })
+	// A window that ended while the engine was down still covers its
+	// alerts here: Start journals nothing, so the alert set must be the one
+	// acknowledged before the stop. The first Tick expires it like a live
+	// expiry, journaling the alerts it releases.
 	slices.SortFunc(e.windows, windowCompare)
 	for _, reg := range e.regions {
 		reg.windows = reg.windows[:0]
@@ -147,10 +146,13 @@ func (e *Engine) restoreHost(reg *region, hi uint32) {
 		if s.nonPassing() {
 			e.countNonPassing(reg, hi, true)
 		}
-		if s.stale() || s.lastSeen+e.staleAfter(s) <= e.loadedMax {
+		if s.stale() {
 			// Stale before the restart: it stays so, and its alerts too.
-			// A stale mark lost in a crash is inferred from the others'
-			// last-seen: the engine heard from them after this deadline.
+			// Staleness is never inferred from the persisted last-seen
+			// times: they lag the engine's by up to a checkpoint, and a
+			// check still in a previous start's grace period has an old
+			// one. A stale mark is persisted in the commit that journals
+			// it, so a mark missing here was never acknowledged.
 			s.flags |= fStale
 			h.stale++
 			e.staleCount++

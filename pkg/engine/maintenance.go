@@ -87,7 +87,8 @@ func (e *Engine) RemoveWindow(id string, now time.Time, out *Outcome) bool {
 	return true
 }
 
-// LoadWindow restores a window at start-up; Start drops it if it has ended.
+// LoadWindow restores a window at start-up; one that has ended is expired,
+// and journaled, by the first Tick after Start.
 // A window without a region cannot match anything and is ignored.
 func (e *Engine) LoadWindow(w health.Window) {
 	if e.started {

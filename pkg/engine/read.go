@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,9 @@ type Stats struct {
 	Suppressed    int `json:"suppressed"`
 	Flapping      int `json:"flapping"`
 	Stale         int `json:"stale"`
+	// TeamsDropped counts results whose team was dropped because
+	// the engine already holds the most distinct team names it keeps.
+	TeamsDropped uint64 `json:"teams_dropped"`
 }
 
 // Stats returns the engine's counters.
@@ -99,6 +103,7 @@ func (e *Engine) Stats() Stats {
 		Suppressed:    e.suppressed,
 		Flapping:      e.flapping,
 		Stale:         e.staleCount,
+		TeamsDropped:  e.teamsDropped,
 	}
 }
 
@@ -339,21 +344,45 @@ func (e *Engine) Regions() []RegionInfo {
 // Hosts returns the hosts of a region ("" for every region), sorted by
 // region and name.
 func (e *Engine) Hosts(regionName string) []HostInfo {
-	var his []uint32
-	if regionName == "" {
-		his = make([]uint32, 0, len(e.hosts)-len(e.freeHosts))
-		for _, reg := range e.regions {
-			his = append(his, reg.hostList...)
-		}
-	} else if ri, ok := e.regionIDs[regionName]; ok {
-		his = slices.Clone(e.regions[ri].hostList)
-	}
-	slices.SortFunc(his, e.hostKeyLess)
-	out := make([]HostInfo, 0, len(his))
-	for _, hi := range his {
-		out = append(out, e.hostInfo(hi))
-	}
+	out, _ := e.HostsPage(regionName, 0, math.MaxInt)
 	return out
+}
+
+// HostsPage returns up to limit hosts of a region ("" for every region)
+// from offset in (region, name) order, and how many there are in all. It
+// costs the regions and the page, not the fleet: each region keeps its
+// hosts sorted.
+func (e *Engine) HostsPage(regionName string, offset, limit int) (page []HostInfo, total int) {
+	var regs []*region
+	if regionName == "" {
+		regs = slices.Clone(e.regions)
+		slices.SortFunc(regs, func(a, b *region) int { return strings.Compare(a.name, b.name) })
+	} else if ri, ok := e.regionIDs[regionName]; ok {
+		regs = []*region{e.regions[ri]}
+	}
+	for _, reg := range regs {
+		total += len(reg.hostList)
+	}
+	offset, limit = max(offset, 0), max(limit, 0)
+	page = make([]HostInfo, 0, min(limit, max(total-offset, 0)))
+	skip := offset
+	for _, reg := range regs {
+		if len(page) == limit {
+			break
+		}
+		if skip >= len(reg.hostList) {
+			skip -= len(reg.hostList)
+			continue
+		}
+		for _, hi := range reg.hostList[skip:] {
+			if len(page) == limit {
+				break
+			}
+			page = append(page, e.hostInfo(hi))
+		}
+		skip = 0
+	}
+	return page, total
 }
 
 func (e *Engine) hostInfo(hi uint32) HostInfo {

@@ -106,21 +106,104 @@ func TestRestart(t *testing.T) {
 	h.mustVerify()
 }
 
+// TestRestartExpiredWindow: a window that ended while the engine was down
+// still covers its alert at Start (Start journals nothing, so the alert set
+// is the acknowledged one), and the first Tick expires it as a live expiry
+// would, journaling the alert it releases.
 func TestRestartExpiredWindow(t *testing.T) {
 	c := cfg(func(e *config.Engine) { e.ConfirmAfter = 1 })
 	h := newHarness(t, c)
 	h.addWindow(health.Window{ID: "ended", Region: "eu", Host: "web-1", Until: t0.Add(time.Minute), Reason: "reboot"})
 	h.addWindow(health.Window{ID: "open", Region: "eu", Host: "web-2", Until: t0.Add(time.Hour), Reason: "drain"})
 	h.apply(res("eu", "web-1", "disk", health.Critical), res("eu", "web-2", "disk", health.Critical))
+	before := h.e.Alerts()
 	h.now = t0.Add(2 * time.Minute)
 	h.restart(c)
-	want := []string{"host eu web-1 critical 1 [disk]", "host eu web-2/disk suppressed=maintenance"}
-	equalLines(t, "a window that ended while down is gone", alertLines(h.e.Alerts()), want)
-	if ws := h.e.Windows(); len(ws) != 1 || ws[0].ID != "open" {
-		t.Fatalf("windows %+v", ws)
+	if after := h.e.Alerts(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("Start changed the alerts:\n%s", strings.Join(alertLines(after), "\n"))
 	}
+	if ws := h.e.Windows(); len(ws) != 1 || ws[0].ID != "open" {
+		t.Fatalf("windows %+v, want only the open one", ws)
+	}
+	seq := h.e.Seq()
+	out := h.tick()
+	equalLines(t, "first tick after restart", alertTransitions(out.Transitions),
+		[]string{"alert host eu/web-1/disk suppressed->inactive maintenance", "alert host eu/web-1/disk inactive->firing"})
+	if out.Transitions[0].Seq != seq+1 {
+		t.Fatalf("expiry journaled with seq %d, want %d", out.Transitions[0].Seq, seq+1)
+	}
+	equalLines(t, "after the expiry", alertLines(h.e.Alerts()),
+		[]string{"host eu web-1 critical 1 [disk]", "host eu web-2/disk suppressed=maintenance"})
 	if out := h.tick(); len(out.Transitions) != 0 {
-		t.Fatalf("first tick after restart: %v", transitionLines(out.Transitions))
+		t.Fatalf("second tick: %v", transitionLines(out.Transitions))
+	}
+	h.mustVerify()
+}
+
+// TestCrashKeepsAlerts restarts from the states as a SIGKILL leaves them:
+// last-seen times as of the last checkpoint or transition, which lag the
+// engine's. A check that kept reporting its hard failure must keep its host
+// alert: nothing resolves, no not_reporting fires, and the first ticks
+// journal nothing.
+func TestCrashKeepsAlerts(t *testing.T) {
+	c := cfg(func(e *config.Engine) { e.ConfirmAfter = 1 },
+		config.CheckRule{Match: "disk", StaleAfter: config.Duration(20 * time.Second)})
+	tests := []struct {
+		name string
+		run  func(h *harness)
+	}{
+		{"no checkpoint since the failure", func(h *harness) {
+			// web-1's disk reports every 10s; only its first result (the
+			// transition) reached the store. web-2 keeps changing, so the
+			// store holds last-seen times far past web-1's + stale_after.
+			for i := 1; i <= 8; i++ {
+				h.now = h.now.Add(10 * time.Second)
+				h.apply(res("eu", "web-1", "disk", health.Critical), res("eu", "web-2", "cpu", []health.Status{health.Passing, health.Warning}[i%2]))
+				h.tick()
+			}
+		}},
+		{"second crash inside the first restart's grace period", func(h *harness) {
+			h.restart(h.cfg)
+			// Down 10 minutes; web-1 then says nothing for 15s of its 20s
+			// grace while web-2 reports a change that reaches the store.
+			h.now = h.now.Add(10 * time.Minute)
+			h.crash(h.cfg)
+			h.now = h.now.Add(15 * time.Second)
+			h.apply(res("eu", "web-2", "cpu", health.Critical))
+			h.tick()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, c)
+			h.cfg = c
+			h.apply(res("eu", "web-1", "disk", health.Critical), res("eu", "web-2", "cpu", health.Passing))
+			tt.run(h)
+			before, journal := h.e.Alerts(), len(h.journal)
+			equalLines(t, "before the crash", alertLines(before)[:1], []string{"host eu web-1 critical 1 [disk]"})
+
+			h.now = h.now.Add(time.Second)
+			h.crash(c)
+			if after := h.e.Alerts(); !reflect.DeepEqual(before, after) {
+				t.Fatalf("alerts changed by the restart:\nbefore:\n  %s\nafter:\n  %s",
+					strings.Join(alertLines(before), "\n  "), strings.Join(alertLines(after), "\n  "))
+			}
+			h.tick()
+			h.now = h.now.Add(5 * time.Second)
+			h.apply(res("eu", "web-1", "disk", health.Critical))
+			h.tick()
+			if got := h.journal[journal:]; len(got) != 0 {
+				t.Fatalf("transitions after the restart though web-1 kept reporting: %v", transitionLines(got))
+			}
+			// Silence is still noticed, after the grace period and journaled.
+			h.now = h.now.Add(20 * time.Second)
+			out := h.tick()
+			equalLines(t, "silent after the grace", alertTransitions(out.Transitions), []string{
+				"alert host eu/web-1/disk firing->inactive",
+				"alert host eu/web-1/not_reporting inactive->firing",
+			})
+			h.mustVerify()
+		})
 	}
 }
 

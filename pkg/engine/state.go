@@ -235,7 +235,7 @@ type region struct {
 	name          string
 	id            uint32
 	hosts         map[string]uint32
-	hostList      []uint32
+	hostList      []uint32 // sorted by host name
 	rollups       map[uint32]*rollup
 	nr            rollup
 	reporting     int32
@@ -340,7 +340,12 @@ func (e *Engine) addHost(reg *region, name string) uint32 {
 		e.hosts = append(e.hosts, h)
 	}
 	reg.hosts[name] = hi
-	reg.hostList = append(reg.hostList, hi)
+	// Kept sorted by name so that a page of hosts costs the page, not a sort
+	// of the fleet. Load sees hosts in key order: appends, mostly.
+	i, _ := slices.BinarySearchFunc(reg.hostList, name, func(x uint32, name string) int {
+		return strings.Compare(e.hosts[x].name, name)
+	})
+	reg.hostList = slices.Insert(reg.hostList, i, hi)
 	if e.started {
 		reg.reporting++
 		e.refreshHostMaint(reg, hi, false)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"slices"
+	"strings"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
@@ -50,6 +52,9 @@ func (e *Engine) verify() error {
 			return
 		}
 
+		if !slices.IsSortedFunc(reg.hostList, func(a, b uint32) int { return strings.Compare(e.hosts[a].name, e.hosts[b].name) }) {
+			fail("%s: host list not sorted by name", reg.name)
+		}
 		if len(reg.hosts) != len(reg.hostList) {
 			fail("%s: %d hosts by name, %d listed", reg.name, len(reg.hosts), len(reg.hostList))
 		}

@@ -85,9 +85,7 @@ func (s *Server) getHosts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	hosts := t.Hosts(r.URL.Query().Get("region"))
-	total := len(hosts)
-	hosts = hosts[min(offset, total):min(offset+limit, total)]
+	hosts, total := t.HostsPage(r.URL.Query().Get("region"), offset, limit)
 	writeJSON(w, http.StatusOK, map[string]any{"hosts": hosts, "total": total, "offset": offset, "limit": limit})
 }
 
@@ -148,11 +146,12 @@ func (s *Server) getExplain(w http.ResponseWriter, r *http.Request) {
 	var ex engine.Explanation
 	switch {
 	case host != "":
-		ex = t.Explain(host, check)
+		// region picks the host when its name is tracked in several.
+		ex = t.Explain(region, host, check)
 	case region != "" && check != "":
 		ex = t.ExplainRegion(region, check)
 	default:
-		writeError(w, http.StatusBadRequest, "give host (and optionally check), or region and check")
+		writeError(w, http.StatusBadRequest, "give host (optionally region and check), or region and check")
 		return
 	}
 	if !ex.Found {

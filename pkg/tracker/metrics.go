@@ -46,6 +46,17 @@ var (
 		"Size of the state file.", nil, nil)
 	deadLettersDesc = prometheus.NewDesc("healthrouter_dead_letters",
 		"Rejected events kept in the dead-letter store.", nil, nil)
+	teamsDroppedDesc = prometheus.NewDesc("healthrouter_event_teams_dropped_total",
+		"Results whose team was dropped (the check falls back to its rule's team) because the engine already holds its limit of distinct team names.", nil, nil)
+	skippedDesc = prometheus.NewDesc("healthrouter_state_records_skipped",
+		"Persisted check records left out at start-up, by reason: unreadable (corrupt) or invalid (refused by the engine). Each is logged with its key.",
+		[]string{"reason"}, nil)
+)
+
+// Reasons a persisted check record is skipped at start-up.
+const (
+	skipUnreadable = "unreadable"
+	skipInvalid    = "invalid"
 )
 
 // Metrics exposes the page set and ingest counters. The page set is read
@@ -127,7 +138,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.ckptStates.Describe(ch)
 	for _, d := range []*prometheus.Desc{alertDesc, alertTeamDesc, suppressedDesc, failingDesc, regionHostsDesc,
 		regionReportingDesc, regionFailingDesc, lastEventDesc, trackedDesc, hostsDesc, flappingDesc,
-		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc} {
+		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc, skippedDesc, teamsDroppedDesc} {
 		ch <- d
 	}
 }
@@ -196,7 +207,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(flappingDesc, prometheus.GaugeValue, float64(stats.Flapping))
 	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, float64(stats.Stale))
 	ch <- prometheus.MustNewConstMetric(windowsDesc, prometheus.GaugeValue, float64(windows))
+	ch <- prometheus.MustNewConstMetric(teamsDroppedDesc, prometheus.CounterValue, float64(stats.TeamsDropped))
 	ch <- prometheus.MustNewConstMetric(storePendingDesc, prometheus.GaugeValue, float64(t.store.Pending()))
 	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(t.store.Size()))
 	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(t.store.RejectedCount()))
+	for _, reason := range []string{skipUnreadable, skipInvalid} {
+		ch <- prometheus.MustNewConstMetric(skippedDesc, prometheus.GaugeValue, float64(t.skipped[reason]), reason)
+	}
 }

@@ -11,9 +11,11 @@ package tracker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +52,12 @@ type Tracker struct {
 
 	newRegion chan struct{}
 	metrics   *Metrics
+	// skipped counts the persisted checks left out at start-up, by reason
+	// (skipUnreadable, skipInvalid); set by Open, read-only after.
+	skipped map[string]int
+	// endedWindows: windows that ended while the server was down were
+	// loaded; the first Tick expires them and they leave the store then.
+	endedWindows bool
 	// checkpointMu makes checkpoints take turns: a round is sorted and
 	// walked outside mu.
 	checkpointMu sync.Mutex
@@ -71,22 +79,31 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 	}
 	t.metrics = newMetrics(t)
 	start := time.Now()
-	loaded, skipped, err := st.LoadChecks(eng.Load)
+	invalid := 0
+	loaded, unreadable, err := st.LoadChecks(func(cs *health.CheckState) error {
+		// One record the engine refuses must not keep the fleet's state
+		// from loading: leave it out, loudly.
+		if err := eng.Load(cs); err != nil {
+			invalid++
+			log.Error("skipping invalid check record", zap.Stringer("key", cs.Key), zap.Error(err))
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load checks: %w", err)
 	}
+	loaded -= invalid
+	t.skipped = map[string]int{skipUnreadable: unreadable, skipInvalid: invalid}
 	windows, err := st.Windows()
 	if err != nil {
 		return nil, fmt.Errorf("load maintenance windows: %w", err)
 	}
 	clock := now()
 	for _, w := range windows {
-		if !w.Active(clock) {
-			if err := st.DeleteWindow(w.ID); err != nil {
-				return nil, fmt.Errorf("drop expired window %s: %w", w.ID, err)
-			}
-			continue
-		}
+		// A window that ended while the server was down is loaded all the
+		// same: it covers its alerts until the first Tick, which journals
+		// their release and then deletes it from the store.
+		t.endedWindows = t.endedWindows || !w.Active(clock)
 		eng.LoadWindow(w)
 	}
 	seq, err := st.LastSeq()
@@ -96,7 +113,7 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 	eng.Start(seq, clock)
 	stats := eng.Stats()
 	log.Info("state loaded",
-		zap.Int("checks", loaded), zap.Int("skipped_unreadable", skipped),
+		zap.Int("checks", loaded), zap.Int("skipped_unreadable", unreadable), zap.Int("skipped_invalid", invalid),
 		zap.Int("hosts", stats.Hosts), zap.Int("regions", stats.Regions),
 		zap.Int("firing", stats.Firing), zap.Int("maintenance_windows", len(eng.Windows())),
 		zap.Uint64("journal_seq", seq), zap.Duration("took", time.Since(start)))
@@ -137,11 +154,9 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 	t.eng.Apply(&d.Batch, &t.out)
 	out := &t.out
 	for _, r := range out.Rejected {
-		// The engine indexes valid results; name the result itself.
-		rs := &d.Batch.Results[r.Index]
-		raw := fmt.Appendf(nil, `{"region":%q,"host":%q,"check":%q}`, rs.Region, rs.Host, rs.Check)
-		dead = append(dead, deadLetter(received, remote, -1, r.Reason, r.Err, raw))
-		res.addError(-1, r.Err)
+		index := requestIndex(d.Rejected, r.Index)
+		dead = append(dead, deadLetter(received, remote, index, r.Reason, r.Err, resultEvent(&d.Batch.Results[r.Index])))
+		res.addError(index, r.Err)
 		t.metrics.rejected(r.Reason)
 	}
 	res.Accepted, res.Duplicates = out.Accepted, out.Duplicates
@@ -208,6 +223,60 @@ func (r *Result) addError(index int, msg string) {
 		msg = "event " + strconv.Itoa(index) + ": " + msg
 	}
 	r.Errors = append(r.Errors, msg)
+}
+
+// requestIndex maps the engine's index of a result (its position among
+// the valid results) to the event's position in the request: the results
+// are the request's events in order, less the decoder's rejections, which
+// are in order too.
+func requestIndex(decoderRejected []ingest.Rejection, result int) int {
+	index := result
+	for _, r := range decoderRejected {
+		if r.Index > index {
+			break
+		}
+		index++
+	}
+	return index
+}
+
+// resultEvent renders a decoded result as an event in the contract's field
+// names, for the dead-letter store: the decoder keeps no raw bytes of the
+// events it accepted, so this is every field it decoded.
+func resultEvent(r *health.Result) []byte {
+	ev := struct {
+		Region    string            `json:"region"`
+		Host      string            `json:"host"`
+		Check     string            `json:"check"`
+		Status    string            `json:"status"`
+		Timestamp string            `json:"timestamp,omitempty"`
+		Output    string            `json:"output,omitempty"`
+		Severity  string            `json:"severity,omitempty"`
+		Team      string            `json:"team,omitempty"`
+		Interval  int32             `json:"interval,omitempty"`
+		EventID   string            `json:"event_id,omitempty"`
+		Labels    map[string]string `json:"labels,omitempty"`
+	}{
+		Region: string(r.Region), Host: string(r.Host), Check: string(r.Check), Status: r.Status.String(),
+		Output: string(r.Output), Team: string(r.Team), Interval: r.Interval, EventID: string(r.EventID),
+	}
+	if r.Time != 0 {
+		ev.Timestamp = time.Unix(0, r.Time).UTC().Format(time.RFC3339Nano)
+	}
+	if r.Severity != health.SeverityNone {
+		ev.Severity = r.Severity.String()
+	}
+	if len(r.Labels) > 0 {
+		ev.Labels = make(map[string]string, len(r.Labels))
+		for _, l := range r.Labels {
+			ev.Labels[l.Key] = string(l.Value)
+		}
+	}
+	b, err := json.Marshal(ev)
+	if err != nil { // strings and numbers only: cannot happen
+		return fmt.Appendf(nil, `{"region":%q,"host":%q,"check":%q}`, r.Region, r.Host, r.Check)
+	}
+	return b
 }
 
 func deadLetter(at time.Time, remote string, index int, reason, msg string, raw []byte) health.Rejected {
@@ -280,7 +349,8 @@ func (t *Tracker) Tick(ctx context.Context) error {
 	before := len(t.eng.Windows())
 	t.out.Reset()
 	t.eng.Tick(now, &t.out)
-	expired := before != len(t.eng.Windows())
+	expired := before != len(t.eng.Windows()) || t.endedWindows
+	t.endedWindows = false
 	transitions := len(t.out.Transitions)
 	var forgotten []string
 	if len(t.out.Forgotten) > 0 {
@@ -296,6 +366,9 @@ func (t *Tracker) Tick(ctx context.Context) error {
 	}
 	if expired {
 		if err := t.dropExpiredWindows(now); err != nil {
+			t.mu.Lock()
+			t.endedWindows = true // the next tick tries again
+			t.mu.Unlock()
 			return err
 		}
 	}
@@ -413,12 +486,12 @@ func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window
 }
 
 // RemoveWindow ends a maintenance window early. It reports whether the
-// window existed.
+// window existed. The window leaves the store before the engine: when the
+// delete fails the window stays in force, as it would after a restart.
 func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
 	now := t.now()
 	t.mu.Lock()
-	t.out.Reset()
-	if !t.eng.RemoveWindow(id, now, &t.out) {
+	if !slices.ContainsFunc(t.eng.Windows(), func(w health.Window) bool { return w.ID == id }) {
 		t.mu.Unlock()
 		return false, nil
 	}
@@ -426,6 +499,8 @@ func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
 		t.mu.Unlock()
 		return true, fmt.Errorf("delete window: %w", err)
 	}
+	t.out.Reset()
+	t.eng.RemoveWindow(id, now, &t.out)
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
 	return true, ticket.Wait(ctx)
@@ -506,6 +581,14 @@ func (t *Tracker) Hosts(region string) []engine.HostInfo {
 	return t.eng.Hosts(region)
 }
 
+// HostsPage lists up to limit hosts of a region ("" for all) from offset,
+// in (region, name) order, and their total.
+func (t *Tracker) HostsPage(region string, offset, limit int) ([]engine.HostInfo, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng.HostsPage(region, offset, limit)
+}
+
 // HostChecks lists the checks of a host.
 func (t *Tracker) HostChecks(host string) []engine.CheckInfo {
 	t.mu.Lock()
@@ -513,11 +596,12 @@ func (t *Tracker) HostChecks(host string) []engine.CheckInfo {
 	return t.eng.HostChecks(host)
 }
 
-// Explain says why a host or check does or does not page.
-func (t *Tracker) Explain(host, check string) engine.Explanation {
+// Explain says why a host or check does or does not page; region may be
+// "" when the host name is tracked in one region only.
+func (t *Tracker) Explain(region, host, check string) engine.Explanation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.eng.Explain(host, check)
+	return t.eng.ExplainIn(region, host, check)
 }
 
 // ExplainRegion says why a region alert for a check pages or not.

@@ -1,0 +1,160 @@
+package tracker
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/store"
+)
+
+func windowIDs(ws []health.Window) []string {
+	ids := make([]string, 0, len(ws))
+	for _, w := range ws {
+		ids = append(ids, w.ID)
+	}
+	return ids
+}
+
+// TestRemoveWindowStoreFailureKeepsIt: when the store cannot delete the
+// window, the request fails and the window stays in force in memory, as it
+// will be after a restart; nothing is journaled.
+func TestRemoveWindowStoreFailureKeepsIt(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.report(health.Critical, euDisk)
+	w, err := f.tr.AddWindow(ctx, health.Window{ID: "drain", Region: "eu", Host: "web-1",
+		Until: f.clock.now().Add(time.Hour), Reason: "drain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := f.st.LastSeq()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Close(); err != nil { // every write fails from here on
+		t.Fatal(err)
+	}
+	found, err := f.tr.RemoveWindow(ctx, w.ID)
+	if !found || err == nil {
+		t.Fatalf("RemoveWindow on a failing store: found %v, err %v; want found and an error", found, err)
+	}
+	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
+		t.Fatalf("windows after the failed delete %v, want the window still in force", ids)
+	}
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != health.SuppressedByMaintenance {
+		t.Fatalf("alerts after the failed delete %+v, want web-1 still suppressed by maintenance", as)
+	}
+
+	f.open() // the store is closed: start again from what it holds
+	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
+		t.Fatalf("windows after restart %v", ids)
+	}
+	if got, _ := f.st.LastSeq(); got != seq {
+		t.Fatalf("journal at %d after the failed delete, want %d", got, seq)
+	}
+	if found, err := f.tr.RemoveWindow(ctx, "drain"); !found || err != nil {
+		t.Fatalf("RemoveWindow: %v %v", found, err)
+	}
+	if found, err := f.tr.RemoveWindow(ctx, "drain"); found || err != nil {
+		t.Fatalf("second RemoveWindow: found %v, err %v", found, err)
+	}
+	if ws, err := f.st.Windows(); err != nil || len(ws) != 0 {
+		t.Fatalf("stored windows after removal %+v (%v)", ws, err)
+	}
+}
+
+// TestWindowEndedWhileDown: a window that ended while the server was down
+// keeps its alert suppressed at start-up, and the first tick releases it
+// with a journal entry and deletes the window from the store.
+func TestWindowEndedWhileDown(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if _, err := f.tr.AddWindow(ctx, health.Window{ID: "reboot", Region: "eu", Host: "web-1",
+		Until: f.clock.now().Add(time.Minute), Reason: "reboot"}); err != nil {
+		t.Fatal(err)
+	}
+	f.report(health.Critical, euDisk)
+	f.clock.add(2 * time.Minute)
+	f.restart()
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != health.SuppressedByMaintenance {
+		t.Fatalf("alerts at start-up %+v, want web-1 suppressed as before the stop", as)
+	}
+	seq, _ := f.st.LastSeq()
+	if err := f.tr.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := f.st.Transitions(seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired bool
+	for _, x := range tr {
+		fired = fired || (x.Kind == health.AlertChanged && x.Key.Host == "web-1" && x.To == health.AlertFiring)
+	}
+	if !fired {
+		t.Fatalf("first tick journaled %+v, want web-1's alert firing", tr)
+	}
+	if ws, err := f.st.Windows(); err != nil || len(ws) != 0 {
+		t.Fatalf("stored windows after the first tick %+v (%v), want none", ws, err)
+	}
+}
+
+// TestOpenSkipsInvalidRecords: a record that decodes but that the engine
+// refuses is left out, logged with its key and counted; the rest loads.
+func TestOpenSkipsInvalidRecords(t *testing.T) {
+	f := newFixture(t, nil)
+	f.report(health.Critical, euDisk)
+	bad := health.CheckState{Key: health.Key{Region: "eu", Host: "web-9", Check: health.NotReporting}}
+	if err := f.st.Commit(context.Background(), &store.Commit{States: []health.CheckState{bad}}); err != nil {
+		t.Fatal(err)
+	}
+	f.restart()
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Host != "web-1" {
+		t.Fatalf("alerts after loading around the bad record %+v", as)
+	}
+	logged := f.logs.FilterMessage("skipping invalid check record").All()
+	if len(logged) != 1 || !strings.Contains(logged[0].ContextMap()["key"].(string), "web-9/not_reporting") {
+		t.Fatalf("logged %+v, want one entry naming eu/web-9/not_reporting", logged)
+	}
+	if got := gaugeValue(t, f.tr.Metrics(), "healthrouter_state_records_skipped", "invalid"); got != 1 {
+		t.Fatalf("healthrouter_state_records_skipped{reason=invalid} = %v, want 1", got)
+	}
+}
+
+// gaugeValue gathers the collector and returns the named series whose only
+// label has the given value.
+func gaugeValue(t *testing.T, c prometheus.Collector, name, label string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return metricValue(m)
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s}", name, label)
+	return 0
+}
+
+func metricValue(m *dto.Metric) float64 {
+	if m.Gauge != nil {
+		return m.GetGauge().GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
