@@ -318,7 +318,7 @@ func (b *builder) hostAnnotations() map[string]string {
 			`(severity {{ $labels.severity }}): {{ if ` + notReporting + ` }}none of its checks has reported within its staleness limit` +
 			`{{ else }}{{ humanize $values.B.Value }} confirmed, unsuppressed failing check(s); a second failing check does not page again{{ end }}. ` +
 			`The explain link lists the checks and why they page.`,
-		"explain_url": b.externalURL + `/v1/explain?host={{ urlquery $labels.host }}` +
+		"explain_url": b.externalURL + `/v1/explain?region={{ urlquery $labels.region }}&host={{ urlquery $labels.host }}` +
 			`{{ with index $labels "check" }}&check={{ urlquery . }}{{ end }}`,
 		"region_url": b.externalURL + `/v1/hosts?region={{ urlquery $labels.region }}`,
 	}

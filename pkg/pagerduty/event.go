@@ -108,7 +108,7 @@ func Component(a *health.Alert) string {
 }
 
 // ExplainURL links to healthrouter's explanation of the alert:
-// <externalURL>/v1/explain?host=..&check=.. (region=..&check=.. for a
+// <externalURL>/v1/explain?region=..&host=..&check=.. (no host for a
 // region alert). It is empty when externalURL is.
 func ExplainURL(a *health.Alert, externalURL string) string {
 	if externalURL == "" {
@@ -116,12 +116,11 @@ func ExplainURL(a *health.Alert, externalURL string) string {
 	}
 	var b strings.Builder
 	b.WriteString(strings.TrimRight(externalURL, "/"))
-	b.WriteString("/v1/explain?")
-	if a.Level == health.LevelRegion {
-		b.WriteString("region=")
-		b.WriteString(url.QueryEscape(a.Region))
-	} else {
-		b.WriteString("host=")
+	b.WriteString("/v1/explain?region=")
+	b.WriteString(url.QueryEscape(a.Region))
+	if a.Level == health.LevelHost {
+		// With its region: a host name may be reused in another region.
+		b.WriteString("&host=")
 		b.WriteString(url.QueryEscape(a.Host))
 	}
 	if a.Check != "" {

@@ -30,7 +30,7 @@ func TestEventMapping(t *testing.T) {
 			severity: "critical", component: "web-1.eu1", group: "eu1", class: "host",
 			summary: "web-1.eu1: lvm, raid critical", dedup: "healthrouter/host/eu1/web-1.eu1/critical",
 			details: map[string]any{"level": "host", "region": "eu1", "host": "web-1.eu1", "checks": []string{"lvm", "raid"},
-				"value": 2.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?host=web-1.eu1"},
+				"value": 2.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?region=eu1&host=web-1.eu1"},
 		},
 		{
 			name: "host not reporting",
@@ -39,7 +39,7 @@ func TestEventMapping(t *testing.T) {
 			severity: "error", component: "db-2", group: "eu1", class: "not_reporting",
 			summary: "db-2 stopped reporting", dedup: "healthrouter/host/eu1/db-2/not_reporting/error",
 			details: map[string]any{"level": "host", "region": "eu1", "host": "db-2", "check": "not_reporting",
-				"value": 1.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?host=db-2&check=not_reporting"},
+				"value": 1.0, "since": "2025-03-04T04:06:07Z", "explain": "https://hr.example.com/v1/explain?region=eu1&host=db-2&check=not_reporting"},
 		},
 		{
 			name: "region alert",
@@ -56,14 +56,14 @@ func TestEventMapping(t *testing.T) {
 			severity: "info", component: "h&1", group: "ap", class: "host",
 			summary: "info alert host/ap/h&1", dedup: "healthrouter/host/ap/h&1/info",
 			details: map[string]any{"level": "host", "region": "ap", "host": "h&1", "value": 1.0,
-				"explain": "https://hr.example.com/v1/explain?host=h%261"},
+				"explain": "https://hr.example.com/v1/explain?region=ap&host=h%261"},
 		},
 		{
 			name:     "no severity counts as critical",
 			alert:    health.Alert{Level: health.LevelHost, Region: "ap", Host: "h", Value: 1, Summary: "x"},
 			severity: "critical", component: "h", group: "ap", class: "host", summary: "x", dedup: "healthrouter/host/ap/h/critical",
 			details: map[string]any{"level": "host", "region": "ap", "host": "h", "value": 1.0,
-				"explain": "https://hr.example.com/v1/explain?host=h"},
+				"explain": "https://hr.example.com/v1/explain?region=ap&host=h"},
 		},
 	}
 	for _, tt := range tests {

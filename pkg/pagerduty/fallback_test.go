@@ -176,7 +176,7 @@ func TestFallbackPagesThePageSetWhileGrafanaIsDown(t *testing.T) {
 		t.Errorf("dns incident = %+v", inc)
 	}
 	if inc, _ := env.pd.Incident(keyStorage, DedupKey(&nas1)); inc.Last == nil ||
-		inc.Last.Details["explain"] != "https://hr.example.com/v1/explain?host=nas-1" {
+		inc.Last.Details["explain"] != "https://hr.example.com/v1/explain?region=eu&host=nas-1" {
 		t.Errorf("nas-1 incident = %+v", inc)
 	}
 	if len(env.fb.Open()) != 0 {
