@@ -93,11 +93,12 @@ func validateState(s *health.CheckState) error {
 	return nil
 }
 
-// Start finishes loading: it rebuilds every counter and alert from the states (emitting no
-// transition: the alerts are those that were active before the restart),
-// sets the journal sequence to seq, and gives every other check until now +
-// its stale_after before it can become stale. It must be called once,
-// before Apply and Tick; a fresh engine calls Start(0, now).
+// Start finishes loading: it rebuilds every counter and alert from the
+// states (emitting no transition: the alerts are those that were active
+// before the restart), sets the journal sequence to seq, and gives every
+// check not saved stale until now + its stale_after before it can become
+// stale. It must be called once, before Apply and Tick; a fresh engine
+// calls Start(0, now).
 func (e *Engine) Start(seq uint64, now time.Time) {
 	if e.started {
 		panic("engine: Start called twice")
