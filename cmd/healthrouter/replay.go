@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,8 +28,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs, false)
 	format := fs.String("format", "text", "output `format`: text (timeline, then summary) or json (the summary object)")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
+	progressEvery := fs.Duration("progress-every", time.Second, "how often to show progress, `duration`")
 	windowsFile := fs.String("windows", "", "JSON `file` of maintenance windows to apply, each at its created time: "+
-		`[{"region","host","check","created","until","reason"}]`)
+		`[{"region","host","check","created","until","reason"}], or {"windows":[...]} as GET /v1/maintenance answers`)
 	scenarioFile := fs.String("scenario", "", "apply the maintenance windows and restarts of a scenario `file` "+
 		"(testdata/scenarios/NN-name.expected.json)")
 	var restarts timesFlag
@@ -36,7 +38,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	noise := fs.Bool("report", false, "print the noise report of the replayed journal after the summary (text only)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: healthrouter replay FILE [flags]\n\n"+
-			"FILE holds NDJSON events, optionally gzip or zstd compressed; - reads stdin.")
+			"FILE holds NDJSON events in time order, optionally gzip or zstd compressed; - reads stdin.\n"+
+			"Pages are alerts that stay firing for the config's grafana.pending (default host 2m, region 1m).")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterleaved(fs, args)
@@ -82,6 +85,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	defer closeIn()
 
 	opts.Now = time.Now
+	opts.ProgressEvery = *progressEvery
 	show := newProgressLine(stderr, size, *progress, opts.Now)
 	if show != nil {
 		opts.Progress = show.update
@@ -96,7 +100,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	var noiseReport *report.Builder
 	if *noise {
-		noiseReport = report.NewBuilder(report.Options{})
+		pending := report.PendingOf(cfg)
+		noiseReport = report.NewBuilder(report.Options{Pending: &pending})
 		opts.OnTransition = noiseReport.Add
 	}
 
@@ -111,6 +116,10 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
+	if sum.Late > 0 {
+		fmt.Fprintf(stderr, "replay: warning: %d events (the first is event %d) came after newer ones by more than the batch window, "+
+			"up to %s: the input is not in time order and the outcome is wrong\n", sum.Late, sum.FirstLate, sum.LateBy)
+	}
 	if *format == "json" {
 		return sum.WriteJSON(stdout)
 	}
@@ -122,6 +131,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if noiseReport != nil {
 		fmt.Fprintln(stdout)
+		noiseReport.Advance(sum.Last)
 		return noiseReport.Report().WriteText(stdout)
 	}
 	return nil
@@ -165,11 +175,22 @@ func readWindows(file string) ([]health.Window, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--windows: %w", err)
 	}
+	// A list as written by hand, or GET /v1/maintenance's answer saved as
+	// is.
 	var ws []health.Window
-	if err := json.Unmarshal(data, &ws); err != nil {
-		return nil, fmt.Errorf("--windows %s: want a JSON array of windows: %w", file, err)
+	if err := json.Unmarshal(data, &ws); err == nil {
+		return ws, nil
 	}
-	return ws, nil
+	var listed struct {
+		Windows *[]health.Window `json:"windows"`
+	}
+	if err := json.Unmarshal(data, &listed); err != nil || listed.Windows == nil {
+		if err == nil {
+			err = errors.New(`no "windows" key`)
+		}
+		return nil, fmt.Errorf(`--windows %s: want a JSON array of windows or {"windows":[...]}: %w`, file, err)
+	}
+	return *listed.Windows, nil
 }
 
 // timesFlag collects repeated RFC 3339 times.

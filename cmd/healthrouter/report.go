@@ -25,6 +25,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	var c apiClient
 	c.register(fs)
 	dataDir := fs.String("data-dir", "", "read the store of a stopped server in `DIR` instead of asking --server")
+	var cf configFlags
+	cf.register(fs, false)
 	format := fs.String("format", "text", "output `format`: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,11 +42,19 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	if serverSet && *dataDir != "" {
 		return &exitError{code: 2, msg: "give --server or --data-dir, not both"}
 	}
+	if cf.path != "" && *dataDir == "" {
+		return &exitError{code: 2, msg: "--config goes with --data-dir: a server reports with its own configuration"}
+	}
 
 	var rep *report.Report
 	if *dataDir != "" {
-		var err error
-		if rep, err = reportFromStore(*dataDir); err != nil {
+		// Pages are alerts that stayed firing for the rules' pending
+		// period: the configuration's, or Grafana's defaults.
+		cfg, err := cf.load()
+		if err != nil {
+			return err
+		}
+		if rep, err = reportFromStore(*dataDir, report.PendingOf(cfg)); err != nil {
 			return err
 		}
 	} else {
@@ -60,9 +70,10 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	return rep.WriteText(stdout)
 }
 
-// reportFromStore builds the report from the journal of a stopped server.
-// A running server holds the store's lock: ask it instead.
-func reportFromStore(dir string) (*report.Report, error) {
+// reportFromStore builds the report from the journal of a stopped server,
+// as of its newest entry. A running server holds the store's lock: ask it
+// instead.
+func reportFromStore(dir string, pending report.Pending) (*report.Report, error) {
 	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
 		return nil, fmt.Errorf("no healthrouter store in %s: %w", dir, err)
 	}
@@ -74,5 +85,6 @@ func reportFromStore(dir string) (*report.Report, error) {
 		return nil, err
 	}
 	defer st.Close()
-	return report.Build(func(fn func(*health.Transition) bool) error { return st.ScanTransitions(0, fn) }, report.Options{})
+	return report.Build(func(fn func(*health.Transition) bool) error { return st.ScanTransitions(0, fn) },
+		report.Options{Pending: &pending})
 }

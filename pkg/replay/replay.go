@@ -31,11 +31,22 @@
 // Direct pages: a check-to-pager integration pages once per (region, host,
 // check) transition into critical, in arrival order, with no confirmation,
 // no grouping and no suppression; warning and unknown do not page.
-// healthrouter pages: see report.IsPage, alerts that start firing
-// unsuppressed at critical or error severity (PagerDuty high urgency),
-// including a firing alert whose severity changes to one of those (a new
-// series of healthrouter_alert). Grafana's pending period is not modelled:
-// it can only remove pages, so the count is an upper bound.
+// healthrouter pages: alert series at critical or error severity
+// (PagerDuty high urgency) that Grafana fires, those that stay firing
+// unsuppressed for their rule's pending period (grafana.pending of the
+// configuration, 2m for hosts and 1m for regions when it has none; see
+// report.Pager, which the noise report shares). A firing alert whose
+// severity changes is a new series of healthrouter_alert, with a pending
+// period of its own. The timeline shows every change, with the series that
+// ended within their pending period marked, and a "notified" entry when a
+// series has been firing long enough.
+//
+// # Order
+//
+// The input must be in time order, as a recording of what Vector sent is.
+// An event more than the batch window older than one read before it is
+// applied at the replay's clock, which gives a wrong answer; such events
+// are counted and reported (Summary.Late), not reordered.
 package replay
 
 import (
@@ -52,14 +63,16 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/engine"
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/report"
 )
 
 // Options configure a Replayer. The zero value replays with the embedded
 // default configuration.
 type Options struct {
-	// Config supplies the engine settings, the check rules and the ingest
-	// field names; nil means config.Default(). Its ingest size limits are
-	// replaced by the replay's own: a recording is not a request.
+	// Config supplies the engine settings, the check rules, the ingest
+	// field names and the rules' pending periods (grafana.pending); nil
+	// means config.Default(). Its ingest size limits are replaced by the
+	// replay's own: a recording is not a request.
 	Config *config.Config
 	// Windows are maintenance windows to apply, each when the event clock
 	// reaches its Created time (or at the first event if it was created
@@ -118,6 +131,7 @@ const (
 type Replayer struct {
 	opts      Options
 	engineCfg engine.Config
+	pending   report.Pending
 	decoder   *ingest.Decoder
 	windows   []health.Window // sorted by Created
 	restarts  []time.Time     // sorted
@@ -146,6 +160,7 @@ func New(opts Options) (*Replayer, error) {
 	r := &Replayer{
 		opts:      opts,
 		engineCfg: engine.Config{Engine: cfg.Engine, Checks: cfg.Checks},
+		pending:   report.PendingOf(cfg),
 		tickEvery: cfg.Engine.TickEvery.D(),
 		ckptEvery: cfg.Engine.Checkpoint.D(),
 	}
@@ -198,7 +213,7 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 		critical: make(map[string]struct{}),
 		batch:    make([]health.Result, 0, 1024),
 	}
-	rn.book = newAlertBook(rn.sum, r.opts.OnChange)
+	rn.book = newAlertBook(rn.sum, r.pending, r.opts.OnChange)
 	defer rn.release()
 	if len(r.restarts) > 0 {
 		rn.persisted = make(map[health.Key]health.CheckState)
@@ -241,6 +256,9 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 	}
 	if err := rn.flush(); err != nil {
 		return nil, err
+	}
+	if rn.started {
+		rn.book.finish(unixTime(rn.clock))
 	}
 	return rn.sum, nil
 }
@@ -342,6 +360,9 @@ func (rn *run) feed(res *health.Result, event int) error {
 		rn.sum.reject("event %d: no timestamp: replay runs on the events' own clock", event)
 		return nil
 	}
+	if newest := rn.sum.Last.UnixNano(); !rn.sum.Last.IsZero() && t < newest-int64(rn.opts.BatchWindow) {
+		rn.late(event, time.Duration(newest-t))
+	}
 	if len(rn.batch) > 0 && (t >= rn.batchStart+int64(rn.opts.BatchWindow) || len(rn.batch) >= rn.opts.MaxBatch) {
 		if err := rn.flush(); err != nil {
 			return err
@@ -361,6 +382,15 @@ func (rn *run) feed(res *health.Result, event int) error {
 	}
 	rn.direct(res)
 	return nil
+}
+
+// late counts an event that came lag after a newer one.
+func (rn *run) late(event int, lag time.Duration) {
+	if rn.sum.Late == 0 {
+		rn.sum.FirstLate = event
+	}
+	rn.sum.Late++
+	rn.sum.LateBy = max(rn.sum.LateBy, lag)
 }
 
 // direct counts the result as check-to-pager routing would: a page when a

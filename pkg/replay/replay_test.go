@@ -40,6 +40,15 @@ func run(t testing.TB, opts replay.Options, in io.Reader) *replay.Summary {
 	return sum
 }
 
+// noPending is the default configuration with rules that have no pending
+// period: every alert series fires as it starts. Tests of what the engine
+// decides on short streams use it.
+func noPending() *config.Config {
+	cfg := config.Default()
+	cfg.Grafana = &config.Grafana{}
+	return cfg
+}
+
 func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
@@ -93,7 +102,7 @@ func TestGoldenJSON(t *testing.T) {
 	}
 	for golden, sum := range map[string]*replay.Summary{
 		"testdata/03-routing-loop.golden.json": replayScenario(t, s, replay.Options{}),
-		"testdata/direct.golden.json":          run(t, replay.Options{}, bytes.NewReader(readFile(t, "testdata/direct.ndjson"))),
+		"testdata/direct.golden.json":          run(t, replay.Options{Config: noPending()}, bytes.NewReader(readFile(t, "testdata/direct.ndjson"))),
 	} {
 		var buf bytes.Buffer
 		if err := sum.WriteJSON(&buf); err != nil {
@@ -207,15 +216,17 @@ func TestBatching(t *testing.T) {
 		}
 		return b.String()
 	}
-	together := run(t, replay.Options{}, strings.NewReader(stream(900*time.Millisecond)))
+	// Without a pending period every series counts: this is about what
+	// the engine sees, not what Grafana makes of it.
+	together := run(t, replay.Options{Config: noPending()}, strings.NewReader(stream(900*time.Millisecond)))
 	if together.Pages != 1 || len(together.Alerts) != 1 || together.Alerts[0].Level != health.LevelRegion {
 		t.Errorf("within a second: %d pages %+v, want the region alert only", together.Pages, together.Alerts)
 	}
-	spread := run(t, replay.Options{}, strings.NewReader(stream(20*time.Second)))
+	spread := run(t, replay.Options{Config: noPending()}, strings.NewReader(stream(20*time.Second)))
 	if spread.Pages <= 1 {
 		t.Errorf("spread over 20 s: %d pages, want host alerts before the region alert", spread.Pages)
 	}
-	small := run(t, replay.Options{MaxBatch: 2}, strings.NewReader(stream(900*time.Millisecond)))
+	small := run(t, replay.Options{Config: noPending(), MaxBatch: 2}, strings.NewReader(stream(900*time.Millisecond)))
 	if small.Pages <= 1 {
 		t.Errorf("batches of 2: %d pages, want host alerts before the region alert", small.Pages)
 	}
@@ -327,7 +338,7 @@ func TestLongGap(t *testing.T) {
 `, t0.Format(time.RFC3339), later.Format(time.RFC3339))
 	var stale []time.Time
 	start := time.Now()
-	sum := run(t, replay.Options{OnTransition: func(tr *health.Transition) {
+	sum := run(t, replay.Options{Config: noPending(), OnTransition: func(tr *health.Transition) {
 		if tr.To == health.PhaseStale {
 			stale = append(stale, tr.Time)
 		}
@@ -404,8 +415,15 @@ func TestChangeString(t *testing.T) {
 		want string
 	}{
 		{replay.Change{Time: at, What: replay.ChangeFiring, Level: health.LevelRegion, Region: "eu-west",
+			Check: "connectivity", Severity: health.SeverityCritical},
+			"2026-03-02T08:03:31Z  firing      region  eu-west     -                                   connectivity   critical"},
+		{replay.Change{Time: at, What: replay.ChangeNotified, Level: health.LevelRegion, Region: "eu-west",
 			Check: "connectivity", Severity: health.SeverityCritical, Page: true},
-			"2026-03-02T08:03:31Z  firing      region  eu-west     -                                   connectivity   critical  PAGE"},
+			"2026-03-02T08:03:31Z  notified    region  eu-west     -                                   connectivity   critical  PAGE"},
+		{replay.Change{Time: at, What: replay.ChangeResolved, Level: health.LevelHost, Region: "eu-west",
+			Host: "web-042.eu-west.example.com", Check: "connectivity", Severity: health.SeverityCritical,
+			Brief: true, Pending: 2 * time.Minute},
+			"2026-03-02T08:03:31Z  resolved    host    eu-west     web-042.eu-west.example.com         connectivity   critical  (within the 2m pending period: not notified)"},
 		{replay.Change{Time: at, What: replay.ChangeSuppressed, Level: health.LevelHost, Region: "eu-west",
 			Host: "web-042.eu-west.example.com", Check: "ntp", Severity: health.SeverityCritical, Reason: "flapping"},
 			"2026-03-02T08:03:31Z  suppressed  host    eu-west     web-042.eu-west.example.com         ntp            critical  (flapping)"},
@@ -430,7 +448,7 @@ func TestText(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"replayed 32160 events from 2026-03-02T08:00:01Z to 2026-03-02T08:14:31Z: 0 rejected, 0 duplicates",
+		"replayed 32160 events from 2026-03-02T08:00:02Z to 2026-03-02T08:14:59Z: 0 rejected, 0 duplicates",
 		"1 maintenance window\n",
 		"direct-routing pages  11",
 		"healthrouter pages    0",
@@ -456,3 +474,94 @@ func sameSet(a, b []string) bool {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestLateEvents: input sorted by host instead of time is counted and
+// reported, not silently replayed at the wrong time.
+func TestLateEvents(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	for _, host := range []string{"a", "b", "c"} {
+		for round := range 10 {
+			fmt.Fprintf(&b, `{"region":"r1","host":%q,"check":"disk","status":"critical","timestamp":%q}`+"\n",
+				host, t0.Add(time.Duration(round)*30*time.Second).Format(time.RFC3339))
+		}
+	}
+	sum := run(t, replay.Options{}, strings.NewReader(b.String()))
+	// b's and c's first events are 4m30s older than the one before them;
+	// each of their next ones still older than a's last.
+	if sum.Late != 18 || sum.FirstLate != 11 || sum.LateBy != 270*time.Second {
+		t.Errorf("late %d, first %d, by %s: want 18, event 11, 4m30s", sum.Late, sum.FirstLate, sum.LateBy)
+	}
+	var text bytes.Buffer
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "warning: 18 events (the first is event 11)") ||
+		!strings.Contains(text.String(), "put the input in time order") {
+		t.Errorf("text lacks the late-event warning:\n%s", text.String())
+	}
+	// Within the batch window, a little disorder is what Vector sends.
+	in := `{"region":"r1","host":"a","check":"disk","status":"ok","timestamp":"2026-03-02T08:00:00.900Z"}
+{"region":"r1","host":"b","check":"disk","status":"ok","timestamp":"2026-03-02T08:00:00.100Z"}
+`
+	if sum := run(t, replay.Options{}, strings.NewReader(in)); sum.Late != 0 {
+		t.Errorf("800 ms out of order: %d late, want 0", sum.Late)
+	}
+}
+
+// TestPendingPeriod: an alert pages once it has been firing for its
+// pending period, one that resolves sooner is brief, and one still inside
+// its period when the events end is counted as pending, not as a page.
+func TestPendingPeriod(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	for round := range 10 {
+		for _, host := range []string{"a", "b", "c"} {
+			status := "ok"
+			switch {
+			case host == "a",
+				host == "b" && round >= 8,
+				host == "c" && (round == 2 || round == 3):
+				status = "critical"
+			}
+			fmt.Fprintf(&b, `{"region":"r1","host":%q,"check":"disk","status":%q,"timestamp":%q}`+"\n",
+				host, status, t0.Add(time.Duration(round)*30*time.Second).Format(time.RFC3339))
+		}
+	}
+	var notified []string
+	sum := run(t, replay.Options{OnChange: func(c replay.Change) {
+		if c.What == replay.ChangeNotified {
+			notified = append(notified, c.Host+" "+c.Time.Sub(t0).String())
+		}
+	}}, strings.NewReader(b.String()))
+	// a confirms at 30s and pages at 2m30s; c fires at 1m30s and resolves
+	// at 2m; b fires at 4m30s, the last event.
+	if sum.Pages != 1 || sum.Brief != 1 || sum.StillPending != 1 {
+		t.Errorf("pages %d, brief %d, still pending %d: want 1 each", sum.Pages, sum.Brief, sum.StillPending)
+	}
+	if want := []string{"a 2m30s"}; !slices.Equal(notified, want) {
+		t.Errorf("notified %q, want %q", notified, want)
+	}
+	if len(sum.Alerts) != 1 || sum.Alerts[0].Host != "a" || !sum.Alerts[0].From.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("alerts %+v: want a's, from 30s", sum.Alerts)
+	}
+	var text bytes.Buffer
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"healthrouter pages    1   alerts at critical or error severity firing unsuppressed for the pending period (host 2m, region 1m)",
+		"brief alerts          1   ended within their pending period: never notified (1 more still pending at the end)",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	// The configuration's pending periods apply.
+	cfg := config.Default()
+	cfg.Grafana = &config.Grafana{Pending: config.Pending{Host: 30 * config.Duration(time.Second)}}
+	// c's 30 s alert now pages; b's is still pending.
+	if sum := run(t, replay.Options{Config: cfg}, strings.NewReader(b.String())); sum.Pages != 2 || sum.Brief != 0 || sum.StillPending != 1 {
+		t.Errorf("host pending 30s: %d pages, %d brief, %d pending; want 2, 0 and 1", sum.Pages, sum.Brief, sum.StillPending)
+	}
+}

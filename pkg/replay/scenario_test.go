@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/replay"
 	"github.com/healthrouter/healthrouter/pkg/report"
@@ -61,12 +63,20 @@ func TestScenarios(t *testing.T) {
 	for _, s := range loadScenarios(t) {
 		t.Run(s.FileBase(), func(t *testing.T) {
 			var timeline []string
-			sum := replayScenario(t, s, replay.Options{OnChange: func(c replay.Change) {
+			brief := 0
+			noise := report.NewBuilder(report.Options{})
+			sum := replayScenario(t, s, replay.Options{OnTransition: noise.Add, OnChange: func(c replay.Change) {
 				timeline = append(timeline, c.String())
+				if c.Brief {
+					brief++
+					if !strings.Contains(c.String(), "pending period: not notified") {
+						t.Errorf("brief change not marked: %s", c)
+					}
+				}
 			}})
 			show := func() string { return "\ntimeline:\n  " + strings.Join(timeline, "\n  ") }
-			if sum.Events != s.Events || sum.Rejected != 0 {
-				t.Errorf("%d events, %d rejected (%v); want %d and none", sum.Events, sum.Rejected, sum.Errors, s.Events)
+			if sum.Events != s.Events || sum.Rejected != 0 || sum.Late != 0 {
+				t.Errorf("%d events, %d rejected (%v), %d late; want %d and none", sum.Events, sum.Rejected, sum.Errors, sum.Late, s.Events)
 			}
 			if len(s.Restarts) != sum.Restarts || len(s.Windows) != sum.Windows {
 				t.Errorf("%d restarts and %d windows applied, want %d and %d", sum.Restarts, sum.Windows, len(s.Restarts), len(s.Windows))
@@ -91,6 +101,19 @@ func TestScenarios(t *testing.T) {
 			}
 			if !reflect.DeepEqual(sum.Suppressed, s.Expect.Suppressed) {
 				t.Errorf("suppressions %v, want %v%s", sum.Suppressed, s.Expect.Suppressed, show())
+			}
+			if sum.Brief != brief {
+				t.Errorf("%d brief alerts counted, %d marked in the timeline", sum.Brief, brief)
+			}
+			// The noise report built from the same journal counts the
+			// same pages: one pending rule for both.
+			noise.Advance(sum.Last)
+			pages := 0
+			for _, c := range noise.Report().Checks {
+				pages += c.Pages
+			}
+			if pages != sum.Pages {
+				t.Errorf("noise report counts %d pages, replay %d", pages, sum.Pages)
 			}
 		})
 	}
@@ -149,4 +172,93 @@ func TestFlappingIsVisibleInTheNoiseReport(t *testing.T) {
 	if c := rep.Checks[0]; c.Check != "ntp" || c.Flaps != 1 || c.Pages != 0 || c.HardFailures != 0 {
 		t.Errorf("ntp row %+v: want 1 flap, no page, no hard failure", c)
 	}
+}
+
+// TestPendingRuleMatters replays the region-wide incidents without a
+// pending period: their hosts report one by one over the interval, so host
+// alerts fire before the region's rolls up and, at recovery, the region's
+// resolves before the last hosts recover. Grafana's pending period is what
+// keeps those brief alerts from paging (TestScenarios holds the pages with
+// it to the expected set, and the brief alerts to their timeline marks).
+func TestPendingRuleMatters(t *testing.T) {
+	for _, name := range []string{"03-routing-loop", "04-registry-errors", "10-region-silent"} {
+		s, err := scenario.Load(filepath.Join(scenarioDir, name+".expected.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		without := replayScenario(t, s, replay.Options{Config: noPending()})
+		if without.Pages <= s.Expect.Pages {
+			t.Errorf("%s without a pending period: %d pages, want more than the %d with it", name, without.Pages, s.Expect.Pages)
+		}
+	}
+}
+
+// TestFlappingStopsPagingOnceDetected replays scenario 7's stream with
+// confirm_after 1 for ntp, so that each critical result makes the check
+// hard at once: it pages until the engine finds it flapping, then never
+// again, and the suppression and the flap are counted. Scenario 7 itself
+// (confirm_after 2) never goes hard, so it cannot tell whether flap
+// suppression works. The rules' pending period would hide this flapper's
+// 30-second alerts on its own; without one, what is left is the engine.
+func TestFlappingStopsPagingOnceDetected(t *testing.T) {
+	s, err := scenario.Load(filepath.Join(scenarioDir, "07-flapping.expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := noPending()
+	cfg.Checks = append([]config.CheckRule{{Match: "ntp", ConfirmAfter: 1}}, cfg.Checks...)
+	noPending := report.Pending{}
+	b := report.NewBuilder(report.Options{Pending: &noPending})
+	var flapping time.Time
+	var pages, timeline []string
+	var pageTimes []time.Time
+	sum := replayScenario(t, s, replay.Options{
+		Config: cfg,
+		OnTransition: func(tr *health.Transition) {
+			b.Add(tr)
+			if tr.Kind == health.CheckChanged && tr.To == health.PhaseFlapping && flapping.IsZero() {
+				flapping = tr.Time
+			}
+		},
+		OnChange: func(c replay.Change) {
+			timeline = append(timeline, c.String())
+			if c.Page {
+				pages = append(pages, c.String())
+				pageTimes = append(pageTimes, c.Time)
+			}
+		},
+	})
+	show := "\ntimeline:\n  " + strings.Join(timeline, "\n  ")
+	if flapping.IsZero() {
+		t.Fatalf("ntp never found flapping%s", show)
+	}
+	if len(pages) == 0 || sum.Pages != len(pages) {
+		t.Fatalf("%d pages (%d in the timeline): want ntp to page before it is found flapping%s", sum.Pages, len(pages), show)
+	}
+	for i, at := range pageTimes {
+		if at.After(flapping) {
+			t.Errorf("page after ntp was found flapping at %s: %s%s", flapping.Format(time.RFC3339), pages[i], show)
+		}
+	}
+	if sum.Suppressed[health.SuppressedByFlapping] != 1 {
+		t.Errorf("suppressions %v: want one by flapping", sum.Suppressed)
+	}
+	b.Advance(sum.Last)
+	rep := b.Report()
+	if len(rep.Checks) != 1 || rep.Checks[0].Check != "ntp" || rep.Checks[0].Flaps != 1 || rep.Checks[0].Pages != sum.Pages {
+		t.Errorf("noise report %+v: want ntp with 1 flap and the replay's %d pages", rep.Checks, sum.Pages)
+	}
+	// With the default pending period the 30-second alerts never page.
+	if def := replayScenario(t, s, replay.Options{Config: withChecks(cfg.Checks)}); def.Pages != 0 || def.Brief == 0 {
+		t.Errorf("default pending: %d pages, %d brief alerts; want none and some", def.Pages, def.Brief)
+	}
+	t.Logf("%d pages before ntp was found flapping at %s", len(pages), flapping.Format(time.RFC3339))
+}
+
+// withChecks is the default configuration (no grafana section: the default
+// pending periods) with the given check rules.
+func withChecks(rules []config.CheckRule) *config.Config {
+	cfg := config.Default()
+	cfg.Checks = rules
+	return cfg
 }

@@ -28,15 +28,16 @@ type Summary struct {
 	// per (region, host, check) transition into critical, in arrival order,
 	// with no confirmation, grouping or suppression.
 	DirectPages int `json:"direct_pages"`
-	// Pages counts what healthrouter pages (see report.IsPage): alerts
-	// starting to fire unsuppressed at critical or error severity, and
-	// firing alerts changing to such a severity.
+	// Pages counts what healthrouter pages (see report.Pager): alert
+	// series at critical or error severity that stay firing unsuppressed
+	// for their rule's pending period, as Grafana pages them.
 	Pages int `json:"pages"`
 	// Suppressed counts suppressions starting, by reason: an alert or a
 	// check's alert entry becoming suppressed.
 	Suppressed map[string]int `json:"suppressed"`
-	// Alerts lists every alert series that fired unsuppressed, in firing
-	// order, whatever its severity.
+	// Alerts lists every alert series that Grafana fires (one that stays
+	// firing unsuppressed for its pending period), in that order, whatever
+	// its severity.
 	Alerts []Alert `json:"alerts"`
 
 	// Rejected counts events that could not be replayed; Errors holds the
@@ -51,6 +52,21 @@ type Summary struct {
 	// Windows and Restarts count the maintenance windows applied and the
 	// restarts performed.
 	Windows, Restarts int `json:"-"`
+
+	// Pending is the pending periods applied. Brief counts the alert
+	// series that ended within theirs (never notified: the timeline marks
+	// them); StillPending those still inside it when the events end.
+	Pending      report.Pending `json:"-"`
+	Brief        int            `json:"-"`
+	StillPending int            `json:"-"`
+
+	// Late counts events older than one already read by more than the
+	// batch window: replay applies them at its clock, so input out of time
+	// order gives a wrong answer. LateBy is the largest such lag and
+	// FirstLate the first late event's number.
+	Late      int           `json:"-"`
+	LateBy    time.Duration `json:"-"`
+	FirstLate int           `json:"-"`
 }
 
 // maxErrors bounds Summary.Errors.
@@ -63,9 +79,10 @@ func (s *Summary) reject(format string, args ...any) {
 	}
 }
 
-// Alert is one alert series that fired: from when it started firing
-// unsuppressed to when it resolved, was suppressed or changed severity; To
-// is nil while it still fires at the end of the events. Host is empty for a
+// Alert is one alert series that Grafana fires: from when it started firing
+// unsuppressed (its pending period starts there) to when it resolved, was
+// suppressed or changed severity; To is nil while it still fires at the end
+// of the events. Host is empty for a
 // region alert; Check is, for a host alert, the check that made it fire.
 type Alert struct {
 	Level    health.Level    `json:"level"`
@@ -82,7 +99,8 @@ func (a *Alert) Pages() bool { return report.PagingSeverity(a.Severity) }
 
 // What a Change is.
 const (
-	ChangeFiring     = "firing"     // an alert starts firing unsuppressed
+	ChangeFiring     = "firing"     // an alert starts firing unsuppressed: its pending period starts
+	ChangeNotified   = "notified"   // it has been firing for its pending period: Grafana notifies
 	ChangeResolved   = "resolved"   // a firing alert ends
 	ChangeSeverity   = "severity"   // a firing alert changes severity: a new series
 	ChangeSuppressed = "suppressed" // an alert or a check's entry is suppressed
@@ -100,8 +118,13 @@ type Change struct {
 	Severity health.Severity
 	// Reason is the suppression reason of suppressed and released changes.
 	Reason string
-	// Page says this change pages someone.
+	// Page says this change pages someone: a notified change at a paging
+	// severity.
 	Page bool
+	// Brief marks a change that ends a series within its pending period:
+	// Grafana never notified it. Pending is that period.
+	Brief   bool
+	Pending time.Duration
 }
 
 // String renders the change as one timeline line.
@@ -119,46 +142,54 @@ func (c Change) String() string {
 	switch {
 	case c.Page:
 		b.WriteString("  PAGE")
+	case c.Brief:
+		b.WriteString("  (within the " + report.ShortDuration(c.Pending) + " pending period: not notified)")
 	case c.Reason != "" && (c.What == ChangeSuppressed || c.What == ChangeReleased):
 		b.WriteString("  (" + c.Reason + ")")
 	}
 	return strings.TrimRight(b.String(), " ")
 }
 
-// alertBook follows alert transitions: the open series, the ones that
-// fired, pages and suppressions.
+// alertBook follows alert transitions: the series Grafana fires, pages
+// and suppressions.
 type alertBook struct {
 	sum      *Summary
-	open     map[string]int // series identity -> index in sum.Alerts
+	pager    *report.Pager
+	fired    map[*report.Series]int // open fired series -> index in sum.Alerts
 	onChange func(Change)
 }
 
-func newAlertBook(sum *Summary, onChange func(Change)) *alertBook {
-	return &alertBook{sum: sum, open: make(map[string]int), onChange: onChange}
+func newAlertBook(sum *Summary, pending report.Pending, onChange func(Change)) *alertBook {
+	b := &alertBook{sum: sum, fired: make(map[*report.Series]int), onChange: onChange}
+	b.pager = report.NewPager(pending, b.fire)
+	sum.Pending = pending
+	return b
 }
 
-// seriesID identifies an alert across its transitions: a host alert by its
-// host (its transitions name different checks), a silent host by its host
-// and not_reporting, a region alert by its check.
-func seriesID(t *health.Transition) string {
-	if t.Level == health.LevelRegion {
-		return "region\x00" + t.Key.Region + "\x00" + t.Key.Check
+// fire records a series Grafana fires at the end of its pending period.
+func (b *alertBook) fire(s *report.Series, at time.Time) {
+	b.fired[s] = len(b.sum.Alerts)
+	b.sum.Alerts = append(b.sum.Alerts, Alert{
+		Level: s.Level, Region: s.Region, Host: s.Host, Check: s.Check, Severity: s.Severity, From: s.From,
+	})
+	if s.Pages() {
+		b.sum.Pages++
 	}
-	if t.Key.Check == health.NotReporting {
-		return "silent\x00" + t.Key.Region + "\x00" + t.Key.Host
+	if b.onChange != nil {
+		b.onChange(Change{Time: at, What: ChangeNotified, Level: s.Level, Region: s.Region, Host: s.Host,
+			Check: s.Check, Severity: s.Severity, Page: s.Pages()})
 	}
-	return "host\x00" + t.Key.Region + "\x00" + t.Key.Host
 }
 
 func (b *alertBook) observe(t *health.Transition) {
 	if t.Kind != health.AlertChanged {
 		return
 	}
+	ended, ok := b.pager.Observe(t) // fires the series due before t first
 	c := Change{
 		Time: t.Time, Level: t.Level, Region: t.Key.Region, Host: t.Key.Host, Check: t.Key.Check,
-		Severity: t.Severity, Page: report.IsPage(t),
+		Severity: t.Severity,
 	}
-	firing := t.From == health.AlertFiring || t.To == health.AlertFiring
 	switch {
 	case t.From == health.AlertFiring && t.To == health.AlertFiring:
 		c.What = ChangeSeverity
@@ -171,30 +202,29 @@ func (b *alertBook) observe(t *health.Transition) {
 	default:
 		c.What, c.Reason = ChangeReleased, t.Reason
 	}
-	if firing {
-		id := seriesID(t)
-		if i, ok := b.open[id]; ok && t.From == health.AlertFiring {
+	if ok {
+		if i, fired := b.fired[ended.Series]; fired {
 			end := t.Time
 			b.sum.Alerts[i].To = &end
-			delete(b.open, id)
-		}
-		if t.To == health.AlertFiring {
-			b.open[id] = len(b.sum.Alerts)
-			b.sum.Alerts = append(b.sum.Alerts, Alert{
-				Level: t.Level, Region: t.Key.Region, Host: t.Key.Host, Check: t.Key.Check,
-				Severity: t.Severity, From: t.Time,
-			})
+			delete(b.fired, ended.Series)
+		} else {
+			c.Brief, c.Pending = true, ended.Pending
+			b.sum.Brief++
 		}
 	}
 	if t.To == health.AlertSuppressed {
 		b.sum.Suppressed[t.Reason]++
 	}
-	if c.Page {
-		b.sum.Pages++
-	}
 	if b.onChange != nil {
 		b.onChange(c)
 	}
+}
+
+// finish fires the series whose pending period is over by the end of the
+// events, at end.
+func (b *alertBook) finish(end time.Time) {
+	b.pager.Advance(end)
+	b.sum.StillPending = b.pager.Waiting()
 }
 
 // WriteJSON writes the summary as the one JSON object of the replay
@@ -224,6 +254,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 		ew.printf(", %s", plural(s.Restarts, "restart"))
 	}
 	ew.printf("\n")
+	if s.Late > 0 {
+		ew.printf("warning: %s (the first is event %d) came more than the batch window after newer ones, up to %s late: "+
+			"replay applies them at its clock, so the outcome is wrong; put the input in time order "+
+			"(e.g. jq -c -s 'sort_by(.timestamp)[]')\n",
+			plural(s.Late, "event"), s.FirstLate, report.ShortDuration(s.LateBy))
+	}
 	for _, e := range s.Errors {
 		ew.printf("  rejected: %s\n", e)
 	}
@@ -241,7 +277,15 @@ func (s *Summary) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nraw failing results\t%d\tresults with a non-passing status\n", s.RawFailing)
 	fmt.Fprintf(tw, "direct-routing pages\t%d\tonce per (host, check) transition into critical\n", s.DirectPages)
-	fmt.Fprintf(tw, "healthrouter pages\t%d\talerts firing unsuppressed at critical or error severity\n", s.Pages)
+	fmt.Fprintf(tw, "healthrouter pages\t%d\talerts at critical or error severity firing unsuppressed for the pending period (host %s, region %s)\n",
+		s.Pages, report.ShortDuration(s.Pending.Host), report.ShortDuration(s.Pending.Region))
+	if s.Brief > 0 || s.StillPending > 0 {
+		fmt.Fprintf(tw, "brief alerts\t%d\tended within their pending period: never notified", s.Brief)
+		if s.StillPending > 0 {
+			fmt.Fprintf(tw, " (%d more still pending at the end)", s.StillPending)
+		}
+		fmt.Fprintln(tw)
+	}
 	if len(parts) == 0 {
 		fmt.Fprintf(tw, "suppressions\t%d\n", suppressed)
 	} else {
@@ -253,7 +297,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		ew.printf("\nno alert fired\n")
 		return ew.err
 	}
-	ew.printf("\nalerts that fired (%d):\n", len(s.Alerts))
+	ew.printf("\nalerts Grafana fires (%d):\n", len(s.Alerts))
 	tw = tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FROM\tTO\tLEVEL\tREGION\tHOST\tCHECK\tSEVERITY\tPAGE")
 	for _, a := range s.Alerts {

@@ -14,9 +14,10 @@
 // hard transition to that recovery. A failure whose start is older than
 // the journal's retention is not counted.
 //
-// A page is an alert series starting to fire unsuppressed at a paging
-// severity (see IsPage); it is counted against the check the journal names
-// for it: the check that made a host alert fire, or a region alert's check.
+// A page is an alert series at a paging severity that Grafana fires: one
+// that stays firing unsuppressed for its rule's pending period (see
+// Pager); it is counted against the check the journal names for it: the
+// check that made a host alert fire, or a region alert's check.
 //
 // A flap is a check entering the flapping phase.
 //
@@ -41,26 +42,11 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
-// ReasonSeverity is the Reason the engine gives a firing alert whose
-// severity changed.
-const ReasonSeverity = "severity"
-
 // PagingSeverity reports whether an alert of severity s pages a human:
 // critical and error reach PagerDuty at high urgency. Warnings go out at low
 // urgency or nowhere, and info never leaves the dashboards.
 func PagingSeverity(s health.Severity) bool {
 	return s == health.SeverityCritical || s == health.SeverityError
-}
-
-// IsPage reports whether a journal entry is a page: an alert (host or
-// region) that starts firing unsuppressed at a paging severity, or a firing
-// alert whose severity changes to a paging one. Severity is a label of
-// healthrouter_alert, so a changed severity is a new series that Grafana
-// notifies as a new alert instance.
-func IsPage(t *health.Transition) bool {
-	return t.Kind == health.AlertChanged && t.To == health.AlertFiring &&
-		(t.From != health.AlertFiring || t.Reason == ReasonSeverity) &&
-		PagingSeverity(t.Severity)
 }
 
 // Scan calls fn for each journal entry, oldest first, until fn returns
@@ -74,6 +60,12 @@ type Options struct {
 	QuickWithin time.Duration
 	// Limit keeps the worst Limit checks; zero keeps every check.
 	Limit int
+	// Pending is the rules' pending periods; nil means DefaultPending.
+	Pending *Pending
+	// Now is when the journal is read: a series still firing counts as a
+	// page once it has been firing for its pending period by then. Zero
+	// means the newest entry's time.
+	Now time.Time
 }
 
 // DefaultQuickWithin is how soon a hard failure must recover to be counted
@@ -139,6 +131,8 @@ func Build(scan Scan, opts Options) (*Report, error) {
 type Builder struct {
 	quick time.Duration
 	limit int
+	now   time.Time
+	pager *Pager
 
 	checks   map[string]*tally
 	open     map[health.Key]time.Time // hard failures not recovered yet
@@ -157,12 +151,23 @@ func NewBuilder(opts Options) *Builder {
 	if quick <= 0 {
 		quick = DefaultQuickWithin
 	}
-	return &Builder{
+	pending := DefaultPending()
+	if opts.Pending != nil {
+		pending = *opts.Pending
+	}
+	b := &Builder{
 		quick:  quick,
 		limit:  max(opts.Limit, 0),
+		now:    opts.Now,
 		checks: make(map[string]*tally),
 		open:   make(map[health.Key]time.Time),
 	}
+	b.pager = NewPager(pending, func(s *Series, _ time.Time) {
+		if s.Pages() {
+			b.tally(s.Check).pages++
+		}
+	})
+	return b
 }
 
 func (b *Builder) tally(check string) *tally {
@@ -186,9 +191,7 @@ func (b *Builder) Add(t *health.Transition) {
 	b.n++
 
 	if t.Kind == health.AlertChanged {
-		if IsPage(t) {
-			b.tally(t.Key.Check).pages++
-		}
+		b.pager.Observe(t)
 		return
 	}
 	switch t.To {
@@ -216,9 +219,21 @@ func (b *Builder) Add(t *health.Transition) {
 	}
 }
 
-// Report returns the report of the entries added so far. The Builder can
-// go on accumulating afterwards.
+// Advance counts the series that have stayed firing for their pending
+// period by now, for a caller whose clock runs past the newest entry (a
+// replay's ends at its last event). Entries added later must not be older.
+func (b *Builder) Advance(now time.Time) { b.pager.Advance(now) }
+
+// Report returns the report of the entries added so far, counting as
+// pages the series that have stayed firing for their pending period by
+// Options.Now (or the newest entry). The Builder can go on accumulating
+// entries newer than that afterwards.
 func (b *Builder) Report() *Report {
+	if b.now.After(b.to) {
+		b.pager.Advance(b.now)
+	} else if b.n > 0 {
+		b.pager.Advance(b.to)
+	}
 	r := &Report{Transitions: b.n, QuickWithinSeconds: b.quick.Seconds(), Checks: []Check{}}
 	if b.n > 0 {
 		r.From, r.To = b.from, b.to
@@ -312,11 +327,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%-*s\tHARD FAILURES\tPAGES\tFLAPS\tMEDIAN FAILING\tRESOLVED <= %s\tFAILING NOW\t\n",
-		width, "CHECK", shortDuration(quick))
+		width, "CHECK", ShortDuration(quick))
 	for _, c := range r.Checks {
 		medianText, quickText := "-", "-"
 		if c.Resolved > 0 {
-			medianText = shortDuration(c.MedianFailing())
+			medianText = ShortDuration(c.MedianFailing())
 			quickText = fmt.Sprintf("%.0f%% (%d/%d)", 100*c.QuickShare, c.ResolvedQuickly, c.Resolved)
 		}
 		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%d\t%s\t%s\t%d\t\n",
@@ -326,12 +341,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\nranked by noise: flaps plus hard failures resolved within %s, then pages, then hard failures\n",
-		shortDuration(quick))
+		ShortDuration(quick))
 	return err
 }
 
-// shortDuration renders whole seconds without a trailing "0s": 5m, 1h2m3s.
-func shortDuration(d time.Duration) string {
+// ShortDuration renders whole seconds without a trailing "0s": 5m, 1h2m3s.
+func ShortDuration(d time.Duration) string {
 	d = d.Round(time.Second)
 	s := d.String()
 	if d >= time.Minute && len(s) > 3 && s[len(s)-3:] == "m0s" {

@@ -188,32 +188,6 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestIsPage(t *testing.T) {
-	alert := func(from, to string, sev health.Severity, reason string) health.Transition {
-		return health.Transition{Kind: health.AlertChanged, From: from, To: to, Severity: sev, Reason: reason}
-	}
-	for _, tc := range []struct {
-		name string
-		t    health.Transition
-		want bool
-	}{
-		{"starts firing critical", alert("inactive", "firing", health.SeverityCritical, ""), true},
-		{"starts firing error", alert("inactive", "firing", health.SeverityError, ""), true},
-		{"starts firing warning", alert("inactive", "firing", health.SeverityWarning, ""), false},
-		{"starts firing info", alert("inactive", "firing", health.SeverityInfo, ""), false},
-		{"released from suppression", alert("suppressed", "firing", health.SeverityCritical, "maintenance"), true},
-		{"escalates to critical", alert("firing", "firing", health.SeverityCritical, "severity"), true},
-		{"drops to warning", alert("firing", "firing", health.SeverityWarning, "severity"), false},
-		{"resolves", alert("firing", "inactive", health.SeverityCritical, ""), false},
-		{"suppressed", alert("inactive", "suppressed", health.SeverityCritical, "region"), false},
-		{"check phase", health.Transition{Kind: health.CheckChanged, From: "soft", To: "hard", Severity: health.SeverityCritical}, false},
-	} {
-		if got := IsPage(&tc.t); got != tc.want {
-			t.Errorf("%s: IsPage = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 func TestScanErrorIsReported(t *testing.T) {
 	broken := errors.New("journal entry 7: unexpected end of JSON input")
 	_, err := Build(func(func(*health.Transition) bool) error { return broken }, Options{})
@@ -292,7 +266,7 @@ func TestText(t *testing.T) {
 	}
 	lines := strings.Split(buf.String(), "\n")
 	want := []string{
-		"noise report: 33 transitions from 2026-03-02T08:00:00Z to 2026-03-02T09:50:00Z",
+		"noise report: 35 transitions from 2026-03-02T08:00:00Z to 2026-03-02T09:50:00Z",
 		"",
 		"  CHECK          HARD FAILURES  PAGES  FLAPS  MEDIAN FAILING  RESOLVED <= 5m  FAILING NOW",
 		"  lvm                        3      1      1             12m       50% (1/2)            1",
@@ -321,8 +295,8 @@ func TestShortDuration(t *testing.T) {
 		36*time.Hour + 30*time.Minute:   "36h30m",
 		12*time.Minute + 30*time.Second: "12m30s",
 	} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		if got := ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

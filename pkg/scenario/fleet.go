@@ -82,7 +82,7 @@ func (f *Fleet) validate() error {
 		errs = append(errs, errors.New("fleet: want some hosts per region"))
 	}
 	if f.IntervalSeconds < 5 {
-		// A round must fit its one-second arrival window with room to spare.
+		// Arrivals keep half a second from each end of the interval.
 		errs = append(errs, fmt.Errorf("fleet: interval %ds: want at least 5s", f.IntervalSeconds))
 	}
 	known := map[string]bool{}

@@ -13,28 +13,32 @@
 //
 // # Timing
 //
-// Round k is at Start + k × interval. Agents run their checks on the
-// interval boundary, as timers do, and every host's results of a round reach
-// healthrouter within one second after it: host i of n at 1 s + i × 900 ms /
-// n, all its checks at once. Vector batches for one second, so a round is
-// one request, and an incident that hits many hosts at once reaches the
-// engine at once, as it does in production. Rounds start one second after
-// the boundary so that deadlines computed from them (staleness) do not fall
-// on the engine's 5 s ticks.
+// Round k is at Start + k × interval. Each host runs its checks on its own
+// timer, started with its agent, so it reports at a fixed offset within
+// the interval that has nothing to do with the other hosts': here a
+// pseudo-random offset between 0.5 s and interval - 0.5 s drawn from the
+// host's name (deterministic: the same fleet gives the same files), all
+// its checks at once. An incident that hits a whole region therefore
+// reaches healthrouter host by host over the interval, as it does in
+// production; Grafana's pending period is what keeps the first hosts'
+// alerts from paging before the region's rolls up.
 package scenario
 
 //go:generate go run ./gen -dir ../../testdata/scenarios
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,13 +75,16 @@ type Scenario struct {
 
 // Expectation is what replaying a scenario must give.
 type Expectation struct {
-	// Pages is how many alerts page (fire unsuppressed at a paging
-	// severity); DirectPages how many pages check-to-pager routing would
-	// send for the same events.
+	// Pages is how many alerts page: fire unsuppressed at a paging
+	// severity for their rule's pending period (the default grafana.pending),
+	// as Grafana pages them; DirectPages how many pages check-to-pager
+	// routing would send for the same events.
 	Pages       int `json:"pages"`
 	DirectPages int `json:"direct_pages"`
-	// Alerts lists every alert that fires unsuppressed, paging or not, once
-	// per firing.
+	// Alerts lists every alert Grafana fires (unsuppressed for its pending
+	// period), paging or not, once per firing. Alerts shorter than that,
+	// such as the hosts of a region that fail before the region's alert
+	// rolls them up, are not in it.
 	Alerts []ExpectedAlert `json:"alerts"`
 	// Suppressed counts the suppressions that start, by reason.
 	Suppressed map[string]int `json:"suppressed"`
@@ -222,14 +229,20 @@ func (s *Scenario) Validate() error {
 // order, and returns how many it wrote.
 func (s *Scenario) WriteEvents(w io.Writer) (int, error) {
 	hosts := s.Fleet.Hosts()
-	spread := roundSpread / time.Duration(len(hosts))
+	// The hosts in the order they report within a round.
+	order := make([]int, len(hosts))
+	offsets := make([]time.Duration, len(hosts))
+	for i := range hosts {
+		order[i], offsets[i] = i, s.Fleet.ReportOffset(&hosts[i])
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(offsets[a], offsets[b]) })
 	var line []byte
 	n := 0
 	for k := 0; k < s.Rounds; k++ {
-		base := s.RoundTime(k).Add(roundOffset)
-		for i := range hosts {
+		base := s.RoundTime(k)
+		for _, i := range order {
 			h := &hosts[i]
-			at := base.Add(time.Duration(i) * spread).Truncate(time.Millisecond)
+			at := base.Add(offsets[i])
 			for _, check := range h.Checks {
 				r := s.ResultAt(h, check, k)
 				if r.Silent {
@@ -246,12 +259,29 @@ func (s *Scenario) WriteEvents(w io.Writer) (int, error) {
 	return n, nil
 }
 
-// When a round's results arrive: one second after the boundary, spread over
-// 900 ms.
-const (
-	roundOffset = time.Second
-	roundSpread = 900 * time.Millisecond
-)
+// arrivalMargin keeps every host's offset this far from the interval's
+// boundaries, so that a round never runs into the next.
+const arrivalMargin = 500 * time.Millisecond
+
+// arrivalSeed makes the offsets a fixed function of the host names; change
+// it and the whole fleet reshuffles.
+const arrivalSeed = "healthrouter-scenario-arrival-1"
+
+// ReportOffset is when, after each round's boundary, host h reports: a
+// pseudo-random whole number of milliseconds within the interval, fixed by
+// the host's full name. It is never on a multiple of 5 s, so that no
+// deadline computed from it coincides with one of the engine's ticks.
+func (f *Fleet) ReportOffset(h *Host) time.Duration {
+	hash := fnv.New64a()
+	hash.Write([]byte(arrivalSeed))
+	hash.Write([]byte(f.FQDN(h)))
+	span := uint64((f.interval() - 2*arrivalMargin) / time.Millisecond)
+	off := arrivalMargin + time.Duration(hash.Sum64()%span)*time.Millisecond
+	if off%(5*time.Second) == 0 {
+		off += time.Millisecond
+	}
+	return off
+}
 
 // appendEvent renders one event as the Vector pipeline delivers it: the
 // contract's fields, keys sorted, the timestamp in RFC 3339 with nine

@@ -188,6 +188,8 @@ func TestEvents(t *testing.T) {
 	sc := bufio.NewScanner(&buf)
 	var prev time.Time
 	lines, failing := 0, 0
+	offsets := map[string]time.Duration{}
+	spread := map[string][]time.Duration{}
 	for sc.Scan() {
 		line := sc.Bytes()
 		lines++
@@ -213,9 +215,16 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("line %d: %s before %s: events out of order", lines, at, prev)
 		}
 		prev = at
-		if off := at.Sub(at.Truncate(30 * time.Second)); off < time.Second || off >= 2*time.Second {
-			t.Fatalf("line %d: %s is not within the second after the round", lines, at)
+		// Each host reports at its own fixed offset into every round.
+		off := at.Sub(at.Truncate(30 * time.Second))
+		if off < arrivalMargin || off >= 30*time.Second-arrivalMargin {
+			t.Fatalf("line %d: %s is not within the round", lines, at)
 		}
+		if want, ok := offsets[ev.Host]; ok && off != want {
+			t.Fatalf("line %d: %s reports %s into the round, %s before", lines, ev.Host, off, want)
+		}
+		offsets[ev.Host] = off
+		spread[ev.Region] = append(spread[ev.Region], off)
 		if !strings.HasSuffix(ev.Host, "."+ev.Region+".example.com") || ev.Interval != 30 {
 			t.Fatalf("line %d: host %q region %q interval %d", lines, ev.Host, ev.Region, ev.Interval)
 		}
@@ -233,6 +242,12 @@ func TestEvents(t *testing.T) {
 	}
 	if want := (incidentEnd - incidentStart) * 26; failing != want {
 		t.Errorf("%d failing events, want %d", failing, want)
+	}
+	// A region's hosts arrive over most of the interval, not in a burst.
+	for region, offs := range spread {
+		if lo, hi := slices.Min(offs), slices.Max(offs); hi-lo < 20*time.Second {
+			t.Errorf("%s: hosts report between %s and %s into the round: want them spread over the interval", region, lo, hi)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/replay"
+	"github.com/healthrouter/healthrouter/pkg/report"
 	"github.com/healthrouter/healthrouter/pkg/scenario"
 )
 
@@ -60,7 +61,8 @@ func table(dir string) (string, error) {
 	var b strings.Builder
 	b.WriteString("| # | Incident | Events | Direct-routing pages | healthrouter pages | What healthrouter pages |\n")
 	b.WriteString("|--:|:--|--:|--:|--:|:--|\n")
-	var direct, pages int
+	var direct, pages, brief int
+	var pending report.Pending
 	for _, f := range files {
 		s, err := scenario.Load(f)
 		if err != nil {
@@ -72,10 +74,17 @@ func table(dir string) (string, error) {
 		}
 		direct += sum.DirectPages
 		pages += sum.Pages
+		brief += sum.Brief
+		pending = sum.Pending
 		fmt.Fprintf(&b, "| %d | %s | %s | %d | %d | %s |\n", s.Number, incident(s), thousands(sum.Events),
 			sum.DirectPages, sum.Pages, describe(sum))
 	}
 	fmt.Fprintf(&b, "| | **All %d incidents** | | **%d** | **%d** | |\n", len(files), direct, pages)
+	fmt.Fprintf(&b, "\nhealthrouter pages are alerts at a paging severity that stay firing for their rule's pending "+
+		"period (host %s, region %s: the defaults), as Grafana pages them. Each host reports at its own point of "+
+		"the 30 s interval, so %d alerts across the incidents lived for less than that, while a region's hosts "+
+		"were still arriving or recovering: `healthrouter replay` shows them on its timeline, never notified.\n",
+		report.ShortDuration(pending.Host), report.ShortDuration(pending.Region), brief)
 	return b.String(), nil
 }
 
