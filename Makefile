@@ -32,6 +32,12 @@ e2e-deps:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 	}
 
+# Only the end-to-end tests: every scenario through the binary and Prometheus,
+# a single instance and an HA pair.
+.PHONY: e2e
+e2e: e2e-deps
+	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -run 'EndToEnd' ./cmd/healthrouter
+
 # Everything but the slow end-to-end and crash tests.
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -1,9 +1,9 @@
 package main
 
 // The feed of the end-to-end test: a scenario's recorded events, posted to
-// running healthrouter instances as Vector posts them, on a compressed wall
-// clock, with the scenario's maintenance windows and restarts at their
-// rounds.
+// running healthrouter instances as Vector posts them, in batches, on a
+// compressed wall clock, with the scenario's maintenance windows and
+// restarts between the batches where they fall.
 
 import (
 	"bufio"
@@ -43,16 +43,33 @@ const roundEvery = 250 * time.Millisecond
 // host's window ends 8 rounds after it recovers), staleness leaves 10.5.
 const maxLag = 7 * roundEvery
 
-// scenarioFeed is a scenario's events grouped by round, ready to be posted.
+// feedBatchWindow is how much event time one posted batch spans at most.
+// Vector's http sink closes a batch a timeout after its first event; the
+// hosts of a round report over the whole interval, so a round goes out in
+// about interval / feedBatchWindow batches and a region-wide incident
+// reaches healthrouter in parts, as it does in production. Ten seconds
+// (83 ms on the wall clock) rather than Vector's default of one keeps the
+// posts few enough for a busy machine to hold the pace.
+const feedBatchWindow = 10 * time.Second
+
+// scenarioFeed is a scenario's events cut into batches, ready to be posted.
 type scenarioFeed struct {
 	s *scenario.Scenario
-	// rounds[k] holds round k's events as recorded.
-	rounds [][]recordedEvent
-	// opens[k] and closes[k] are round k's first and last results, in
-	// event time: windows and restarts happen before the first round
-	// opening after them, and a round is posted once it closes, as Vector
-	// sends a batch once it is complete.
-	opens, closes []time.Time
+	// batches in time order; none spans two rounds.
+	batches []feedBatch
+	// rounds counts the scenario's rounds; lastOfRound[k] is the index of
+	// round k's last batch.
+	rounds      int
+	lastOfRound []int
+}
+
+// feedBatch is the events of one post. Windows and restarts happen before
+// the first batch opening after them, and a batch is posted once it
+// closes, as Vector sends a batch once it is complete.
+type feedBatch struct {
+	round       int
+	events      []recordedEvent
+	open, close time.Time // its first and last events, event time
 }
 
 // recordedEvent is one event of a scenario file: its JSON, its timestamp,
@@ -82,12 +99,7 @@ func loadFeed(t *testing.T, expectedFile string) *scenarioFeed {
 	if err != nil {
 		t.Fatalf("%s: %v", eventsFile, err)
 	}
-	feed := &scenarioFeed{
-		s:      s,
-		rounds: make([][]recordedEvent, s.Rounds),
-		opens:  make([]time.Time, s.Rounds),
-		closes: make([]time.Time, s.Rounds),
-	}
+	feed := &scenarioFeed{s: s, rounds: s.Rounds, lastOfRound: make([]int, s.Rounds)}
 	interval := time.Duration(s.Fleet.IntervalSeconds) * time.Second
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -115,13 +127,17 @@ func loadFeed(t *testing.T, expectedFile string) *scenarioFeed {
 		if at.Before(s.Start) || k >= s.Rounds {
 			t.Fatalf("%s:%d: %s is outside the scenario's %d rounds from %s", eventsFile, n, at, s.Rounds, s.Start)
 		}
-		if feed.opens[k].IsZero() || at.Before(feed.opens[k]) {
-			feed.opens[k] = at
+		ev := recordedEvent{json: line, at: at, stampStart: i, stampEnd: end}
+		last := len(feed.batches) - 1
+		switch {
+		case last >= 0 && at.Before(feed.batches[last].close):
+			t.Fatalf("%s:%d: %s is before the event above it: the feed needs events in time order", eventsFile, n, at)
+		case last < 0 || feed.batches[last].round != k || !at.Before(feed.batches[last].open.Add(feedBatchWindow)):
+			feed.batches = append(feed.batches, feedBatch{round: k, open: at, close: at, events: []recordedEvent{ev}})
+		default:
+			b := &feed.batches[last]
+			b.events, b.close = append(b.events, ev), at
 		}
-		if at.After(feed.closes[k]) {
-			feed.closes[k] = at
-		}
-		feed.rounds[k] = append(feed.rounds[k], recordedEvent{json: line, at: at, stampStart: i, stampEnd: end})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("%s: %v", eventsFile, err)
@@ -129,9 +145,13 @@ func loadFeed(t *testing.T, expectedFile string) *scenarioFeed {
 	if n != s.Events {
 		t.Fatalf("%s: %d events, the scenario says %d", eventsFile, n, s.Events)
 	}
-	for k, open := range feed.opens {
-		if open.IsZero() {
-			t.Fatalf("%s: round %d is empty; the feed needs every round to open", eventsFile, k)
+	seen := make([]bool, s.Rounds)
+	for i, b := range feed.batches {
+		seen[b.round], feed.lastOfRound[b.round] = true, i
+	}
+	for k, ok := range seen {
+		if !ok {
+			t.Fatalf("%s: round %d is empty; the feed needs every round to report", eventsFile, k)
 		}
 	}
 	return feed
@@ -139,54 +159,54 @@ func loadFeed(t *testing.T, expectedFile string) *scenarioFeed {
 
 var timestampKey = []byte(`"timestamp":"`)
 
-// roundOf is the round before whose results something at event time at
-// happens, or -1 when it is after the last round opened.
-func (f *scenarioFeed) roundOf(at time.Time) int {
-	for k, open := range f.opens {
-		if !open.Before(at) {
-			return k
+// batchOf is the batch before which something at event time at happens,
+// or -1 when it is after the last batch opened.
+func (f *scenarioFeed) batchOf(at time.Time) int {
+	for i := range f.batches {
+		if !f.batches[i].open.Before(at) {
+			return i
 		}
 	}
 	return -1
 }
 
-// windowsBefore lists the maintenance windows created before round k.
-func (f *scenarioFeed) windowsBefore(t *testing.T, k int) []health.Window {
+// windowsBefore lists the maintenance windows created before batch i.
+func (f *scenarioFeed) windowsBefore(t *testing.T, i int) []health.Window {
 	t.Helper()
 	var out []health.Window
 	for _, w := range f.s.Windows {
-		switch f.roundOf(w.Created) {
-		case k:
+		switch f.batchOf(w.Created) {
+		case i:
 			out = append(out, w)
 		case -1:
-			t.Fatalf("window %s is created after the last round: the feed cannot place it", w.ID)
+			t.Fatalf("window %s is created after the last batch: the feed cannot place it", w.ID)
 		}
 	}
 	return out
 }
 
-// restartsBefore reports whether healthrouter restarts before round k.
-func (f *scenarioFeed) restartsBefore(t *testing.T, k int) bool {
+// restartsBefore reports whether healthrouter restarts before batch i.
+func (f *scenarioFeed) restartsBefore(t *testing.T, i int) bool {
 	t.Helper()
 	for _, r := range f.s.Restarts {
-		switch f.roundOf(r) {
-		case k:
+		switch f.batchOf(r) {
+		case i:
 			return true
 		case -1:
-			t.Fatalf("restart at %s is after the last round: the feed cannot place it", r)
+			t.Fatalf("restart at %s is after the last batch: the feed cannot place it", r)
 		}
 	}
 	return false
 }
 
-// body renders round k as Vector's http sink sends it (codec json: one
+// body renders batch i as Vector's http sink sends it (codec json: one
 // JSON array, gzip), every result stamped with its own time on the wall
 // clock.
-func (f *scenarioFeed) body(t *testing.T, k int, clock *compressedClock) []byte {
+func (f *scenarioFeed) body(t *testing.T, i int, clock *compressedClock) []byte {
 	t.Helper()
 	var array bytes.Buffer
 	array.WriteByte('[')
-	for i, ev := range f.rounds[k] {
+	for i, ev := range f.batches[i].events {
 		if i > 0 {
 			array.WriteByte(',')
 		}
@@ -282,16 +302,23 @@ func (s *instanceSet) startAll(t *testing.T) {
 	}
 }
 
-// restart kills every instance with SIGKILL and starts it again on the same
-// data dir and port.
-func (s *instanceSet) restart(t *testing.T) {
+// restart kills the instances with SIGKILL and starts them again on the
+// same data dir and port: every one when only is negative, else only the
+// one of that index (an HA pair keeps serving through the other).
+func (s *instanceSet) restart(t *testing.T, only int) {
 	t.Helper()
-	for _, p := range s.procs {
-		p.kill(t)
+	for i, p := range s.procs {
+		if only < 0 || i == only {
+			p.kill(t)
+		}
 	}
 	// Connections to the dead processes must not be reused.
 	s.client.CloseIdleConnections()
-	s.startAll(t)
+	for i, addr := range s.addrs {
+		if only < 0 || i == only {
+			s.procs[i] = start(t, s.dataDirs[i], "--listen", addr, "--config", e2eConfig)
+		}
+	}
 }
 
 // stop ends every instance with SIGTERM and checks it exits cleanly.
@@ -484,18 +511,30 @@ func orNone(s string) string {
 func TestScenarioFeedPlacesWindowsAndRestarts(t *testing.T) {
 	drained := loadFeed(t, "../../testdata/scenarios/08-drained-host.expected.json")
 	restarted := loadFeed(t, "../../testdata/scenarios/11-restart-mid-incident.expected.json")
-	for k := range drained.rounds {
+	for i, b := range drained.batches {
 		// The window is created at round 5's boundary, before its results.
-		if got, want := len(drained.windowsBefore(t, k)), map[bool]int{true: 1}[k == 5]; got != want {
-			t.Errorf("drained host: %d window(s) before round %d, want %d", got, k, want)
+		first := i == 0 || drained.batches[i-1].round != b.round
+		if got, want := len(drained.windowsBefore(t, i)), map[bool]int{true: 1}[first && b.round == 5]; got != want {
+			t.Errorf("drained host: %d window(s) before batch %d (round %d), want %d", got, i, b.round, want)
 		}
-		if drained.restartsBefore(t, k) {
-			t.Errorf("drained host: restart before round %d, want none", k)
+		if drained.restartsBefore(t, i) {
+			t.Errorf("drained host: restart before batch %d, want none", i)
 		}
-		// The restart is 15 s into round 14: before round 15's results.
-		if got := restarted.restartsBefore(t, k); got != (k == 15) {
-			t.Errorf("restart mid-incident: restart before round %d is %v", k, got)
+	}
+	// The restart is 15 s into round 14: before the first batch after it.
+	at := restarted.s.Restarts[0]
+	n := 0
+	for i, b := range restarted.batches {
+		if !restarted.restartsBefore(t, i) {
+			continue
 		}
+		n++
+		if b.round != 14 || b.open.Before(at) || (i > 0 && !restarted.batches[i-1].open.Before(at)) {
+			t.Errorf("restart before batch %d (round %d, opening %s): want the first batch after %s", i, b.round, b.open, at)
+		}
+	}
+	if n != 1 {
+		t.Errorf("restart placed before %d batches, want 1", n)
 	}
 }
 
@@ -503,10 +542,14 @@ func TestScenarioFeedBodyIsAVectorBatch(t *testing.T) {
 	feed := loadFeed(t, "../../testdata/scenarios/02-storage-stuck.expected.json")
 	clock := &compressedClock{start: feed.s.Start, interval: 30 * time.Second,
 		base: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-	for _, k := range []int{0, 6, 29} {
-		zr, err := gzip.NewReader(bytes.NewReader(feed.body(t, k, clock)))
+	perRound := map[int]int{}
+	batches := map[int]int{}
+	failing := map[int]int{}
+	hosts := map[int]map[string]bool{}
+	for i, b := range feed.batches {
+		zr, err := gzip.NewReader(bytes.NewReader(feed.body(t, i, clock)))
 		if err != nil {
-			t.Fatalf("round %d: not gzip: %v", k, err)
+			t.Fatalf("batch %d: not gzip: %v", i, err)
 		}
 		var events []struct {
 			Host, Region, Check, Status string
@@ -514,31 +557,44 @@ func TestScenarioFeedBodyIsAVectorBatch(t *testing.T) {
 			Interval                    int
 		}
 		if err := json.NewDecoder(zr).Decode(&events); err != nil {
-			t.Fatalf("round %d: not a JSON array: %v", k, err)
+			t.Fatalf("batch %d: not a JSON array: %v", i, err)
 		}
-		// web-081 joins eu-west at round 6: 96 hosts x 11 checks, 16
-		// registry hosts with one more, then 11 more.
-		if want := map[int]int{0: 1072, 6: 1083, 29: 1083}[k]; len(events) != want {
-			t.Errorf("round %d: %d events, want %d", k, len(events), want)
+		if b.close.Sub(b.open) >= feedBatchWindow {
+			t.Errorf("batch %d spans %s, more than %s", i, b.close.Sub(b.open), feedBatchWindow)
 		}
-		// Results arrive 1 to 1.9 s after the round's boundary, 8 to 16 ms
-		// on the wall clock.
-		from, to := clock.wall(feed.s.RoundTime(k).Add(time.Second)), clock.wall(feed.closes[k])
-		failing := 0
-		for i, ev := range events {
+		from, to := clock.wall(b.open), clock.wall(b.close)
+		for j, ev := range events {
 			if ev.Timestamp.Before(from) || ev.Timestamp.After(to) || ev.Interval != 30 ||
 				ev.Host == "" || ev.Region == "" || ev.Check == "" {
-				t.Fatalf("round %d: event %+v: want every field, stamped from %s to %s", k, ev, from, to)
+				t.Fatalf("batch %d: event %+v: want every field, stamped from %s to %s", i, ev, from, to)
 			}
-			if !ev.Timestamp.Equal(clock.wall(feed.rounds[k][i].at)) {
-				t.Fatalf("round %d: event %d stamped %s, want %s", k, i, ev.Timestamp, clock.wall(feed.rounds[k][i].at))
+			if !ev.Timestamp.Equal(clock.wall(b.events[j].at)) {
+				t.Fatalf("batch %d: event %d stamped %s, want %s", i, j, ev.Timestamp, clock.wall(b.events[j].at))
 			}
 			if ev.Status != "passing" {
-				failing++
+				failing[b.round]++
 			}
+			if hosts[b.round] == nil {
+				hosts[b.round] = map[string]bool{}
+			}
+			hosts[b.round][ev.Host] = true
 		}
-		if want := map[int]int{0: 0, 6: 2, 29: 0}[k]; failing != want {
-			t.Errorf("round %d: %d failing results, want %d (lvm and raid of web-081)", k, failing, want)
+		perRound[b.round] += len(events)
+		batches[b.round]++
+	}
+	for _, k := range []int{0, 6, 29} {
+		// web-081 joins eu-west at round 6: 96 hosts x 11 checks, 16
+		// registry hosts with one more, then 11 more.
+		if want := map[int]int{0: 1072, 6: 1083, 29: 1083}[k]; perRound[k] != want {
+			t.Errorf("round %d: %d events, want %d", k, perRound[k], want)
+		}
+		if want := map[int]int{0: 0, 6: 2, 29: 0}[k]; failing[k] != want {
+			t.Errorf("round %d: %d failing results, want %d (lvm and raid of web-081)", k, failing[k], want)
+		}
+		// The hosts report over the whole interval: a round is several
+		// posts, not one.
+		if batches[k] < 3 || len(hosts[k]) != map[bool]int{true: 96, false: 97}[k == 0] {
+			t.Errorf("round %d: %d batches from %d hosts, want at least 3 from every host", k, batches[k], len(hosts[k]))
 		}
 	}
 }
