@@ -218,8 +218,12 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// Pages are counted as Grafana notifies them: with this server's
+	// pending periods, and an alert still firing counts once it has fired
+	// that long by now.
+	pending := report.PendingOf(s.cfg)
 	rep, err := report.Build(func(fn func(*health.Transition) bool) error { return t.ScanTransitions(0, fn) },
-		report.Options{Limit: limit})
+		report.Options{Limit: limit, Pending: &pending, Now: time.Now()})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "building the report: "+err.Error())
 		return

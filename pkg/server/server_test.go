@@ -686,3 +686,52 @@ func TestReadAPI(t *testing.T) {
 		t.Fatalf("report has no checks")
 	}
 }
+
+// The noise report counts pages as Grafana notifies them: with the
+// server's own pending periods, and an alert still firing counts once it
+// has fired that long by the time of the request.
+func TestReportUsesTheServersPendingPeriods(t *testing.T) {
+	parsed, err := config.Parse([]byte("grafana: {pending: {host: 50ms, region: 50ms}}\npagerduty: {routing_keys: {default: HR_TEST_PD_KEY}}\n"),
+		func(string) string { return "routing-key-0123456789abcdef01" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	shortPending := func(cfg *config.Config) { cfg.Grafana, cfg.PagerDuty = parsed.Grafana, parsed.PagerDuty }
+	tests := []struct {
+		name string
+		opts []option
+		want int
+	}{
+		{"default pending (2m) not over yet", nil, 0},
+		{"50ms pending, over by the request", []option{shortPending}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, true, tt.opts...)
+			for i := 1; i <= 2; i++ {
+				body := strings.ReplaceAll(string(jsonArray(event("web-1.eu-west.example.com", "eu-west", "raid", "critical"))),
+					"10:00:00", fmt.Sprintf("10:00:%02d", i*20))
+				if resp, _ := ts.post(t, []byte(body)); resp.StatusCode != 200 {
+					t.Fatalf("post: %d", resp.StatusCode)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			resp, data := ts.do(t, "GET", "/v1/report", nil, withToken(ingestToken))
+			if resp.StatusCode != 200 {
+				t.Fatalf("report: %d %s", resp.StatusCode, data)
+			}
+			var rep struct {
+				Checks []struct {
+					Check string
+					Pages int
+				}
+			}
+			if err := json.Unmarshal(data, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Checks) != 1 || rep.Checks[0].Check != "raid" || rep.Checks[0].Pages != tt.want {
+				t.Fatalf("report %s, want raid with %d page(s)", data, tt.want)
+			}
+		})
+	}
+}
