@@ -116,7 +116,7 @@ func maintenance(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&req.Reason, "reason", "", "why, for whoever is on call (required)")
 		dur := fs.Duration("for", 0, "length of the window, e.g. 2h")
 		until := fs.String("until", "", "end of the window, RFC3339 (instead of --for)")
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		switch {
@@ -141,7 +141,7 @@ func maintenance(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "window %s: %s until %s (%s)\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
 		return nil
 	case "list", "ls":
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
 		c.useToken(false)
@@ -242,7 +242,7 @@ func hosts(args []string, stdout, stderr io.Writer) error {
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {

@@ -58,7 +58,7 @@ func TestHostsForget(t *testing.T) {
 		},
 		{name: "no host", args: []string{"--server", api.URL}, code: 2, wantStderr: "give one host name"},
 		{name: "two hosts", args: []string{"a", "b", "--server", api.URL}, code: 2, wantStderr: "give one host name"},
-		{name: "unknown flag", args: []string{"db-1", "--colour", "red"}, code: 1, wantStderr: "flag provided but not defined"},
+		{name: "unknown flag", args: []string{"db-1", "--colour", "red"}, code: 2, wantStderr: "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -82,7 +82,7 @@ func newProvisioning(ctx context.Context, name string, args []string, stderr io.
 	var rf regionFlags
 	cf.register(fs, false)
 	rf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	cfg, err := cf.load()
@@ -154,7 +154,7 @@ func export(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs, false)
 	rf.register(fs)
 	out := fs.String("out", "", "write to `file` instead of stdout")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -191,7 +191,7 @@ func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
 	var cf configFlags
 	cf.register(fs, false)
 	key := fs.String("key", "", "routing key `name` to "+sub+" (default: every key)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	cfg, err := cf.load()

@@ -28,7 +28,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	var cf configFlags
 	cf.register(fs, false)
 	format := fs.String("format", "text", "output `format`: text or json")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

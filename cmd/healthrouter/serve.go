@@ -62,11 +62,21 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses args into fs. A bad flag is a usage error (exit 2)
+// whose message and usage the flag package has already printed.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return &exitError{code: 2}
+	}
+	return err
+}
+
 func checkConfig(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check-config", stderr)
 	var cf configFlags
 	cf.register(fs, true)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -118,7 +128,7 @@ func serve(args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cf configFlags
 	cf.register(fs, true)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
