@@ -146,7 +146,7 @@ func TestBenchMissProfiles(t *testing.T) {
 func TestSoakSuite(t *testing.T) {
 	bin := healthrouterBinary(t)
 	report := filepath.Join(t.TempDir(), "soak.json")
-	code, stdout, stderr := runHarness(t, "soak", "--server", bin, "--duration", "3s", "--sample", "1s",
+	code, stdout, stderr := runHarness(t, "soak", "--server", bin, "--duration", "3s", "--sample", "500ms",
 		"--settle", "1s", "--checks", "2000", "--rate", "40000", "--concurrency", "2", "--json", report,
 		"--scratch", t.TempDir())
 	if code != 0 {
