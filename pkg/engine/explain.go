@@ -136,6 +136,11 @@ func (e *Engine) explainNotReporting(reg *region, h *host, ex *Explanation) {
 		return
 	}
 	ex.Phase = health.PhaseStale
+	e.notReportingDecision(reg, h, ex)
+}
+
+// notReportingDecision states the not_reporting alert of a silent host.
+func (e *Engine) notReportingDecision(reg *region, h *host, ex *Explanation) {
 	a := e.nrHostAlert(reg, h)
 	ex.Alert = &a
 	switch h.nrSup {
@@ -310,17 +315,7 @@ func (e *Engine) explainHost(reg *region, h *host, ex *Explanation) {
 		ex.Alert = &a
 		ex.Decision = fmt.Sprintf("%s pages: %s, severity %s, firing since %s", h.name, a.Summary, a.Severity, a.Since.Format(time.RFC3339))
 	case h.nr != stateInactive:
-		a := e.nrHostAlert(reg, h)
-		ex.Alert = &a
-		switch h.nrSup {
-		case supNone:
-			ex.Decision = fmt.Sprintf("%s pages: not reporting, no result from any of its %d checks since %s", h.name, len(h.checks), fmtTime(h.lastSeen))
-		case supRegion:
-			ex.Decision = fmt.Sprintf("%s does not page on its own: it is not reporting, like %d/%d hosts in %s, so the region not_reporting alert stands for it",
-				h.name, reg.nr.failing, reg.nr.hosts, reg.name)
-		default:
-			ex.Decision = fmt.Sprintf("%s does not page: it is not reporting, suppressed by maintenance", h.name)
-		}
+		e.notReportingDecision(reg, h, ex)
 	case len(suppressed) > 0:
 		ex.Decision = fmt.Sprintf("%s does not page: its failing checks are suppressed (%s)", h.name, strings.Join(suppressed, ", "))
 	case h.failing > 0:
