@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"slices"
 	"strconv"
@@ -14,17 +15,16 @@ import (
 )
 
 // WindowID derives a window's ID from its contents, so that two instances
-// creating the same window name it the same.
+// creating the same window name it the same. It is FNV-1a, fixed for good:
+// IDs are stored, shown and scripted against, and must not change with a
+// release.
 func WindowID(w health.Window) string {
-	var b [8]byte
-	h := hashEventID([]byte(strings.Join([]string{
+	h := fnv.New64a()
+	h.Write([]byte(strings.Join([]string{
 		w.Region, w.Host, w.Check, w.Reason,
 		strconv.FormatInt(w.Until.UnixNano(), 10), strconv.FormatInt(w.Created.UnixNano(), 10),
 	}, "\x00")))
-	for i := range b {
-		b[i] = byte(h >> (8 * (7 - i)))
-	}
-	return "mw-" + hex.EncodeToString(b[:])
+	return "mw-" + hex.EncodeToString(h.Sum(nil))
 }
 
 // AddWindow starts a maintenance window. The region is required, until must
