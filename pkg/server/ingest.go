@@ -160,7 +160,7 @@ func atLimit(r io.Reader, limit int64) error {
 // from its chunks into the decoder's own buffer.
 func (b *requestBody) request(contentEncoding string, received time.Time) ingest.Request {
 	req := ingest.Request{ContentEncoding: contentEncoding, Received: received}
-	if len(b.chunks) == 1 {
+	if b.inPlace() {
 		req.BodyBytes = b.chunks[0]
 		return req
 	}
@@ -171,6 +171,10 @@ func (b *requestBody) request(contentEncoding string, received time.Time) ingest
 	req.Body = io.MultiReader(rs...)
 	return req
 }
+
+// inPlace reports whether the decoder works on the body's own chunk, which
+// must then outlive the decoded batch.
+func (b *requestBody) inPlace() bool { return len(b.chunks) == 1 }
 
 // release returns the chunks and their share of the budget; idempotent.
 func (b *requestBody) release() {
@@ -251,9 +255,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	received := time.Now()
-	inPlace := len(body.chunks) == 1
 	dec, err := s.decoder.Decode(body.request(ce, received))
-	if !inPlace {
+	if !body.inPlace() {
 		// The decoder has its own copy (and Raw copies of rejects).
 		body.release()
 	}
