@@ -28,6 +28,10 @@ import (
 // scrape per round, and the step of every range query.
 const scrapeInterval = 250 * time.Millisecond
 
+// scrapeTimeout is as long as Prometheus allows: on a busy machine a scrape
+// of the race-enabled binary can take more than half the interval.
+const scrapeTimeout = scrapeInterval
+
 const prometheusTemplate = "../../testdata/e2e/prometheus.yml.tmpl"
 
 // requirePrometheus returns the prometheus binary, or skips the test when
@@ -95,10 +99,8 @@ func startPrometheus(t *testing.T, bin string, targets []string) *promServer {
 	}
 	err = tmpl.Execute(f, map[string]any{
 		"ScrapeInterval": promConfigDuration(scrapeInterval),
-		// As long as Prometheus allows: on a busy machine a scrape of the
-		// race-enabled binary can take more than half the interval.
-		"ScrapeTimeout": promConfigDuration(scrapeInterval),
-		"Targets":       targets,
+		"ScrapeTimeout":  promConfigDuration(scrapeTimeout),
+		"Targets":        targets,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr

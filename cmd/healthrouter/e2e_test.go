@@ -60,10 +60,7 @@ func TestEndToEndScenariosThroughPrometheus(t *testing.T) {
 			assertPageSet(t, feed.s, fired, run)
 			assertWatchdogQuiet(t, prom, rules.watchdog, run)
 			if len(feed.s.Restarts) > 0 {
-				// The instance is down from the kill until it is ready
-				// again: the alert may miss the scrapes of that time and
-				// one either side, no more.
-				assertAlertContinues(t, prom, feed.s, series, run, rules.interval, run.maxDowntime()+2*scrapeInterval)
+				assertAlertContinues(t, prom, feed.s, series, run, rules.interval, restartGap(run.maxDowntime()))
 			}
 		})
 	}
@@ -530,6 +527,18 @@ func firesAt(samples []promSample, threshold float64, step, pending time.Duratio
 		prev = s.At
 	}
 	return time.Time{}, false
+}
+
+// restartGap is the longest an alert's series may go without a sample
+// when its only instance is killed and restarted, down for downtime from
+// the kill until it is ready again. The scrapes that fail are the one in
+// flight at the kill, started up to a scrape timeout before it, and those
+// started while the instance was down: all start within downtime plus a
+// timeout, so at most that span over the interval, rounded down, plus one.
+// Each failed scrape adds an interval to the gap between two samples.
+func restartGap(downtime time.Duration) time.Duration {
+	failed := (downtime+scrapeTimeout)/scrapeInterval + 1
+	return (failed + 1) * scrapeInterval
 }
 
 // assertAlertContinues checks, for a scenario with restarts, that each
