@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -304,37 +303,59 @@ func TestNotReadyAnswers503(t *testing.T) {
 
 func TestOverloadAnswers429(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxInFlight = 1 })
-	// Hold the only slot with a request whose body trickles in.
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
-	req.Header.Set("Authorization", "Bearer "+ingestToken)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-	}()
-	_, _ = pw.Write([]byte("["))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+hold:
 	for {
-		resp, _ := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
-		if resp.StatusCode == http.StatusTooManyRequests {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("429 without Retry-After")
+		// Hold the only slot with a request whose body trickles in.
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { pw.Close() }) // a failed test must not leave it hanging
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
+		req.Header.Set("Authorization", "Bearer "+ingestToken)
+		held := make(chan int, 1) // the holder's status once answered
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				held <- 0
+				return
 			}
-			break
+			resp.Body.Close()
+			held <- resp.StatusCode
+		}()
+		_, _ = pw.Write([]byte("["))
+		for {
+			select {
+			case status := <-held:
+				// A probe reached the server first and took the slot: the
+				// holder was refused. Hold it again.
+				if status != http.StatusTooManyRequests {
+					t.Fatalf("the holder was answered %d before its body was complete", status)
+				}
+				continue hold
+			default:
+			}
+			resp, _ := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
+			if resp.StatusCode == http.StatusTooManyRequests {
+				if resp.Header.Get("Retry-After") == "" {
+					t.Fatal("429 without Retry-After")
+				}
+				break
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("probe: %d", resp.StatusCode)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("never saw 429 with the only slot taken")
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw 429 with the only slot taken (last %d)", resp.StatusCode)
+		// The holder, once its body is complete, is applied as usual.
+		_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
+		pw.Close()
+		if status := <-held; status != http.StatusOK {
+			t.Fatalf("the request holding the slot: %d, want 200", status)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return
 	}
-	_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
-	pw.Close()
-	wg.Wait()
 }
 
 func TestMaintenanceAPI(t *testing.T) {
