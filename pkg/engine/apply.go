@@ -13,7 +13,7 @@ type Outcome struct {
 	// Accepted counts results applied, including ones equal to the state.
 	Accepted int `json:"accepted"`
 	// Duplicates counts results ignored: a repeated event_id, or older than
-	// the state.
+	// the state (the check's, or its host's removal).
 	Duplicates int `json:"duplicates"`
 	// Rejected lists results the engine refused.
 	Rejected []Rejection `json:"rejected,omitempty"`
@@ -32,6 +32,9 @@ type Outcome struct {
 	// their host (ForgetHost, or Tick past forget_after), for the store to
 	// delete. They are never in Changed of the same call.
 	Forgotten []health.Key `json:"forgotten,omitempty"`
+	// ForgottenHosts lists the hosts forgotten, with when, for the store
+	// to remember: results about them from before then are ignored.
+	ForgottenHosts []health.ForgottenHost `json:"forgotten_hosts,omitempty"`
 }
 
 // Reset empties the outcome and keeps its capacity.
@@ -47,6 +50,8 @@ func (o *Outcome) Reset() {
 	o.NewRegions = o.NewRegions[:0]
 	clear(o.Forgotten)
 	o.Forgotten = o.Forgotten[:0]
+	clear(o.ForgottenHosts)
+	o.ForgottenHosts = o.ForgottenHosts[:0]
 }
 
 // Rejection is a result the engine refused: Index is its position in the
@@ -135,12 +140,20 @@ func (e *Engine) create(i int, reg *region, r *health.Result, t, now int64, out 
 				r.Region, r.Host, r.Check, e.checks)})
 		return
 	}
+	var hi uint32
+	found := false
+	if reg != nil {
+		hi, found = e.findHost(reg, r.Host)
+	}
+	if !found && e.forgottenSince(r.Region, r.Host, t) {
+		out.Duplicates++ // older than what is known of the host: its removal
+		return
+	}
 	if reg == nil {
 		reg = e.addRegion(string(r.Region))
 		out.NewRegions = append(out.NewRegions, reg.name)
 	}
-	hi, ok := e.findHost(reg, r.Host)
-	if !ok {
+	if !found {
 		hi = e.addHost(reg, string(r.Host))
 	}
 	name := e.internName(r.Check)

@@ -184,6 +184,10 @@ type Engine struct {
 	hosts     []host
 	freeHosts []uint32 // indexes of forgotten hosts, reused by new ones
 	forgotten []uint32 // hosts forgotten in this call, dropped after settle
+	// tombstones hold when each forgotten host was forgotten (unix ns),
+	// at most tombstonesMax of them past a trim; see create.
+	tombstones    map[regionHost]int64
+	tombstonesMax int
 
 	// extras holds output and labels of non-passing checks; slots refer to
 	// them by index so that the slot arrays hold no pointers.
@@ -276,6 +280,8 @@ func New(cfg Config) (*Engine, error) {
 		alertHosts:    make(map[uint32]struct{}),
 		failingHosts:  make(map[uint32]struct{}),
 		activeRollups: make(map[*rollup]struct{}),
+		tombstones:    make(map[regionHost]int64),
+		tombstonesMax: health.ForgottenHostsKept,
 	}
 	for _, r := range rules {
 		e.internTeamString(r.team) // always kept, whatever events send

@@ -55,6 +55,12 @@ func (e *Engine) ExplainIn(regionName, hostName, check string) Explanation {
 	ex := Explanation{Key: health.Key{Region: regionName, Host: hostName, Check: check}}
 	reg, hi, ok := e.hostByName(regionName, hostName)
 	if !ok {
+		if region, at, gone := e.forgottenHost(regionName, hostName); gone {
+			ex.Key.Region = region
+			ex.Decision = fmt.Sprintf("%s was forgotten in %s at %s: results timestamped before then are ignored as late; a newer one tracks it again",
+				hostName, region, unixTime(at).Format(time.RFC3339))
+			return ex
+		}
 		if regionName != "" {
 			ex.Decision = fmt.Sprintf("%s is not a tracked host in %s: no result has been received for it there", hostName, regionName)
 			return ex
@@ -83,6 +89,22 @@ func (e *Engine) ExplainIn(regionName, hostName, check string) Explanation {
 	}
 	e.explainCheck(reg, h, &h.checks[idx], &ex)
 	return ex
+}
+
+// forgottenHost finds when the host of that name was forgotten in
+// regionName, or in the first region by name that forgot one when
+// regionName is "".
+func (e *Engine) forgottenHost(regionName, name string) (region string, at int64, ok bool) {
+	if regionName != "" {
+		at, ok = e.tombstones[regionHost{regionName, name}]
+		return regionName, at, ok
+	}
+	for k, t := range e.tombstones {
+		if k.host == name && (!ok || k.region < region) {
+			region, at, ok = k.region, t, true
+		}
+	}
+	return region, at, ok
 }
 
 // hostByName finds the host in regionName, or in the first region by name

@@ -99,6 +99,58 @@ func (e *Engine) forget(reg *region, hi uint32, now int64, out *Outcome) {
 	h.flags &^= hNotReporting | hNRMember | hNRFailing
 	e.markHostDirty(hi)
 	e.forgotten = append(e.forgotten, hi)
+	e.remember(reg.name, h.name, now)
+	out.ForgottenHosts = append(out.ForgottenHosts, health.ForgottenHost{Region: reg.name, Host: h.name, At: unixTime(now)})
+}
+
+// regionHost names a host: host names are unique within a region only.
+type regionHost struct{ region, host string }
+
+// LoadForgottenHost restores, before Start, a host forgotten earlier.
+func (e *Engine) LoadForgottenHost(f health.ForgottenHost) {
+	if e.started {
+		panic("engine: LoadForgottenHost after Start")
+	}
+	e.remember(f.Region, f.Host, f.At.UnixNano())
+}
+
+// remember records that a host was forgotten at, so that a result about it
+// from before then, delivered late (a batch that waited in a Vector
+// buffer), does not bring it back only for it to go silent and page. The
+// result's own time is compared, so a host whose clock lags resumes only
+// once its results are newer than its removal. Past the bound, the hosts
+// forgotten longest ago are dropped, in batches.
+func (e *Engine) remember(region, host string, at int64) {
+	k := regionHost{region, host}
+	if prev, ok := e.tombstones[k]; ok && prev >= at {
+		return
+	}
+	e.tombstones[k] = at
+	if len(e.tombstones) <= e.tombstonesMax+e.tombstonesMax/20 {
+		return
+	}
+	ats := make([]int64, 0, len(e.tombstones))
+	for _, t := range e.tombstones {
+		ats = append(ats, t)
+	}
+	slices.Sort(ats)
+	cut := ats[len(ats)-e.tombstonesMax] // keep the newest tombstonesMax, ties aside
+	for k, t := range e.tombstones {
+		if t < cut {
+			delete(e.tombstones, k)
+		}
+	}
+}
+
+// forgottenSince reports whether a result at t is about a host forgotten
+// after t. Only results for hosts not tracked ask; as for a check's state,
+// a result as old as the removal is not older than it.
+func (e *Engine) forgottenSince(region, host []byte, t int64) bool {
+	if len(e.tombstones) == 0 {
+		return false
+	}
+	at, ok := e.tombstones[regionHost{string(region), string(host)}]
+	return ok && t < at
 }
 
 // withdraw removes one check of a host being forgotten from the counters

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,7 +255,7 @@ func TestForgetUnknownHost(t *testing.T) {
 		{Region: "eu", Host: ""},
 	} {
 		out, keys, ok := h.forget(k.Region, k.Host)
-		if ok || keys != nil || len(out.Transitions) != 0 || len(out.Forgotten) != 0 {
+		if ok || keys != nil || len(out.Transitions) != 0 || len(out.Forgotten) != 0 || len(out.ForgottenHosts) != 0 {
 			t.Errorf("%s/%s: ok %v, keys %v, %d transitions", k.Region, k.Host, ok, keys, len(out.Transitions))
 		}
 	}
@@ -410,6 +411,96 @@ func TestForgottenHostStartsFresh(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	h.mustVerify()
+}
+
+// TestForgottenHostIgnoresLateResults: results about a forgotten host from
+// before it was forgotten (a batch that waited in a buffer) are ignored,
+// across a restart too, instead of bringing the host back to go silent and
+// page; a newer result tracks it again.
+func TestForgottenHostIgnoresLateResults(t *testing.T) {
+	c := cfg(nil) // confirm_after 2
+	h := newHarness(t, c)
+	at := func(host string, st health.Status, when time.Time) health.Result {
+		r := res("eu", host, "disk", st)
+		r.Time = when.UnixNano()
+		return r
+	}
+	h.apply(res("eu", "web-1", "disk", health.Critical), res("eu", "web-2", "disk", health.Passing))
+	generated := h.now // the late batch's results were taken now
+	h.now = h.now.Add(30 * time.Second)
+	forgotAt := h.now
+	out, _, ok := h.forget("eu", "web-1")
+	if !ok {
+		t.Fatal("ForgetHost: host not found")
+	}
+	if want := []health.ForgottenHost{{Region: "eu", Host: "web-1", At: forgotAt}}; !slices.Equal(out.ForgottenHosts, want) {
+		t.Fatalf("Outcome.ForgottenHosts %+v, want %+v", out.ForgottenHosts, want)
+	}
+
+	late := func(when string) {
+		t.Helper()
+		h.now = h.now.Add(10 * time.Second)
+		out := h.apply(at("web-1", health.Critical, generated), at("web-1", health.Critical, forgotAt.Add(-time.Nanosecond)),
+			at("web-2", health.Passing, h.now))
+		if out.Accepted != 1 || out.Duplicates != 2 || len(out.Transitions) != 0 || len(out.NewRegions) != 0 {
+			t.Fatalf("%s: accepted %d, duplicates %d, transitions %q", when, out.Accepted, out.Duplicates, transitionLines(out.Transitions))
+		}
+		if got := h.e.HostRegions("web-1"); got != nil {
+			t.Fatalf("%s: late results brought web-1 back in %v", when, got)
+		}
+		ex := h.e.ExplainIn("eu", "web-1", "")
+		if want := "web-1 was forgotten in eu at " + forgotAt.Format(time.RFC3339); !strings.HasPrefix(ex.Decision, want) {
+			t.Fatalf("%s: explain %q, want it to start %q", when, ex.Decision, want)
+		}
+		if ex := h.e.Explain("web-1", ""); ex.Key.Region != "eu" {
+			t.Fatalf("%s: explain without a region: %+v", when, ex)
+		}
+	}
+	late("live")
+	h.restart(c)
+	late("after a restart")
+
+	// A result taken at or after the removal is the host back in service.
+	h.now = h.now.Add(10 * time.Second)
+	out = h.apply(at("web-1", health.Critical, forgotAt))
+	if out.Accepted != 1 || out.Duplicates != 0 {
+		t.Fatalf("a new result: accepted %d, duplicates %d", out.Accepted, out.Duplicates)
+	}
+	equalLines(t, "back", transitionLines(out.Transitions), []string{"check eu/web-1/disk passing->soft"})
+	h.mustVerify()
+}
+
+// TestForgottenHostsBounded: past the bound, the hosts forgotten longest
+// ago are dropped first, and their late results count again.
+func TestForgottenHostsBounded(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	h.e.tombstonesMax = 4
+	for i := range 6 {
+		h.apply(res("eu", hostName(i), "cpu", health.Passing))
+	}
+	taken := h.now
+	for i := range 6 {
+		h.now = h.now.Add(time.Second)
+		if _, _, ok := h.forget("eu", hostName(i)); !ok {
+			t.Fatalf("forget %s", hostName(i))
+		}
+	}
+	if len(h.e.tombstones) != 4 {
+		t.Fatalf("%d forgotten hosts remembered, want 4", len(h.e.tombstones))
+	}
+	var rs []health.Result
+	for i := range 6 {
+		r := res("eu", hostName(i), "cpu", health.Passing)
+		r.Time = taken.UnixNano()
+		rs = append(rs, r)
+	}
+	h.now = h.now.Add(time.Second)
+	if out := h.apply(rs...); out.Accepted != 2 || out.Duplicates != 4 {
+		t.Fatalf("accepted %d, duplicates %d; want the two forgotten first back", out.Accepted, out.Duplicates)
+	}
+	if got := h.e.HostRegions(hostName(0)); len(got) != 1 || len(h.e.HostRegions(hostName(1))) != 1 {
+		t.Fatalf("the hosts forgotten first are not back")
+	}
 }
 
 func TestForgetAfterValidated(t *testing.T) {

@@ -23,7 +23,8 @@ type harness struct {
 	journal []health.Transition
 	store   map[health.Key]health.CheckState
 	windows map[string]health.Window
-	cfg     Config // for restarts inside a scenario
+	gone    []health.ForgottenHost // forgotten hosts, as the store keeps them
+	cfg     Config                 // for restarts inside a scenario
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
@@ -57,6 +58,7 @@ func (h *harness) record() *Outcome {
 	for _, k := range h.out.Forgotten {
 		delete(h.store, k)
 	}
+	h.gone = append(h.gone, h.out.ForgottenHosts...)
 	return &h.out
 }
 
@@ -138,6 +140,9 @@ func (h *harness) crash(c Config) {
 	}
 	for _, w := range h.windows {
 		e.LoadWindow(w)
+	}
+	for _, f := range h.gone {
+		e.LoadForgottenHost(f)
 	}
 	e.Start(h.e.Seq(), h.now)
 	h.e = e

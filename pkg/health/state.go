@@ -147,6 +147,20 @@ type Window struct {
 // Active reports whether the window still suppresses at now.
 func (w *Window) Active(now time.Time) bool { return now.Before(w.Until) }
 
+// ForgottenHost records that a host was forgotten: a result about it
+// timestamped before At is late news of a host removed for good (a
+// batch that waited in a buffer) and is ignored, so that it does not bring
+// the host back only for it to go silent and page.
+type ForgottenHost struct {
+	Region string
+	Host   string
+	At     time.Time
+}
+
+// ForgottenHostsKept bounds how many forgotten hosts are remembered; past
+// it, the ones forgotten longest ago are dropped first.
+const ForgottenHostsKept = 1 << 16
+
 // TransitionKind says what changed.
 type TransitionKind uint8
 

@@ -28,6 +28,9 @@ type Commit struct {
 	Deleted     []health.Key
 	Transitions []health.Transition
 	Rejected    []health.Rejected
+	// ForgottenHosts are remembered so that late results about them stay
+	// ignored after a restart.
+	ForgottenHosts []health.ForgottenHost
 	// Background marks a commit that no acknowledgement depends on: a
 	// checkpoint of last-seen times and flap histories. It is written in
 	// order like any other, but an empty commit's ticket does not wait
@@ -37,7 +40,8 @@ type Commit struct {
 }
 
 func (c *Commit) empty() bool {
-	return len(c.States) == 0 && len(c.Deleted) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0
+	return len(c.States) == 0 && len(c.Deleted) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0 &&
+		len(c.ForgottenHosts) == 0
 }
 
 // Ticket is a claim on durability: Wait returns once everything submitted up
@@ -248,7 +252,7 @@ func (c *committer) close() {
 // write puts a group of commits in one transaction.
 func (s *Store) write(batch []pendingCommit) error {
 	records := checkRecords(batch)
-	journalN, rejectedN, rejectedSeq := s.counts()
+	journalN, rejectedN, rejectedSeq, forgottenN := s.counts()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.failWrite.Load(); err != nil {
 			return *err
@@ -300,13 +304,14 @@ func (s *Store) write(batch []pendingCommit) error {
 		if rejectedN, err = trim(rejected, rejectedN, s.opts.RejectedMax); err != nil {
 			return fmt.Errorf("trim dead letters: %w", err)
 		}
-		return nil
+		forgottenN, err = s.putForgotten(tx, batch, forgottenN)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.journalN, s.rejectedN, s.rejectedSeq = journalN, rejectedN, rejectedSeq
+	s.journalN, s.rejectedN, s.rejectedSeq, s.forgottenN = journalN, rejectedN, rejectedSeq, forgottenN
 	s.mu.Unlock()
 	return nil
 }
@@ -376,10 +381,10 @@ func checkRecords(batch []pendingCommit) []record {
 	return out
 }
 
-func (s *Store) counts() (journalN, rejectedN int, rejectedSeq uint64) {
+func (s *Store) counts() (journalN, rejectedN int, rejectedSeq uint64, forgottenN int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.journalN, s.rejectedN, s.rejectedSeq
+	return s.journalN, s.rejectedN, s.rejectedSeq, s.forgottenN
 }
 
 // trim deletes the oldest entries once a bucket is 5% past its bound, so

@@ -21,6 +21,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 // FileName is the store's file inside the data directory.
@@ -37,6 +39,8 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketQueues   = []byte("queues")
 	bucketKV       = []byte("kv")
+	// bucketForgotten came after format 1; opening an older file adds it.
+	bucketForgotten = []byte("forgotten")
 
 	metaVersion = []byte("format_version")
 )
@@ -48,6 +52,9 @@ type Options struct {
 	// go first. Zero means the defaults (100,000 and 10,000).
 	JournalMax  int
 	RejectedMax int
+	// ForgottenMax bounds the forgotten hosts remembered; zero means
+	// health.ForgottenHostsKept, the engine's own bound.
+	ForgottenMax int
 	// OpenTimeout bounds waiting for the file lock another process holds.
 	OpenTimeout time.Duration
 }
@@ -68,6 +75,7 @@ type Store struct {
 	journalN    int
 	rejectedN   int
 	rejectedSeq uint64
+	forgottenN  int
 }
 
 // ErrLocked means another process holds the data directory.
@@ -83,6 +91,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.RejectedMax <= 0 {
 		opts.RejectedMax = 10000
+	}
+	if opts.ForgottenMax <= 0 {
+		opts.ForgottenMax = health.ForgottenHostsKept
 	}
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
@@ -118,7 +129,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChecks, bucketJournal, bucketRejected, bucketWindows, bucketMeta, bucketQueues, bucketKV} {
+		for _, b := range [][]byte{bucketChecks, bucketJournal, bucketRejected, bucketWindows, bucketMeta, bucketQueues, bucketKV, bucketForgotten} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -132,6 +143,7 @@ func (s *Store) init() error {
 			return fmt.Errorf("store format %d, this build reads %d", got, formatVersion)
 		}
 		s.journalN = tx.Bucket(bucketJournal).Stats().KeyN
+		s.forgottenN = tx.Bucket(bucketForgotten).Stats().KeyN
 		rej := tx.Bucket(bucketRejected)
 		s.rejectedN = rej.Stats().KeyN
 		if k, _ := rej.Cursor().Last(); k != nil {

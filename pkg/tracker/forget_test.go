@@ -201,6 +201,46 @@ func TestForgottenHostReportingAgainIsKept(t *testing.T) {
 	}
 }
 
+// TestForgottenHostIgnoresLateResultsAfterRestart: a batch that waited in
+// a buffer arrives after its host was forgotten and the server restarted:
+// its results are older than the removal and leave the host forgotten;
+// a result taken after the removal tracks it again.
+func TestForgottenHostIgnoresLateResultsAfterRestart(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	taken := f.clock.now()
+	f.report(health.Critical, euDisk, eu2CPU)
+	f.clock.add(time.Minute)
+	if _, err := f.tr.ForgetHost(ctx, "eu", "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	f.restart()
+	f.clock.add(time.Minute)
+	send := func(at time.Time) Result {
+		t.Helper()
+		d := &ingest.Decoded{Batch: health.Batch{Received: f.clock.now(), Results: []health.Result{{
+			Region: []byte("eu"), Host: []byte("web-1"), Check: []byte("disk"), Status: health.Critical, Time: at.UnixNano(),
+		}}}}
+		res, err := f.tr.Apply(ctx, d, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := send(taken); res.Accepted != 0 || res.Duplicates != 1 {
+		t.Fatalf("late result: %+v", res)
+	}
+	if got := f.tracked(); !slices.Equal(got, []string{"eu/web-2"}) {
+		t.Fatalf("a late result brought web-1 back: tracked %v", got)
+	}
+	if res := send(f.clock.now()); res.Accepted != 1 {
+		t.Fatalf("new result: %+v", res)
+	}
+	if got := f.tracked(); !slices.Equal(got, []string{"eu/web-1", "eu/web-2"}) {
+		t.Fatalf("tracked %v after web-1 reported again", got)
+	}
+}
+
 func TestTickForgetsSilentHosts(t *testing.T) {
 	f := newFixture(t, func(e *config.Engine) { e.ForgetAfter = config.Duration(time.Hour) })
 	ctx := context.Background()

@@ -98,6 +98,13 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 	if err != nil {
 		return nil, fmt.Errorf("load maintenance windows: %w", err)
 	}
+	forgotten, err := st.ForgottenHosts()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range forgotten {
+		eng.LoadForgottenHost(f)
+	}
 	clock := now()
 	for _, w := range windows {
 		// A window that ended while the server was down is loaded all the
@@ -116,6 +123,7 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 		zap.Int("checks", loaded), zap.Int("skipped_unreadable", unreadable), zap.Int("skipped_invalid", invalid),
 		zap.Int("hosts", stats.Hosts), zap.Int("regions", stats.Regions),
 		zap.Int("firing", stats.Firing), zap.Int("maintenance_windows", len(eng.Windows())),
+		zap.Int("forgotten_hosts", len(forgotten)),
 		zap.Uint64("journal_seq", seq), zap.Duration("took", time.Since(start)))
 	return t, nil
 }
@@ -199,6 +207,9 @@ func (t *Tracker) commitLocked(dead []health.Rejected) *store.Commit {
 	}
 	if n := len(t.out.Forgotten); n > 0 {
 		c.Deleted = append(make([]health.Key, 0, n), t.out.Forgotten...)
+	}
+	if n := len(t.out.ForgottenHosts); n > 0 {
+		c.ForgottenHosts = append(make([]health.ForgottenHost, 0, n), t.out.ForgottenHosts...)
 	}
 	return c
 }
