@@ -25,7 +25,7 @@ func TestPagerDutyCommands(t *testing.T) {
 	pd := pagerdutytest.New(pagerdutytest.WithRoutingKeys(pdDefaultKey, pdStorageKey), pagerdutytest.WithAPIToken(apiToken))
 	defer pd.Close()
 	pd.AddEscalationPolicy(pagerdutytest.EscalationPolicy{ID: "PEP1", Name: "Web on-call", Rules: [][]string{{"PU1"}}})
-	pd.AddService(pagerdutytest.Service{ID: "PWEB", Name: "Web", EscalationPolicyID: "PEP1",
+	pd.AddService(pagerdutytest.Service{ID: "PWEB", Name: "Web", EscalationPolicyID: "PEP1", Urgency: "severity_based",
 		Integrations: []pagerdutytest.Integration{{ID: "PI1", Name: "healthrouter", Key: pdDefaultKey}}})
 	pd.AddService(pagerdutytest.Service{ID: "POLD", Name: "Storage (retired)", Disabled: true, EscalationPolicyID: "PEP1",
 		Integrations: []pagerdutytest.Integration{{ID: "PI2", Name: "healthrouter", Key: pdStorageKey}}})
@@ -79,12 +79,12 @@ pagerduty:
 		{"verify every key", []string{"verify"}, goodEnv, 1,
 			[]string{`default: OK: service "Web" (PWEB), escalation policy "Web on-call" (PEP1) with 1 rules`,
 				`storage: FAIL: service "Storage (retired)" (POLD) is disabled`},
-			"healthrouter pagerduty: some routing keys do not page anyone (see above)\n"},
+			"healthrouter pagerduty: some routing keys do not page as configured (see above)\n"},
 		{"verify one good key", []string{"verify", "--key", "default"}, goodEnv, 0,
 			[]string{`default: OK: service "Web" (PWEB)`}, ""},
 		{"verify one bad key", []string{"verify", "--key", "storage"}, goodEnv, 1,
 			[]string{`storage: FAIL: service "Storage (retired)" (POLD) is disabled`},
-			"healthrouter pagerduty: some routing keys do not page anyone (see above)\n"},
+			"healthrouter pagerduty: some routing keys do not page as configured (see above)\n"},
 		{"verify an unknown key name", []string{"verify", "--key", "nope"}, goodEnv, 1, nil,
 			"healthrouter pagerduty: routing key \"nope\" is not in pagerduty.routing_keys\n"},
 		{"verify without a token", []string{"verify"}, with(map[string]string{config.EnvPagerDutyAPIToken: ""}), 1, nil,

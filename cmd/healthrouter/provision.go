@@ -212,7 +212,7 @@ func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if !ok {
-			return &exitError{code: 1, msg: "some routing keys do not page anyone (see above)"}
+			return &exitError{code: 1, msg: "some routing keys do not page as configured (see above)"}
 		}
 		return nil
 	}

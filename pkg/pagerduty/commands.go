@@ -14,6 +14,7 @@ import (
 	"github.com/PagerDuty/go-pagerduty"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 // Integration types of the PagerDuty REST API.
@@ -136,7 +137,9 @@ type integrationMatch struct {
 // Verify checks through the PagerDuty REST API that the routing key named
 // keyName, or every configured key when keyName is empty, is the integration
 // key of an Events API v2 integration on an enabled service whose escalation
-// policy has rules with targets. It prints one line per key name to w, OK or
+// policy has rules with targets, and whose urgency rule gives the alerts the
+// routes can send it their urgency: high for critical and error, low for
+// warnings when pagerduty.warning is low. It prints one line per key name to w, OK or
 // what is wrong; ok is false when any key is wrong. err reports what kept
 // Verify from checking (unknown key name, no token, API unreachable or
 // refusing).
@@ -258,7 +261,16 @@ func verifyKey(ctx context.Context, cfg *config.PagerDuty, client *pagerduty.Cli
 			return fmt.Sprintf("%s: %s rule %d has no targets", svcName, epName, i+1), false, nil
 		}
 	}
-	return fmt.Sprintf("%s, %s with %d rules", svcName, epName, len(ep.EscalationRules)), true, nil
+	line := fmt.Sprintf("%s, %s with %d rules", svcName, epName, len(ep.EscalationRules))
+	if rule := svc.IncidentUrgencyRule; rule != nil {
+		high := keyReceives(cfg, name, health.SeverityCritical) || keyReceives(cfg, name, health.SeverityError)
+		low := cfg.Warning == "low" && keyReceives(cfg, name, health.SeverityWarning)
+		if p := urgencyProblem(rule, high, low); p != "" {
+			return fmt.Sprintf("%s: %s", svcName, p), false, nil
+		}
+		line += ", " + describeUrgency(rule)
+	}
+	return line, true, nil
 }
 
 // restError explains a REST API failure, naming the usual cause of a 401.

@@ -18,7 +18,16 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // verifyKeys names one routing key per outcome Verify reports.
 var verifyKeys = []string{"default", "no-service", "disabled", "no-policy", "policy-gone", "no-rules",
-	"no-targets", "events-v1", "unset"}
+	"no-targets", "events-v1", "unset", "low-urgency", "warnings-high", "critical-only", "off-hours-low"}
+
+// urgencyRoutes send each urgency case its alerts: every severity, or
+// critical only.
+var urgencyRoutes = []config.Route{
+	{Match: map[string]string{"team": "quiet"}, Key: "low-urgency"},
+	{Match: map[string]string{"team": "loud"}, Key: "warnings-high"},
+	{Match: map[string]string{"team": "db", "severity": "critical"}, Key: "critical-only"},
+	{Match: map[string]string{"team": "night"}, Key: "off-hours-low"},
+}
 
 // routingKeyFor makes a distinct 32-character alphanumeric key per name.
 func routingKeyFor(name string) string {
@@ -49,7 +58,14 @@ func verifyWorld(t *testing.T, opts ...pagerdutytest.Option) (*config.PagerDuty,
 	v2 := func(name string) []pagerdutytest.Integration {
 		return []pagerdutytest.Integration{{ID: "PI" + strings.ToUpper(name), Name: "healthrouter", Key: routingKeyFor(name)}}
 	}
-	pd.AddService(pagerdutytest.Service{ID: "PWEB", Name: "Web", EscalationPolicyID: "PEP1", Integrations: v2("default")})
+	pd.AddService(pagerdutytest.Service{ID: "PWEB", Name: "Web", EscalationPolicyID: "PEP1", Integrations: v2("default"),
+		Urgency: "severity_based"})
+	pd.AddService(pagerdutytest.Service{ID: "PLOW", Name: "Quiet", EscalationPolicyID: "PEP1", Integrations: v2("low-urgency"),
+		Urgency: "low"})
+	pd.AddService(pagerdutytest.Service{ID: "PLOUD", Name: "Loud", EscalationPolicyID: "PEP1", Integrations: v2("warnings-high")})
+	pd.AddService(pagerdutytest.Service{ID: "PDB", Name: "Databases", EscalationPolicyID: "PEP1", Integrations: v2("critical-only")})
+	pd.AddService(pagerdutytest.Service{ID: "PNIGHT", Name: "Office hours", EscalationPolicyID: "PEP1", Integrations: v2("off-hours-low"),
+		Urgency: "severity_based", OffHoursUrgency: "low"})
 	pd.AddService(pagerdutytest.Service{ID: "POFF", Name: "Retired", Disabled: true, EscalationPolicyID: "PEP1", Integrations: v2("disabled")})
 	pd.AddService(pagerdutytest.Service{ID: "PNOEP", Name: "Orphan", Integrations: v2("no-policy")})
 	pd.AddService(pagerdutytest.Service{ID: "PGONE", Name: "Dangling", EscalationPolicyID: "PDELETED", Integrations: v2("policy-gone")})
@@ -59,6 +75,7 @@ func verifyWorld(t *testing.T, opts ...pagerdutytest.Option) (*config.PagerDuty,
 		{ID: "PIV1", Name: "old events", Type: pagerdutytest.TypeEventsV1, Key: routingKeyFor("events-v1")}}})
 
 	cfg := testConfig(pd.URL())
+	cfg.Routes = append(cfg.Routes, urgencyRoutes...)
 	cfg.RoutingKeys, cfg.Keys = map[string]string{}, map[string]config.Secret{}
 	for _, n := range verifyKeys {
 		cfg.RoutingKeys[n] = "HEALTHROUTER_PD_" + strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
@@ -135,7 +152,7 @@ func TestVerifyAllGood(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Verify = %v, %v\n%s", ok, err, out.String())
 	}
-	if want := "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules\n"; out.String() != want {
+	if want := "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules, urgency severity-based\n"; out.String() != want {
 		t.Errorf("output %q, want %q", out.String(), want)
 	}
 }
@@ -146,7 +163,8 @@ func TestVerifyOneKey(t *testing.T) {
 		key, want string
 		ok        bool
 	}{
-		{"default", "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules\n", true},
+		{"default", "default: OK: service \"Web\" (PWEB), escalation policy \"Web on-call\" (PEP1) with 2 rules, urgency severity-based\n", true},
+		{"critical-only", "critical-only: OK: service \"Databases\" (PDB), escalation policy \"Web on-call\" (PEP1) with 2 rules, urgency high\n", true},
 		{"disabled", "disabled: FAIL: service \"Retired\" (POFF) is disabled\n", false},
 	}
 	for _, tt := range tests {

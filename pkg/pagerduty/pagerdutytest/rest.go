@@ -30,6 +30,12 @@ type Service struct {
 	// answers "escalation_policy": null).
 	EscalationPolicyID string
 	Integrations       []Integration
+	// Urgency is the incident urgency the service gives: "high" (also when
+	// empty, the default of a new service), "low" or "severity_based".
+	// With OffHoursUrgency set too, the service uses support hours:
+	// Urgency during them, OffHoursUrgency outside.
+	Urgency         string
+	OffHoursUrgency string
 }
 
 // Integration is a service integration. Type defaults to TypeEventsV2.
@@ -283,16 +289,32 @@ func (s *Server) serviceJSON(svc *Service, fullIntegrations bool) map[string]any
 		integrations = append(integrations, s.integrationJSON(svc, &svc.Integrations[i], fullIntegrations))
 	}
 	return map[string]any{
-		"id":                svc.ID,
-		"type":              "service",
-		"summary":           svc.Name,
-		"self":              s.srv.URL + "/services/" + svc.ID,
-		"html_url":          "https://example.pagerduty.com/service-directory/" + svc.ID,
-		"name":              svc.Name,
-		"status":            status,
-		"escalation_policy": ep,
-		"integrations":      integrations,
-		"teams":             []any{},
+		"id":                    svc.ID,
+		"type":                  "service",
+		"summary":               svc.Name,
+		"self":                  s.srv.URL + "/services/" + svc.ID,
+		"html_url":              "https://example.pagerduty.com/service-directory/" + svc.ID,
+		"name":                  svc.Name,
+		"status":                status,
+		"escalation_policy":     ep,
+		"integrations":          integrations,
+		"teams":                 []any{},
+		"incident_urgency_rule": urgencyRuleJSON(svc),
+	}
+}
+
+func urgencyRuleJSON(svc *Service) map[string]any {
+	urgency := svc.Urgency
+	if urgency == "" {
+		urgency = "high"
+	}
+	if svc.OffHoursUrgency == "" {
+		return map[string]any{"type": "constant", "urgency": urgency}
+	}
+	return map[string]any{
+		"type":                  "use_support_hours",
+		"during_support_hours":  map[string]any{"type": "constant", "urgency": urgency},
+		"outside_support_hours": map[string]any{"type": "constant", "urgency": svc.OffHoursUrgency},
 	}
 }
 
