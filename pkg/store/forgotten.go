@@ -26,6 +26,9 @@ func forgottenKey(f *health.ForgottenHost) []byte {
 // putForgotten records the forgotten hosts of a group in tx and returns
 // the bucket's new size, trimmed to its bound.
 func (s *Store) putForgotten(tx *bolt.Tx, batch []pendingCommit, n int) (int, error) {
+	if !slices.ContainsFunc(batch, func(pc pendingCommit) bool { return len(pc.ForgottenHosts) > 0 }) {
+		return n, nil // the usual group: nothing forgotten, no bucket to open
+	}
 	b := tx.Bucket(bucketForgotten)
 	for _, pc := range batch {
 		for i := range pc.ForgottenHosts {
