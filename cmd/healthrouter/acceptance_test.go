@@ -205,7 +205,7 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatalf("check-config accepted a bad file:\n%s", out)
 	}
-	for _, want := range []string{"3 problem(s)", "listen:", "engine.confirm_afterr (line 3): unknown key", "engine.flap.high"} {
+	for _, want := range []string{"3 problem(s)", "listen (line 1): want host:port", "engine.confirm_afterr (line 3): unknown key", "engine.flap.high"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -136,8 +136,8 @@ func TestCheckConfigListsMissingSecretsWithProblems(t *testing.T) {
 		"5 problem(s):",
 		`engine.confirm_after (line 2): want a whole number, got "abc"`,
 		`engine.stale_after (line 3): want a duration such as 30s or 5m, got "soon"`,
-		`log.level: "loud" is not one of`,
-		`pagerduty.routes[0].match.severity: "Loud" is not one of`,
+		`log.level (line 4): "loud" is not one of`,
+		`pagerduty.routes[0].match.severity (line 7): "Loud" is not one of`,
 		"pagerduty.routing_keys.default: HR_CHECK_CONFIG_TEST_PD is not set",
 	} {
 		if strings.Count(out, want) != 1 {

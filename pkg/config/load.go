@@ -97,6 +97,7 @@ func Parse(data []byte, getenv Getenv, overrides ...Override) (*Config, error) {
 	}
 	cfg := Default()
 	var probs Problems
+	var lines map[string]int // where each key of the file is
 
 	if len(bytes.TrimSpace(data)) > 0 {
 		var root yaml.Node
@@ -118,16 +119,19 @@ func Parse(data []byte, getenv Getenv, overrides ...Override) (*Config, error) {
 				p := defaultPagerDuty()
 				cfg.PagerDuty = &p
 			}
-			d := nodeDecoder{budget: maxNodes}
+			d := nodeDecoder{budget: maxNodes, lines: map[string]int{}}
 			d.decode(doc, reflect.ValueOf(cfg).Elem(), "")
-			probs = d.ps
+			probs, lines = d.ps, d.lines
 		}
 	}
+	cfg.normalize()
+	fromFile := flatten(cfg)
 	for _, o := range overrides {
 		o(cfg)
 	}
 	cfg.normalize()
 	probs = append(probs, cfg.applyEnv(getenv)...)
+	final := flatten(cfg)
 	// A value that did not decode kept its default; what validation says
 	// about that default would only repeat the problem.
 	reported := make(map[string]bool, len(probs))
@@ -135,9 +139,15 @@ func Parse(data []byte, getenv Getenv, overrides ...Override) (*Config, error) {
 		reported[p.Key] = true
 	}
 	for _, p := range cfg.Validate() {
-		if !reported[p.Key] {
-			probs = append(probs, p)
+		if reported[p.Key] {
+			continue
 		}
+		// The file's line, unless a flag or the environment set the value
+		// since: the line would then point at what is not the problem.
+		if line, ok := lines[p.Key]; ok && sameUnder(fromFile, final, p.Key) {
+			p.Line = line
+		}
+		probs = append(probs, p)
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
@@ -173,7 +183,8 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // on: a wrong value keeps its default and hides nothing after it.
 type nodeDecoder struct {
 	ps     Problems
-	budget int // values left to decode
+	budget int            // values left to decode
+	lines  map[string]int // each key's line: its name's, or a list item's
 }
 
 func (d *nodeDecoder) add(key string, n *yaml.Node, msg string) {
@@ -198,6 +209,9 @@ func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	}
 	if !d.spend(key, n) {
 		return
+	}
+	if _, ok := d.lines[key]; !ok && key != "" {
+		d.lines[key] = n.Line
 	}
 	if isNull(n) {
 		// key: with no value keeps the default; an optional section
@@ -286,6 +300,7 @@ func (d *nodeDecoder) structFields(n *yaml.Node, v reflect.Value, key string, se
 			return
 		}
 		seen[k.Value] = k.Line
+		d.lines[fkey] = k.Line
 		d.decode(val, v.Field(i), fkey)
 	})
 }
@@ -374,6 +389,7 @@ func (d *nodeDecoder) mapEntry(k, val *yaml.Node, out reflect.Value, seen map[st
 		return
 	}
 	seen[k.Value] = k.Line
+	d.lines[ekey] = k.Line
 	elem := reflect.New(out.Type().Elem()).Elem()
 	d.decode(val, elem, ekey)
 	out.SetMapIndex(reflect.ValueOf(k.Value).Convert(out.Type().Key()), elem)
@@ -620,4 +636,60 @@ func (c *Config) MissingSecrets() Problems {
 		}
 	}
 	return ps
+}
+
+// flatten lists every value of c by dotted key, as the file names them,
+// to tell which ones flags and the environment changed.
+func flatten(c *Config) map[string]any {
+	out := map[string]any{}
+	flattenValue(reflect.ValueOf(c).Elem(), "", out)
+	return out
+}
+
+func flattenValue(v reflect.Value, key string, out map[string]any) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			flattenValue(v.Elem(), key, out)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if name != "" && name != "-" {
+				flattenValue(v.Field(i), join(key, name), out)
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			flattenValue(v.Index(i), key+"["+strconv.Itoa(i)+"]", out)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			flattenValue(v.MapIndex(k), join(key, fmt.Sprint(k.Interface())), out)
+		}
+	default:
+		out[key] = v.Interface()
+	}
+}
+
+// sameUnder reports whether key and every key under it hold the same
+// values in a and b.
+func sameUnder(a, b map[string]any, key string) bool {
+	under := func(k string) bool {
+		return k == key || strings.HasPrefix(k, key+".") || strings.HasPrefix(k, key+"[")
+	}
+	for k, av := range a {
+		if under(k) {
+			if bv, ok := b[k]; !ok || !reflect.DeepEqual(av, bv) {
+				return false
+			}
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok && under(k) {
+			return false
+		}
+	}
+	return true
 }

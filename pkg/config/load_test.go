@@ -7,9 +7,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ import (
 
 // TestEveryProblemOnceWithItsKeyAndLine loads a file holding one of each
 // kind of mistake: each is reported once, under its dotted key, with the
-// line it is on when it comes from decoding the file.
+// line it is on.
 func TestEveryProblemOnceWithItsKeyAndLine(t *testing.T) {
 	cfg, err := Load(filepath.Join("testdata", "problems.yaml"), env(nil))
 	ps, ok := err.(Problems)
@@ -29,7 +31,7 @@ func TestEveryProblemOnceWithItsKeyAndLine(t *testing.T) {
 		line int
 		msg  string
 	}{
-		{"listen", 0, "want host:port"},
+		{"listen", 2, "want host:port"},
 		{"engine.confirm_after", 4, `want a whole number, got "abc"`},
 		{"engine.recover_after", 5, "want a single value, not a list"},
 		{"engine.stale_after", 6, `want a duration such as 30s or 5m, got "soon"`},
@@ -40,14 +42,14 @@ func TestEveryProblemOnceWithItsKeyAndLine(t *testing.T) {
 		{"ingest.max_in_flight", 12, `want a whole number, got "1.5"`},
 		{"ingest.labels", 13, `want a list, not "service"`},
 		{"ingest.max_events", 15, "given twice (first on line 14)"},
-		{"log.level", 0, `"loud" is not one of`},
-		{"checks[0].severity", 0, `"loud" is not one of critical, error, warning, info`},
+		{"log.level", 16, `"loud" is not one of`},
+		{"checks[0].severity", 18, `"loud" is not one of critical, error, warning, info`},
 		{"checks[0].confirm_after", 18, `want a whole number, got "many"`},
 		{"grafana.org_id", 21, `want a whole number, got "x"`},
-		{"grafana.interval", 0, "must be a positive multiple of 10s"},
-		{"pagerduty.routes[0].match.severity", 0, `"Loud" is not one of critical, error, warning, info`},
-		{"pagerduty.routes[1].match.level", 0, `"Hosts" is not one of host, region`},
-		{"pagerduty.routes[2].key", 0, `"nope" is not in pagerduty.routing_keys`},
+		{"grafana.interval", 22, "must be a positive multiple of 10s"},
+		{"pagerduty.routes[0].match.severity", 26, `"Loud" is not one of critical, error, warning, info`},
+		{"pagerduty.routes[1].match.level", 27, `"Hosts" is not one of host, region`},
+		{"pagerduty.routes[2].key", 28, `"nope" is not in pagerduty.routing_keys`},
 		{"pagerduty.resolve_on_recovery", 29, `want true or false, got "maybe"`},
 		{"pagerduty.rate_per_minute", 30, `want a whole number, got "lots"`},
 	}
@@ -99,8 +101,8 @@ func TestRouteMatchValuesAreNormalised(t *testing.T) {
 		{"{severity: err, team: Storage}", map[string]string{"severity": "error", "team": "Storage"}, ""},
 		{"{level: HOST}", map[string]string{"level": "host"}, ""},
 		{"{level: region, severity: info}", map[string]string{"level": "region", "severity": "info"}, ""},
-		{"{severity: page}", nil, `pagerduty.routes[0].match.severity: "page" is not one of critical, error, warning, info`},
-		{"{level: cluster}", nil, `pagerduty.routes[0].match.level: "cluster" is not one of host, region`},
+		{"{severity: page}", nil, `pagerduty.routes[0].match.severity (line 3): "page" is not one of critical, error, warning, info`},
+		{"{level: cluster}", nil, `pagerduty.routes[0].match.level (line 3): "cluster" is not one of host, region`},
 	}
 	for _, tt := range tests {
 		y := "pagerduty:\n  routing_keys: {default: PD}\n  routes: [{match: " + tt.match + ", key: default}]\n"
@@ -180,11 +182,11 @@ func TestTLSPairIsLoaded(t *testing.T) {
 		name, cert, key, want string
 	}{
 		{"good pair", certFile, keyFile, ""},
-		{"garbage certificate", garbage, keyFile, "tls.cert_file: with tls.key_file, not a usable certificate and private key"},
-		{"garbage key", certFile, garbage, "tls.cert_file: with tls.key_file, not a usable certificate and private key"},
+		{"garbage certificate", garbage, keyFile, "tls.cert_file (line 1): with tls.key_file, not a usable certificate and private key"},
+		{"garbage key", certFile, garbage, "tls.cert_file (line 1): with tls.key_file, not a usable certificate and private key"},
 		{"key of another certificate", otherCert, keyFile, "private key does not match public key"},
-		{"missing key file", certFile, filepath.Join(dir, "nope.pem"), "tls.key_file: cannot read"},
-		{"cert without key", certFile, "", "tls: cert_file and key_file go together"},
+		{"missing key file", certFile, filepath.Join(dir, "nope.pem"), "tls.key_file (line 1): cannot read"},
+		{"cert without key", certFile, "", "tls (line 1): cert_file and key_file go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,4 +234,41 @@ func writePair(t *testing.T, dir, name string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// TestLinesOnlyForValuesFromTheFile: a problem with a value the file set is
+// located at its line; one a flag changed since points at no line, as the
+// file's line would show a value that is not the one refused.
+func TestLinesOnlyForValuesFromTheFile(t *testing.T) {
+	y := []byte("listen: nowhere\nengine:\n  flap: {high: 0.2, low: 0.3}\n")
+	cases := []struct {
+		name     string
+		override Override
+		want     []string
+	}{
+		{"from the file", nil, []string{
+			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"listen (line 1): want host:port such as 127.0.0.1:8080",
+		}},
+		{"listen from a flag", func(c *Config) { c.Listen = "still-nowhere" }, []string{
+			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"listen: want host:port such as 127.0.0.1:8080",
+		}},
+		{"flap from a flag", func(c *Config) { c.Engine.Flap.High = 0.1 }, []string{
+			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"listen (line 1): want host:port such as 127.0.0.1:8080",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var overrides []Override
+			if tc.override != nil {
+				overrides = append(overrides, tc.override)
+			}
+			_, err := Parse(y, env(nil), overrides...)
+			if got := strings.Split(fmt.Sprint(err), "\n"); !slices.Equal(got, tc.want) {
+				t.Fatalf("problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
 }
