@@ -309,12 +309,20 @@ func (d *nodeDecoder) structFields(n *yaml.Node, v reflect.Value, key string, se
 func yamlFields(t reflect.Type) map[string]int {
 	fields := make(map[string]int, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
-		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if name != "" && name != "-" {
+		if name := yamlName(t.Field(i)); name != "" {
 			fields[name] = i
 		}
 	}
 	return fields
+}
+
+// yamlName is a field's key in the file, "" for a field the file cannot set.
+func yamlName(f reflect.StructField) string {
+	name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+	if name == "-" {
+		return ""
+	}
+	return name
 }
 
 // eachPair calls f for each key and value of the mapping n, merge keys
@@ -655,8 +663,7 @@ func flattenValue(v reflect.Value, key string, out map[string]any) {
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
-			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-			if name != "" && name != "-" {
+			if name := yamlName(t.Field(i)); name != "" {
 				flattenValue(v.Field(i), join(key, name), out)
 			}
 		}
