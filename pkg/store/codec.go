@@ -30,11 +30,17 @@ var errCorrupt = errors.New("corrupt check record")
 
 // appendCheckKey appends a check's bbolt key to buf.
 func appendCheckKey(buf []byte, k health.Key) []byte {
-	buf = append(buf, k.Region...)
-	buf = append(buf, 0)
-	buf = append(buf, k.Host...)
+	buf = appendHostKey(buf, k.Region, k.Host)
 	buf = append(buf, 0)
 	return append(buf, k.Check...)
+}
+
+// appendHostKey appends region NUL host: a forgotten host's key, and the
+// prefix of its checks' keys.
+func appendHostKey(buf []byte, region, host string) []byte {
+	buf = append(buf, region...)
+	buf = append(buf, 0)
+	return append(buf, host...)
 }
 
 // splitKey returns the three parts of a check key without copying.

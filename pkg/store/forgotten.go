@@ -16,13 +16,6 @@ import (
 
 // Forgotten hosts are kept as region NUL host -> when (unix ns, big-endian).
 
-func forgottenKey(f *health.ForgottenHost) []byte {
-	k := make([]byte, 0, len(f.Region)+1+len(f.Host))
-	k = append(k, f.Region...)
-	k = append(k, 0)
-	return append(k, f.Host...)
-}
-
 // putForgotten records the forgotten hosts of a group in tx and returns
 // the bucket's new size, trimmed to its bound.
 func (s *Store) putForgotten(tx *bolt.Tx, batch []pendingCommit, n int) (int, error) {
@@ -33,7 +26,7 @@ func (s *Store) putForgotten(tx *bolt.Tx, batch []pendingCommit, n int) (int, er
 	for _, pc := range batch {
 		for i := range pc.ForgottenHosts {
 			f := &pc.ForgottenHosts[i]
-			k := forgottenKey(f)
+			k := appendHostKey(make([]byte, 0, len(f.Region)+1+len(f.Host)), f.Region, f.Host)
 			if b.Get(k) == nil {
 				n++
 			}
