@@ -79,8 +79,12 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	if err != nil {
 		return err
 	}
+	// The fallback is built after the outbox it queues to; it exists before
+	// the outbox runs, the only time OnRejected is called.
+	var fallback *pagerduty.Fallback
 	c.outbox, err = pagerduty.NewOutbox(cfg.PagerDuty, queue, open, pagerduty.OutboxOptions{
 		Logger: log, Registerer: reg,
+		OnRejected: func(m pagerduty.Message) { fallback.Refused(m) },
 	})
 	if err != nil {
 		return fmt.Errorf("pagerduty outbox: %w", err)
@@ -99,10 +103,11 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 		// Page only what Grafana's rules would have paged by now.
 		fbOpts.Pending = cfg.Grafana.Pending
 	}
-	c.fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, fbOpts)
+	fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, fbOpts)
 	if err != nil {
 		return fmt.Errorf("pagerduty fallback: %w", err)
 	}
+	c.fallback = fallback
 	if cfg.Grafana == nil {
 		log.Info("no grafana configured: paging PagerDuty directly (direct mode)")
 	}
@@ -144,7 +149,8 @@ func (c *components) runFallback(ctx context.Context, every time.Duration, tr *t
 // because the first call has not finished (or timed out) yet, which says
 // nothing of Grafana.
 func fallbackView(st grafana.Status) pagerduty.GrafanaStatus {
-	return pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince}
+	return pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince,
+		ReachableSince: st.ReachableSince}
 }
 
 // status is the components' part of /readyz.
@@ -165,6 +171,11 @@ func (c *components) status() map[string]any {
 			// By key name, with PagerDuty's reason: every page through
 			// these keys is being dropped.
 			pd["key_errors"] = refused
+		}
+		if retrying := c.outbox.Retrying(); len(retrying) > 0 {
+			// By key name: the lane's head is retried and holds back
+			// everything queued behind it.
+			pd["retrying"] = retrying
 		}
 		out["pagerduty"] = pd
 	}

@@ -172,6 +172,10 @@ func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			scheme = "https"
 		}
 		cfg.ExternalURL = scheme + "://" + cfg.Listen
+		if cfg.Grafana != nil || cfg.PagerDuty != nil {
+			log.Warn("external_url is not set: alert links point at the listen address; set it to the address on-call reaches (the same on both instances of an HA pair)",
+				zap.String("external_url", cfg.ExternalURL))
+		}
 	}
 
 	reg := prometheus.NewRegistry()

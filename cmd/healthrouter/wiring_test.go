@@ -181,9 +181,10 @@ func TestFallbackViewOfGrafana(t *testing.T) {
 		{"just started, first call in flight", grafana.Status{LastAttempt: at}, pagerduty.GrafanaStatus{}},
 		{"first call timed out", grafana.Status{LastAttempt: at, UnreachableSince: at},
 			pagerduty.GrafanaStatus{UnreachableSince: at}},
-		{"reconciled", grafana.Status{LastSuccess: at, LastAnswer: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true}},
-		{"refused every write", grafana.Status{LastAttempt: at, LastAnswer: at, ConsecutiveFailures: 3},
-			pagerduty.GrafanaStatus{Answered: true}},
+		{"reconciled", grafana.Status{LastSuccess: at, LastAnswer: at, ReachableSince: at, Healthy: true},
+			pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
+		{"refused every write", grafana.Status{LastAttempt: at, LastAnswer: at, ReachableSince: at, ConsecutiveFailures: 3},
+			pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
 		{"reconciled, then unreachable", grafana.Status{LastSuccess: at, LastAnswer: at, UnreachableSince: at.Add(time.Hour)},
 			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at.Add(time.Hour)}},
 	}

@@ -197,7 +197,13 @@ type PagerDuty struct {
 	EventsURL     string   `yaml:"events_url"`
 	APIURL        string   `yaml:"api_url"`
 	FallbackAfter Duration `yaml:"fallback_after"`
-	RatePerMinute int      `yaml:"rate_per_minute"`
+	// FallbackRecoverAfter is how long Grafana must answer without a break
+	// before direct paging stops: longer than the rules' pending period, so
+	// Grafana has paged what still fires before healthrouter resolves its
+	// own incidents, and a Grafana that answers once in an outage does not
+	// resolve and re-page everything.
+	FallbackRecoverAfter Duration `yaml:"fallback_recover_after"`
+	RatePerMinute        int      `yaml:"rate_per_minute"`
 	// ResolveOnRecovery: when Grafana is healthy again, resolve the
 	// incidents fallback paging opened (else leave them to humans).
 	ResolveOnRecovery *bool `yaml:"resolve_on_recovery"`
@@ -283,12 +289,13 @@ func defaultGrafana() Grafana {
 // defaultPagerDuty fills an explicitly present pagerduty section.
 func defaultPagerDuty() PagerDuty {
 	return PagerDuty{
-		EventsURL:     "https://events.pagerduty.com",
-		APIURL:        "https://api.pagerduty.com",
-		FallbackAfter: Duration(3 * time.Minute),
-		RatePerMinute: 120,
-		Warning:       "low",
-		Timeout:       Duration(10 * time.Second),
+		EventsURL:            "https://events.pagerduty.com",
+		APIURL:               "https://api.pagerduty.com",
+		FallbackAfter:        Duration(3 * time.Minute),
+		FallbackRecoverAfter: Duration(5 * time.Minute),
+		RatePerMinute:        120,
+		Warning:              "low",
+		Timeout:              Duration(10 * time.Second),
 	}
 }
 

@@ -182,6 +182,7 @@ func (c *Config) Validate() Problems {
 		v.url("pagerduty.events_url", p.EventsURL)
 		v.url("pagerduty.api_url", p.APIURL)
 		v.check(p.FallbackAfter > 0, "pagerduty.fallback_after", "must be positive")
+		v.check(p.FallbackRecoverAfter >= 0, "pagerduty.fallback_recover_after", "must not be negative")
 		v.check(p.RatePerMinute >= 1 && p.RatePerMinute <= 10000, "pagerduty.rate_per_minute", "must be between 1 and 10000")
 		v.oneOf("pagerduty.warning", p.Warning, "low", "none")
 		v.check(p.Timeout > 0, "pagerduty.timeout", "must be positive")

@@ -58,6 +58,10 @@ type Status struct {
 	// UnreachableSince is when Grafana stopped answering (no response, or
 	// 5xx), zero while it answers. Direct PagerDuty paging keys off it.
 	UnreachableSince time.Time `json:"unreachable_since"`
+	// ReachableSince is when Grafana began answering without a break,
+	// zero while it does not answer. Direct paging stops only once Grafana
+	// has answered for a while: one answer in an outage is not a recovery.
+	ReachableSince time.Time `json:"reachable_since"`
 	// LastAnswer is when Grafana last answered at all (any status but
 	// 5xx), even to refuse a write: it is up and can alert.
 	LastAnswer          time.Time `json:"last_answer"`
@@ -283,6 +287,7 @@ func (r *Reconciler) noteContact(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil && isUnreachable(err) {
+		r.status.ReachableSince = time.Time{}
 		if r.status.UnreachableSince.IsZero() {
 			r.status.UnreachableSince = r.clock.Now()
 			r.log.Warn("grafana unreachable", zap.Error(err))
@@ -299,6 +304,9 @@ func (r *Reconciler) noteContact(err error) {
 		r.log.Info("grafana reachable again", zap.Duration("after", r.clock.Now().Sub(r.status.UnreachableSince)))
 	}
 	r.status.UnreachableSince = time.Time{}
+	if r.status.ReachableSince.IsZero() {
+		r.status.ReachableSince = r.status.LastAnswer
+	}
 	r.metrics.up.Set(1)
 }
 

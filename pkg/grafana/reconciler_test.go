@@ -592,7 +592,8 @@ func TestGrafanaUnreachable(t *testing.T) {
 			t.Fatalf("error %v, want a 503 callError", err)
 		}
 		st := f.r.Status()
-		if st.Healthy || !st.UnreachableSince.Equal(t0) || st.ConsecutiveFailures != 1 || !strings.Contains(st.LastError, "503") {
+		if st.Healthy || !st.UnreachableSince.Equal(t0) || !st.ReachableSince.IsZero() ||
+			st.ConsecutiveFailures != 1 || !strings.Contains(st.LastError, "503") {
 			t.Errorf("status %+v", st)
 		}
 		if f.metricValue(t, "healthrouter_grafana_up", nil) != 0 ||
@@ -607,10 +608,19 @@ func TestGrafanaUnreachable(t *testing.T) {
 			t.Errorf("status after a second failure %+v: UnreachableSince must stay at the first", st)
 		}
 		f.srv.FailAll(0)
+		f.clk.Advance(time.Minute)
+		back := f.clk.Now()
 		f.apply(t, rs)
 		st = f.r.Status()
-		if !st.Healthy || !st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 || st.LastError != "" {
-			t.Errorf("status after recovery %+v", st)
+		if !st.Healthy || !st.UnreachableSince.IsZero() || !st.ReachableSince.Equal(back) ||
+			st.ConsecutiveFailures != 0 || st.LastError != "" {
+			t.Errorf("status after recovery %+v, want reachable since %v", st, back)
+		}
+		// Reachable since the first answer after the outage, not the latest.
+		f.clk.Advance(time.Minute)
+		f.apply(t, rs)
+		if st := f.r.Status(); !st.ReachableSince.Equal(back) {
+			t.Errorf("reachable since %v after a second answer, want %v", st.ReachableSince, back)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
@@ -635,7 +645,7 @@ func TestGrafanaUnreachable(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Status != 401 {
 			t.Fatalf("error %v, want 401", err)
 		}
-		if st := f.r.Status(); !st.UnreachableSince.IsZero() || st.Healthy {
+		if st := f.r.Status(); !st.UnreachableSince.IsZero() || st.ReachableSince.IsZero() || st.Healthy {
 			t.Errorf("a 401 means Grafana answers but provisioning is broken: status %+v", st)
 		}
 	})

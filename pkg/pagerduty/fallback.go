@@ -50,6 +50,10 @@ type GrafanaStatus struct {
 	// UnreachableSince is when Grafana stopped answering, zero while it
 	// answers or before the first attempt to reach it has failed.
 	UnreachableSince time.Time
+	// ReachableSince is when Grafana began answering without a break, zero
+	// while it does not answer. Direct paging stops once this is
+	// fallback_recover_after old.
+	ReachableSince time.Time
 }
 
 // KV keys of the fallback state: the incidents it opened, by alert ID, and
@@ -86,6 +90,11 @@ type Fallback struct {
 	mu        sync.Mutex
 	paging    bool
 	incidents map[string]incident // by alert ID
+	// refused holds, by alert ID, the dedup keys of triggers PagerDuty
+	// refused (a 400: a wrong routing key, say). They are not sent again by
+	// this process, which would only be refused again; a restart, the way a
+	// fixed key takes effect, pages them anew.
+	refused map[string]string
 }
 
 // incident is one incident Fallback opened, as persisted.
@@ -122,6 +131,7 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 		log:       opts.Logger.Named("pagerduty.fallback"),
 		active:    gauge,
 		incidents: map[string]incident{},
+		refused:   map[string]string{},
 	}
 	var bad, orphans []string
 	err = kv.Scan(func(key string, val []byte) bool {
@@ -180,6 +190,30 @@ func (f *Fallback) Open() []string {
 	return sortedKeys(f.incidents)
 }
 
+// Refused is told of an event PagerDuty refused for good (the outbox's
+// OnRejected). A refused trigger opened no incident: Fallback forgets it, so
+// the alert's clearing sends no resolve for it, and does not page it again
+// in this process. Other events are of no concern to it.
+func (f *Fallback) Refused(msg Message) {
+	if msg.Event.Action != ActionTrigger {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, inc := range f.incidents {
+		if inc.DedupKey != msg.Event.DedupKey || inc.Key != msg.Key {
+			continue
+		}
+		delete(f.incidents, id)
+		f.refused[id] = inc.DedupKey
+		if err := f.kv.Delete(fallbackIncidentPrefix + id); err != nil {
+			f.log.Error("could not forget a refused direct page", zap.String("alert", id), zap.Error(err))
+		}
+		f.log.Error("PagerDuty refused a direct page: no incident is open for this alert; it is paged again after a restart (fix the routing key first)",
+			zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
+	}
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -191,9 +225,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Update is called every few seconds with the engine's alert set (firing and
 // suppressed) and what is known of Grafana. Fallback becomes active after
-// fallback_after of unreachability and stays active until Grafana answers
-// again; until Grafana has answered once since start, the state persisted
-// before a restart stands.
+// fallback_after of unreachability and stays active until Grafana has
+// answered without a break for fallback_recover_after; until Grafana has
+// answered once since start, the state persisted before a restart stands.
 //
 // On error some events could not be queued: the alerts concerned keep their
 // state and the next Update tries again.
@@ -214,7 +248,15 @@ func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.
 				}
 			}
 		case grafana.Answered:
-			if f.paging {
+			if hold := f.cfg.FallbackRecoverAfter.D(); hold > 0 &&
+				(grafana.ReachableSince.IsZero() || now.Sub(grafana.ReachableSince) < hold) {
+				// Not yet a recovery: keep paging (if paging) until
+				// Grafana has answered long enough to have paged itself.
+				break
+			}
+			if f.paging || len(f.incidents) > 0 {
+				// Incidents held while not paging were opened in direct
+				// mode, before Grafana was configured: Grafana pages now.
 				return f.recoverLocked()
 			}
 			return nil
@@ -264,17 +306,25 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 		a := paging[id]
 		sev := Severity(a.Severity)
 		old, has := f.incidents[id]
+		dedup := DedupKey(a)
 		switch {
 		case has && (old.Severity == sev || old.Severity == ""):
 			continue
 		case has:
 			// A new severity is a new incident, at its own urgency.
 			resolves = append(resolves, change{id: id, inc: old, msg: Message{Key: old.Key, Event: ResolveEvent(old.DedupKey)}})
+		case f.refused[id] == dedup:
+			continue
 		case !f.pended(now, a):
 			continue
 		}
-		inc := incident{DedupKey: DedupKey(a), Key: RouteKey(f.cfg, a), Severity: sev, Opened: now}
+		inc := incident{DedupKey: dedup, Key: RouteKey(f.cfg, a), Severity: sev, Opened: now}
 		triggers = append(triggers, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: Event(a, f.url)}})
+	}
+	for id, dedup := range f.refused {
+		if a, ok := paging[id]; !ok || DedupKey(a) != dedup {
+			delete(f.refused, id) // cleared or changed: a new page is a new event
+		}
 	}
 	for _, id := range sortedKeys(f.incidents) {
 		if _, ok := paging[id]; ok {

@@ -31,12 +31,12 @@ func newFallbackEnv(t *testing.T, opts FallbackOptions) *fallbackEnv {
 	return env
 }
 
-// start builds and runs the outbox and builds the Fallback, as a process
-// start does.
+// start builds the outbox and the Fallback and runs the outbox, as a
+// process start does: the outbox tells the Fallback what PagerDuty refused.
 func (e *fallbackEnv) start() {
 	e.t.Helper()
+	e.onRejected = func(m Message) { e.fb.Refused(m) }
 	e.build()
-	e.run()
 	e.fbReg = prometheus.NewRegistry()
 	opts := e.opts
 	opts.Registerer = e.fbReg
@@ -46,6 +46,7 @@ func (e *fallbackEnv) start() {
 		e.t.Fatalf("NewFallback: %v", err)
 	}
 	e.fb = fb
+	e.run()
 }
 
 // restart stops everything, reopens the store and starts again.

@@ -10,7 +10,7 @@ import (
 // healthrouter_pagerduty_events_total.
 const (
 	ResultSent        = "sent"         // PagerDuty answered 2xx
-	ResultRetried     = "retried"      // 5xx or network error: sent again later
+	ResultRetried     = "retried"      // 5xx, another non-2xx but 400/413/429, or a network error: sent again later
 	ResultRateLimited = "rate_limited" // 429: sent again later
 	ResultRejected    = "rejected"     // 400 or otherwise unsendable: dropped
 	ResultMerged      = "merged"       // made moot by a later event before it was sent

@@ -63,6 +63,11 @@ type OutboxOptions struct {
 	Logger     *zap.Logger           // default: no logging
 	Clock      Clock                 // default: SystemClock
 	Registerer prometheus.Registerer // default: metrics are not registered
+	// OnRejected is called, from the delivery goroutine, with each event
+	// PagerDuty refused for good and the outbox dropped, so that whoever
+	// queued it stops counting on it (Fallback.Refused). It must not block
+	// or call back into the outbox.
+	OnRejected func(Message)
 }
 
 // Outbox delivers events to the PagerDuty Events API v2 and decides what is
@@ -79,6 +84,8 @@ type OutboxOptions struct {
 //     back the others.
 //   - Rate-limited: at most rate_per_minute requests per routing key in any
 //     60 s window, PagerDuty's own limit (about 120/min per integration key).
+//     The budget is kept in memory: a restart starts a full one, and the
+//     429s PagerDuty may then answer are retried like any other.
 //     The two instances of an HA pair each keep this budget: set
 //     rate_per_minute to half the integration's limit there.
 //   - Retrying: 429, 5xx, other non-2xx answers that say nothing about the
@@ -105,6 +112,8 @@ type Outbox struct {
 	budget *sendBudget
 	lanes  map[string]*lane
 	ran    atomic.Bool
+	// onRejected is OutboxOptions.OnRejected, never nil.
+	onRejected func(Message)
 
 	mu       sync.Mutex
 	openKeys map[string]bool // dedup keys with a delivered trigger and no delivered resolve
@@ -125,6 +134,9 @@ type lane struct {
 	// keyError is why PagerDuty last refused this lane's routing key
 	// itself, until it accepts an event through it again.
 	keyError string
+	// retryError is why the head's last attempt failed, while it is
+	// retried: a lane stuck on a proxy's 403, say, shows in /readyz.
+	retryError string
 }
 
 type entry struct {
@@ -165,16 +177,20 @@ func NewOutbox(cfg *config.PagerDuty, q Queue, open KV, opts OutboxOptions) (*Ou
 		rate = 120
 	}
 	o := &Outbox{
-		cfg:      cfg,
-		client:   newEventsClient(cfg),
-		queue:    q,
-		open:     open,
-		clock:    opts.Clock,
-		log:      opts.Logger.Named("pagerduty.outbox"),
-		m:        m,
-		budget:   newSendBudget(rate, rateWindow),
-		lanes:    map[string]*lane{},
-		openKeys: map[string]bool{},
+		cfg:        cfg,
+		client:     newEventsClient(cfg),
+		queue:      q,
+		open:       open,
+		clock:      opts.Clock,
+		log:        opts.Logger.Named("pagerduty.outbox"),
+		m:          m,
+		budget:     newSendBudget(rate, rateWindow),
+		lanes:      map[string]*lane{},
+		openKeys:   map[string]bool{},
+		onRejected: opts.OnRejected,
+	}
+	if o.onRejected == nil {
+		o.onRejected = func(Message) {}
 	}
 	for name, key := range cfg.Keys {
 		if key == "" {
@@ -250,6 +266,22 @@ func (o *Outbox) KeyErrors() map[string]string {
 	for name, l := range o.lanes {
 		if l.keyError != "" {
 			out[name] = l.keyError
+		}
+	}
+	return out
+}
+
+// Retrying returns, by routing key name, why the event at the head of each
+// lane that is being retried failed its last attempt (with the attempt
+// count), the key masked. Nothing is lost while a lane retries, but nothing
+// behind its head is delivered either.
+func (o *Outbox) Retrying() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]string{}
+	for name, l := range o.lanes {
+		if l.attempts > 0 && l.retryError != "" {
+			out[name] = fmt.Sprintf("attempt %d: %s", l.attempts, l.retryError)
 		}
 	}
 	return out
@@ -639,6 +671,10 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 	}
 	if result == ResultRetried || result == ResultRateLimited {
 		l.attempts++
+		l.retryError = result
+		if sendErr != nil {
+			l.retryError = o.scrub(l, sendErr)
+		}
 		delay := backoff(l.attempts)
 		l.retryAt = o.clock.Now().Add(delay)
 		attempts := l.attempts
@@ -649,6 +685,7 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 	}
 	l.attempts = 0
 	l.retryAt = time.Time{}
+	l.retryError = ""
 	l.entries[0] = nil
 	l.entries = l.entries[1:]
 	o.depth--
@@ -667,6 +704,7 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 
 	if result == ResultRejected {
 		o.log.Error("PagerDuty rejected event; dropped", fields...)
+		o.onRejected(Message{Key: l.name, Event: e.rec.Event})
 	} else {
 		o.log.Debug("PagerDuty accepted event", fields...)
 	}

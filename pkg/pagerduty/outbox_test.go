@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,8 @@ type outboxEnv struct {
 	logs  *observer.ObservedLogs
 	ob    *Outbox
 	stop  func()
+	// onRejected is the outbox's OutboxOptions.OnRejected.
+	onRejected func(Message)
 }
 
 func newOutboxEnv(t *testing.T, pd *pagerdutytest.Server, clock Clock) *outboxEnv {
@@ -57,7 +61,7 @@ func (e *outboxEnv) build() *Outbox {
 	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
 	ob, err := NewOutbox(e.cfg, e.store.queue("pagerduty"), e.store.kv("pagerduty_open"),
-		OutboxOptions{Logger: e.log, Clock: e.clock, Registerer: e.reg})
+		OutboxOptions{Logger: e.log, Clock: e.clock, Registerer: e.reg, OnRejected: e.onRejected})
 	if err != nil {
 		e.t.Fatalf("NewOutbox: %v", err)
 	}
@@ -419,6 +423,13 @@ func TestOutboxDropsRejectedEvents(t *testing.T) {
 	env.log = log
 	env.cfg.RoutingKeys["ghost"] = "HEALTHROUTER_PD_GHOST"
 	env.cfg.Keys["ghost"] = ghostKey
+	var mu sync.Mutex
+	var told []string
+	env.onRejected = func(m Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, m.Key+" "+m.Event.Action+" "+m.Event.DedupKey)
+	}
 	env.build()
 	env.run()
 
@@ -440,6 +451,13 @@ func TestOutboxDropsRejectedEvents(t *testing.T) {
 	}
 	if inc, _ := pd.Incident(keyDefault, DedupKey(&good)); !inc.Open {
 		t.Errorf("the event after a rejected one was not delivered")
+	}
+	// Whoever queued them hears of the two drops, by key name, never key.
+	ghost := hostAlert("eu", "ghost", health.SeverityError)
+	waitFor(t, "OnRejected", func() bool { mu.Lock(); defer mu.Unlock(); return len(told) == 2 })
+	sort.Strings(told)
+	if want := []string{"default trigger " + DedupKey(&bad), "ghost trigger " + DedupKey(&ghost)}; !reflect.DeepEqual(told, want) {
+		t.Errorf("OnRejected got %q, want %q", told, want)
 	}
 	rejected := logs.FilterMessage("PagerDuty rejected event; dropped").All()
 	if len(rejected) != 2 {
@@ -823,5 +841,33 @@ func TestOutboxDeliversAHostFailingEverything(t *testing.T) {
 	}
 	if inc.Last.Details["checks_omitted"] != "5000 checks: names too long for one PagerDuty event" {
 		t.Errorf("details %v", inc.Last.Details["checks_omitted"])
+	}
+}
+
+// A lane whose head keeps failing with an answer that is neither a refusal
+// nor a rate limit (a proxy's 403, say) is retried, and says why in
+// Retrying until its head is delivered.
+func TestOutboxReportsRetryingLanes(t *testing.T) {
+	clock := newFakeClock()
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+
+	pd.FailNext(3, http.StatusForbidden)
+	a := hostAlert("eu", "web-1", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "a failed attempt", func() bool { return len(env.ob.Retrying()) == 1 })
+	got := env.ob.Retrying()["default"]
+	if !strings.HasPrefix(got, "attempt 1: ") || !strings.Contains(got, "403") {
+		t.Errorf("Retrying()[default] = %q, want attempt 1 with the 403", got)
+	}
+	assertNoSecrets(t, "Retrying", got)
+	clock.RunUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+	if got := env.ob.Retrying(); len(got) != 0 {
+		t.Errorf("Retrying after delivery = %v", got)
+	}
+	if inc, _ := pd.Incident(keyDefault, DedupKey(&a)); inc.Triggers != 1 {
+		t.Errorf("incident %+v, want one trigger after the 403s", inc)
 	}
 }
