@@ -106,6 +106,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"grafana interval", "grafana: {interval: 15s}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.interval (line 1): must be a positive multiple of 10s"}},
 		{"grafana without pagerduty", "grafana: {}\n", []string{"grafana (line 1): needs pagerduty.routing_keys"}},
 		{"grafana folder uid", "grafana: {folder_uid: 'has space'}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.folder_uid (line 1): must be 1 to 40"}},
+		{"grafana root folder uid", "grafana: {folder_uid: general}\n", []string{`grafana.folder_uid (line 1): "general" is Grafana's root folder`}},
 		{"routing mode", "grafana: {routing: email}\npagerduty: {routing_keys: {default: PD}}\n", []string{`grafana.routing (line 1): "email" is not one of`}},
 		{"route to unknown key", "pagerduty:\n  routing_keys: {default: PD}\n  routes: [{match: {team: x}, key: nope}]\n", []string{`pagerduty.routes[0].key (line 3): "nope" is not in pagerduty.routing_keys`}},
 		{"route label", "pagerduty:\n  routing_keys: {default: PD}\n  routes: [{match: {colour: x}, key: default}]\n", []string{"pagerduty.routes[0].match.colour (line 3): can match"}},

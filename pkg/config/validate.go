@@ -127,6 +127,9 @@ func (c *Config) Validate() Problems {
 		v.url("grafana.url", g.URL)
 		v.check(g.OrgID >= 1, "grafana.org_id", "must be at least 1")
 		v.uid("grafana.folder_uid", g.FolderUID)
+		// Grafana reserves "general" for its root folder and refuses to
+		// create a folder with that uid.
+		v.check(g.FolderUID != "general", "grafana.folder_uid", `"general" is Grafana's root folder: choose another uid`)
 		v.check(g.FolderTitle != "" && len(g.FolderTitle) <= 190, "grafana.folder_title", "must be 1 to 190 characters")
 		v.check(g.DatasourceUID != "" && len(g.DatasourceUID) <= 40, "grafana.datasource_uid", "must be 1 to 40 characters")
 		iv := g.Interval.D()

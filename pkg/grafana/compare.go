@@ -69,9 +69,10 @@ func diffRule(want, have *models.ProvisionedAlertRule) []string {
 		d = append(d, "annotations changed: "+strings.Join(a, ", "))
 	}
 	d = append(d, diffNotification(want.NotificationSettings, have.NotificationSettings)...)
-	if want.Provenance != have.Provenance {
-		d = append(d, fmt.Sprintf("provenance %q -> %q", have.Provenance, want.Provenance))
-	}
+	// Provenance is not compared: Grafana sets a rule's provenance only when
+	// a group write changes the rule, so a write for provenance alone would
+	// change nothing and be sent again on every reconcile. The reconciler
+	// notes the difference instead.
 	if want.Record != nil || have.Record != nil {
 		if !reflect.DeepEqual(want.Record, have.Record) {
 			d = append(d, "recording settings changed")

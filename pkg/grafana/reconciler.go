@@ -661,8 +661,14 @@ func (r *Reconciler) diffGroups(p *Plan, d *desiredState, snap *snapshot, now ti
 				details = append(details, fmt.Sprintf("+ rule %s %q", want.UID, s(want.Title)))
 				continue
 			}
-			if diff := diffRule(want, held); len(diff) > 0 {
+			diff := diffRule(want, held)
+			if len(diff) > 0 {
 				details = append(details, fmt.Sprintf("~ rule %s %q: %s", want.UID, s(want.Title), strings.Join(diff, "; ")))
+			}
+			if want.Provenance != held.Provenance && len(diff) == 0 && have != nil && held == inGroup[want.UID] {
+				p.Notes = append(p.Notes, fmt.Sprintf("rule %s has provenance %q, not %q (grafana.disable_provenance): "+
+					"Grafana changes a rule's provenance only when a write changes the rule, so it changes with the rule's next update",
+					want.UID, held.Provenance, want.Provenance))
 			}
 		}
 		if have != nil {

@@ -816,20 +816,39 @@ func TestDisableProvenance(t *testing.T) {
 	assertProvenance(t, "")
 	f.assertNoWrites(t, rs)
 
-	// Turning provenance back on re-marks everything (none -> api is
-	// allowed): rules, contact points and the policy tree.
+	// Turning provenance back on re-marks contact points and the policy
+	// tree (none -> api is allowed). Grafana changes a rule's provenance
+	// only with the rule: unchanged rules keep theirs, with a note, and no
+	// group is written for provenance alone (it would change nothing, and
+	// be sent again on every reconcile).
 	f.cfg = loadConfig(t, f.srv.URL, "routing: policy", "", testEnv(f.srv))
 	f.r = f.newReconciler(t, fixtureOpts{})
 	p := f.apply(t, rs)
-	for _, want := range []string{"~ rule group eu-west-1", "~ contact point healthrouter-default", "~ contact point healthrouter-storage", "~ policy route"} {
+	for _, want := range []string{"~ contact point healthrouter-default", "~ contact point healthrouter-storage", "~ policy route",
+		`provenance "" -> "api"`, `note: rule hr-host-eu-west-1 has provenance "", not "api"`} {
 		if !strings.Contains(p.String(), want) {
 			t.Errorf("plan lacks %q:\n%s", want, p)
 		}
 	}
-	if !strings.Contains(p.String(), `provenance "" -> "api"`) {
-		t.Errorf("plan does not say why things change:\n%s", p)
+	for _, c := range p.Changes {
+		if c.Kind == kindRuleGroup {
+			t.Errorf("a group written for provenance alone: %+v", c)
+		}
 	}
-	assertProvenance(t, "api")
+	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "" {
+		t.Errorf("unchanged rule's provenance %q, want it kept", r.Provenance)
+	}
+	f.assertNoWrites(t, rs)
+	// The rules' next change marks them.
+	f.cfg = loadConfig(t, f.srv.URL, "routing: policy\nwatchdog_no_events: 10m", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	f.apply(t, rs)
+	if r, _ := f.srv.Rule("hr-watchdog-healthrouter"); r.Provenance != "api" {
+		t.Errorf("changed rule's provenance %q, want api", r.Provenance)
+	}
+	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "" {
+		t.Errorf("unchanged rule's provenance %q, want it kept", r.Provenance)
+	}
 	f.assertNoWrites(t, rs)
 
 	// Turning it off again: Grafana refuses api -> none for contact points

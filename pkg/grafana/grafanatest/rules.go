@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -199,6 +200,15 @@ func (s *Server) stored(in *models.ProvisionedAlertRule, prov string, id int64) 
 		}
 	}
 	return r
+}
+
+// sameRule reports whether two stored rules differ only in when they were
+// written.
+func sameRule(a, b *models.ProvisionedAlertRule) bool {
+	ja, jb := ruleJSON(a), ruleJSON(b)
+	delete(ja, "updated")
+	delete(jb, "updated")
+	return reflect.DeepEqual(ja, jb)
 }
 
 // ruleJSON renders a stored rule as Grafana answers it: durations in
@@ -494,7 +504,18 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 			affected[uid] = true
 		}
 	}
+	// Like Grafana's group delta, a rule the body leaves as it is stays
+	// untouched: its provenance is neither checked nor re-stamped.
+	unchanged := map[string]bool{}
+	for _, rule := range incoming {
+		if old := s.rules[rule.UID]; old != nil && s.intervals[key] == body.Interval && sameRule(old.rule, s.stored(rule, string(old.rule.Provenance), old.rule.ID)) {
+			unchanged[rule.UID] = true
+		}
+	}
 	for uid := range affected {
+		if unchanged[uid] {
+			continue
+		}
 		if stored := string(s.rules[uid].rule.Provenance); !provenanceAllows(stored, prov) {
 			writeJSON(w, http.StatusConflict, map[string]any{
 				"message":   fmt.Sprintf("cannot change provenance from '%s' to '%s'", stored, prov),
@@ -518,6 +539,10 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for i, rule := range incoming {
+		if unchanged[rule.UID] {
+			s.rules[rule.UID].idx = i
+			continue
+		}
 		var id int64
 		if old := s.rules[rule.UID]; old != nil {
 			id = old.rule.ID

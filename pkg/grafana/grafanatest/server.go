@@ -463,6 +463,9 @@ func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request) {
 	case cmd.UID != "" && !validUID(cmd.UID):
 		writeJSON(w, http.StatusBadRequest, errBody("uid contains illegal characters or is longer than 40"))
 		return
+	case strings.TrimSpace(cmd.UID) == "general":
+		writeJSON(w, http.StatusBadRequest, errBody("invalid uid for folder provided"))
+		return
 	case cmd.UID != "" && s.folders[cmd.UID] != nil:
 		writeJSON(w, http.StatusConflict, errBody("a folder with the same uid already exists"))
 		return

@@ -249,8 +249,16 @@ func TestProvenance(t *testing.T) {
 	if _, err := c.Provisioning.DeleteAlertRule(provisioning.NewDeleteAlertRuleParams().WithUID("a").WithXDisableProvenance(disable)); status(err) != 409 {
 		t.Errorf("single DELETE api->none: %v, want 409", err)
 	}
-	// Group replace api -> none is allowed, and none -> api too.
+	// A group replace changes only the rules it changes: an unchanged
+	// rule keeps its provenance.
 	if err := group(true, validRule("a", "", "A")); err != nil {
+		t.Errorf("group api->none, rule unchanged: %v", err)
+	}
+	if r, _ := s.Rule("a"); r.Provenance != ProvenanceAPI {
+		t.Errorf("provenance %q of an unchanged rule after X-Disable-Provenance, want api kept", r.Provenance)
+	}
+	// Group replace api -> none is allowed, and none -> api too.
+	if err := group(true, validRule("a", "", "A2")); err != nil {
 		t.Errorf("group api->none: %v", err)
 	}
 	if r, _ := s.Rule("a"); r.Provenance != ProvenanceNone {
@@ -381,6 +389,9 @@ func TestFoldersAndAuth(t *testing.T) {
 	s, c := setup(t)
 	if _, err := c.Folders.CreateFolder(&models.CreateFolderCommand{UID: "f", Title: "again"}); status(err) != 409 {
 		t.Errorf("duplicate folder uid: %v, want 409", err)
+	}
+	if _, err := c.Folders.CreateFolder(&models.CreateFolderCommand{UID: "general", Title: "root"}); status(err) != 400 {
+		t.Errorf("folder with the root folder's uid: %v, want 400", err)
 	}
 	if _, err := c.Folders.CreateFolder(&models.CreateFolderCommand{UID: "g"}); status(err) != 400 {
 		t.Errorf("folder without title: %v, want 400", err)
