@@ -247,15 +247,15 @@ func TestLinesOnlyForValuesFromTheFile(t *testing.T) {
 		want     []string
 	}{
 		{"from the file", nil, []string{
-			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"engine.flap.low (line 3): must be above 0 and below flap.high",
 			"listen (line 1): want host:port such as 127.0.0.1:8080",
 		}},
 		{"listen from a flag", func(c *Config) { c.Listen = "still-nowhere" }, []string{
-			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"engine.flap.low (line 3): must be above 0 and below flap.high",
 			"listen: want host:port such as 127.0.0.1:8080",
 		}},
 		{"flap from a flag", func(c *Config) { c.Engine.Flap.High = 0.1 }, []string{
-			"engine.flap.low (line 3): must be at least 0 and below flap.high",
+			"engine.flap.low (line 3): must be above 0 and below flap.high",
 			"listen (line 1): want host:port such as 127.0.0.1:8080",
 		}},
 	}

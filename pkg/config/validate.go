@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 var (
@@ -80,8 +82,13 @@ func (c *Config) Validate() Problems {
 	}
 	v.check(in.StatusMetric != "", "ingest.status_metric", "must not be empty")
 	v.fields(in.Fields)
+	v.check(len(in.Labels) <= health.MaxLabels, "ingest.labels", fmt.Sprintf("at most %d keys", health.MaxLabels))
+	seenLabel := map[string]bool{}
 	for i, l := range in.Labels {
-		v.check(l != "" && !strings.ContainsAny(l, " \t\n\""), "ingest.labels["+strconv.Itoa(i)+"]", "must be a plain label key")
+		key := "ingest.labels[" + strconv.Itoa(i) + "]"
+		v.check(l != "" && !strings.ContainsAny(l, " \t\n\""), key, "must be a plain label key")
+		v.check(!seenLabel[l], key, fmt.Sprintf("%q is listed twice", l))
+		seenLabel[l] = true
 	}
 	v.check(in.MaxInFlight > 0, "ingest.max_in_flight", "must be positive")
 	v.check(in.MaxInflightBytes >= in.MaxBodyBytes, "ingest.max_inflight_bytes",
@@ -94,7 +101,9 @@ func (c *Config) Validate() Problems {
 	v.check(e.RecoverAfter >= 1 && e.RecoverAfter <= 20, "engine.recover_after", "must be between 1 and 20")
 	v.check(e.StaleAfter > 0, "engine.stale_after", "must be positive")
 	v.check(e.Flap.High > 0 && e.Flap.High <= 1, "engine.flap.high", "must be in (0, 1]")
-	v.check(e.Flap.Low >= 0 && e.Flap.Low < e.Flap.High, "engine.flap.low", "must be at least 0 and below flap.high")
+	// A flapping check settles once its change rate falls below low:
+	// nothing falls below 0, so low 0 would hold it flapping for ever.
+	v.check(e.Flap.Low > 0 && e.Flap.Low < e.Flap.High, "engine.flap.low", "must be above 0 and below flap.high")
 	v.check(e.Region.OutageRatio > 0 && e.Region.OutageRatio <= 1, "engine.region.outage_ratio", "must be in (0, 1]")
 	v.check(e.Region.MinHosts >= 1, "engine.region.min_hosts", "must be at least 1")
 	v.check(e.MaxChecks > 0, "engine.max_checks", "must be positive")

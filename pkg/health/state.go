@@ -46,6 +46,10 @@ type CheckState struct {
 	Labels []Label `json:"labels,omitempty"`
 }
 
+// MaxLabels bounds the labels a check keeps (ingest.labels): the store
+// refuses more as a corrupt record, so configuration may not ask for more.
+const MaxLabels = 64
+
 // Level says what an alert is about: one host, or one check across a region.
 type Level uint8
 

@@ -146,7 +146,7 @@ func (d *decoder) decode(key, val []byte, s *health.CheckState) error {
 		s.Output = string(out)
 	}
 	if n := r.uvarint(); n > 0 {
-		if n > 64 {
+		if n > health.MaxLabels {
 			return errCorrupt
 		}
 		s.Labels = make([]health.Label, n)
