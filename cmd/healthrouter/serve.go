@@ -152,6 +152,15 @@ func serve(args []string, _, stderr io.Writer) error {
 // runServer runs until ctx ends. It listens before loading state so the
 // health check answers during a long load while ingest answers 503.
 func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	if cfg.ExternalURL == "" {
+		// From the configured address, before any loopback fallback, as
+		// plan and export compute it.
+		cfg.ExternalURL = cfg.LinkURL()
+		if cfg.Grafana != nil || cfg.PagerDuty != nil {
+			log.Warn("external_url is not set: alert links point at the listen address; set it to the address on-call reaches (the same on both instances of an HA pair)",
+				zap.String("external_url", cfg.ExternalURL))
+		}
+	}
 	if len(cfg.Auth.IngestTokens) == 0 {
 		loopback, changed, err := forceLoopback(cfg.Listen)
 		if err != nil {
@@ -164,18 +173,6 @@ func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			log.Warn("no ingest token configured: loopback only, unauthenticated")
 		}
 		cfg.Listen = loopback
-	}
-
-	if cfg.ExternalURL == "" {
-		scheme := "http"
-		if cfg.TLS.Enabled() {
-			scheme = "https"
-		}
-		cfg.ExternalURL = scheme + "://" + cfg.Listen
-		if cfg.Grafana != nil || cfg.PagerDuty != nil {
-			log.Warn("external_url is not set: alert links point at the listen address; set it to the address on-call reaches (the same on both instances of an HA pair)",
-				zap.String("external_url", cfg.ExternalURL))
-		}
 	}
 
 	reg := prometheus.NewRegistry()

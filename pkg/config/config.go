@@ -4,6 +4,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,21 @@ type TLS struct {
 
 // Enabled reports whether both files are set.
 func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// LinkURL is the base of the links healthrouter puts in alerts and pages:
+// external_url, else the configured listen address with the scheme TLS
+// gives it. serve, plan, apply and export all use it, so what serve
+// provisions and what plan compares agree.
+func (c *Config) LinkURL() string {
+	if c.ExternalURL != "" {
+		return strings.TrimRight(c.ExternalURL, "/")
+	}
+	scheme := "http"
+	if c.TLS.Enabled() {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Listen
+}
 
 // Auth holds the bearer tokens. Tokens come from files or the environment
 // (HEALTHROUTER_INGEST_TOKENS comma-separated, HEALTHROUTER_ADMIN_TOKEN),

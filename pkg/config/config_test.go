@@ -241,3 +241,20 @@ func TestParseBytes(t *testing.T) {
 		t.Errorf("String = %s", s)
 	}
 }
+
+func TestLinkURL(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"external_url wins, without its trailing slash", Config{Listen: "0.0.0.0:8080", ExternalURL: "https://hr.example.com/"}, "https://hr.example.com"},
+		{"listen address", Config{Listen: "0.0.0.0:8080"}, "http://0.0.0.0:8080"},
+		{"listen address over TLS", Config{Listen: "10.0.0.1:8443", TLS: TLS{CertFile: "c", KeyFile: "k"}}, "https://10.0.0.1:8443"},
+	}
+	for _, tt := range tests {
+		if got := tt.cfg.LinkURL(); got != tt.want {
+			t.Errorf("%s: LinkURL = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

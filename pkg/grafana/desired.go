@@ -122,10 +122,7 @@ func newBuilder(cfg *config.Config) (*builder, error) {
 	if !validUID(cfg.Grafana.FolderUID) {
 		return nil, fmt.Errorf("grafana.folder_uid %q: must be 1 to 40 letters, digits, - or _", cfg.Grafana.FolderUID)
 	}
-	ext := strings.TrimRight(cfg.ExternalURL, "/")
-	if ext == "" {
-		ext = "http://" + cfg.Listen
-	}
+	ext := cfg.LinkURL()
 	b := &builder{
 		g:           cfg.Grafana,
 		pd:          cfg.PagerDuty,
