@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"sort"
 	"strings"
 	"sync"
@@ -97,7 +98,8 @@ type OutboxOptions struct {
 //   - Merging: a resolve enqueued while its trigger is still queued, never
 //     sent, and no incident is open for that dedup_key makes both moot:
 //     neither is sent. A trigger that was sent once, whatever came back
-//     (a timeout included), always gets its resolve.
+//     (a timeout included), always gets its resolve; one whose attempts
+//     never got a whole request out (connection refused) was not sent.
 //     The outbox knows which incidents are open because it records, in a KV
 //     bucket, every dedup_key whose trigger PagerDuty accepted and whose
 //     resolve it has not.
@@ -576,11 +578,19 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 			continue
 		}
 		e := l.entries[0]
-		e.attempted = true
+		reachedBefore := e.attempted
+		e.attempted = true // in flight: not to be merged away
 		o.mu.Unlock()
 
-		result, err := o.send(ctx, l, e)
+		result, reached, err := o.send(ctx, l, e)
 		o.budget.finish(l.routingKey.Reveal(), o.clock.Now())
+		if err != nil && !reached {
+			// A request that never left cannot have opened an incident:
+			// its trigger may still be merged with a later resolve.
+			o.mu.Lock()
+			e.attempted = reachedBefore
+			o.mu.Unlock()
+		}
 		if err != nil && ctx.Err() != nil {
 			// Shutting down mid-request: the event stays queued for the
 			// next run rather than counting as a failure.
@@ -599,16 +609,27 @@ func (o *Outbox) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// send makes one Events API request and classifies its outcome.
-func (o *Outbox) send(ctx context.Context, l *lane, e *entry) (string, error) {
+// send makes one Events API request and classifies its outcome. reached
+// is false when the request was never written out whole (the connection
+// was refused, say): PagerDuty cannot have acted on it. The client's errors
+// do not keep their cause, so the transport's trace tells.
+func (o *Outbox) send(ctx context.Context, l *lane, e *entry) (result string, reached bool, err error) {
 	ev := e.rec.Event
 	ev.RoutingKey = l.routingKey.Reveal()
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
 	// Latency is measured on the wall clock: it describes real I/O, which
 	// the injected clock (there for backoff and the rate budget) does not.
 	start := time.Now()
-	_, err := o.client.ManageEventWithContext(ctx, &ev)
+	_, err = o.client.ManageEventWithContext(ctx, &ev)
 	o.m.duration.Observe(time.Since(start).Seconds())
-	return classify(err), err
+	return classify(err), wrote.Load(), err
 }
 
 // classify maps a send error to its result. go-pagerduty's client method

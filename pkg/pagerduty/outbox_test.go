@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"sort"
@@ -724,6 +725,34 @@ func TestOutboxNeverMergesAnAttemptedTrigger(t *testing.T) {
 	}
 	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged) + eventsTotal(t, env.reg, ActionResolve, ResultMerged); n != 0 {
 		t.Errorf("%v events merged away", n)
+	}
+}
+
+// A trigger whose every attempt failed to connect never reached PagerDuty:
+// the resolve that clears it makes both moot, and PagerDuty, once back,
+// is not paged for an alert that has already cleared.
+func TestOutboxMergesATriggerThatNeverConnected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.cfg.EventsURL = closed
+	env.build()
+	env.run()
+	a := hostAlert("eu", "gone", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "a refused connection", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRetried) >= 1 })
+	env.enqueue(resolve("default", a))
+	if d := env.ob.Depth(); d != 0 {
+		t.Errorf("depth %d after the resolve, want the pair merged", d)
+	}
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged) + eventsTotal(t, env.reg, ActionResolve, ResultMerged); n != 2 {
+		t.Errorf("%v events merged, want 2", n)
 	}
 }
 
