@@ -186,7 +186,8 @@ func mustYAML(v any) string { b, _ := yaml.Marshal(v); return string(b) }
 
 func TestShortTokensRefused(t *testing.T) {
 	_, err := Parse(nil, env(map[string]string{EnvIngestTokens: "short", EnvAdminToken: "also-short"}))
-	if err == nil || !strings.Contains(err.Error(), "auth.ingest_tokens[0]: shorter than 16") || !strings.Contains(err.Error(), "auth.admin_token") {
+	if err == nil || !strings.Contains(err.Error(), "HEALTHROUTER_INGEST_TOKENS: token 1 is shorter than 16") ||
+		!strings.Contains(err.Error(), "HEALTHROUTER_ADMIN_TOKEN: shorter than 16") {
 		t.Fatalf("want short tokens refused, got %v", err)
 	}
 }

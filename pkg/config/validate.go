@@ -55,12 +55,22 @@ func (c *Config) Validate() Problems {
 		}
 	}
 
+	// Tokens come from the environment or a file, never a key of their
+	// own: name where to fix them.
+	tokenSource := EnvIngestTokens
+	if c.Auth.IngestTokensFile != "" {
+		tokenSource += " / auth.ingest_tokens_file"
+	}
+	adminSource := EnvAdminToken
+	if c.Auth.AdminTokenFile != "" {
+		adminSource += " / auth.admin_token_file"
+	}
 	for i, t := range c.Auth.IngestTokens {
-		v.check(len(t) >= MinTokenLength, "auth.ingest_tokens["+strconv.Itoa(i)+"]",
-			fmt.Sprintf("shorter than %d characters", MinTokenLength))
+		v.check(len(t) >= MinTokenLength, tokenSource,
+			fmt.Sprintf("token %d is shorter than %d characters", i+1, MinTokenLength))
 	}
 	if c.Auth.AdminToken != "" {
-		v.check(len(c.Auth.AdminToken) >= MinTokenLength, "auth.admin_token",
+		v.check(len(c.Auth.AdminToken) >= MinTokenLength, adminSource,
 			fmt.Sprintf("shorter than %d characters", MinTokenLength))
 	}
 
@@ -125,8 +135,8 @@ func (c *Config) Validate() Problems {
 		if r.Severity != "" {
 			v.severity(key+".severity", r.Severity)
 		}
-		v.check(r.ConfirmAfter >= 0 && r.ConfirmAfter <= 20, key+".confirm_after", "must be between 1 and 20")
-		v.check(r.RecoverAfter >= 0 && r.RecoverAfter <= 20, key+".recover_after", "must be between 1 and 20")
+		v.check(r.ConfirmAfter >= 0 && r.ConfirmAfter <= 20, key+".confirm_after", "must be between 1 and 20 (0 or absent: engine.confirm_after)")
+		v.check(r.RecoverAfter >= 0 && r.RecoverAfter <= 20, key+".recover_after", "must be between 1 and 20 (0 or absent: engine.recover_after)")
 		v.check(r.StaleAfter >= 0, key+".stale_after", "must not be negative")
 		v.check(e.ForgetAfter == 0 || r.StaleAfter <= e.ForgetAfter, key+".stale_after",
 			"must not exceed engine.forget_after: its checks would be forgotten before they are stale")
