@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -21,15 +23,36 @@ import (
 )
 
 func init() {
-	register("maintenance", "add, list or remove maintenance windows on a running server", maintenance)
-	register("hosts", "forget decommissioned hosts on a running server", hosts)
+	register("maintenance", "add, list or remove maintenance windows on a running server", maintenanceCmd.run)
+	register("hosts", "forget decommissioned hosts on a running server", hostsCmd.run)
 }
+
+// maintenanceAddArgs is the synopsis of "maintenance add".
+const maintenanceAddArgs = "--region R [--host H] [--check GLOB] --for D|--until T --reason TEXT"
+
+var maintenanceCmd = group{name: "maintenance", subs: []subcommand{
+	{names: []string{"add"}, synopsis: maintenanceAddArgs,
+		summary: "open a maintenance window (needs the admin token)", run: maintenanceAdd},
+	{names: []string{"list", "ls"}, summary: "list the open maintenance windows", run: maintenanceList},
+	{names: []string{"rm", "remove", "delete"}, synopsis: "ID...",
+		summary: "end maintenance windows (needs the admin token)", run: maintenanceRemove},
+}}
+
+var hostsCmd = group{name: "hosts", subs: []subcommand{
+	{names: []string{"forget"}, synopsis: "HOST [--region R]",
+		summary: "drop a decommissioned host, its checks, alerts and state (needs the admin token)", run: hostsForget},
+}}
 
 // apiClient talks to a running healthrouter's JSON API.
 type apiClient struct {
 	base  string
 	token string
-	http  *http.Client
+	// tokenEnv names the variable the token came from, and admin says
+	// whether the command needs the admin token: both for the advice a
+	// refusal gets.
+	tokenEnv string
+	admin    bool
+	http     *http.Client
 }
 
 func (c *apiClient) register(fs *flag.FlagSet) {
@@ -37,16 +60,18 @@ func (c *apiClient) register(fs *flag.FlagSet) {
 }
 
 // useToken picks the admin token for writes, else any token the
-// environment offers for reads.
+// environment offers for reads: the server takes an ingest token or the
+// admin token on its read endpoints.
 func (c *apiClient) useToken(admin bool) {
 	c.http = &http.Client{Timeout: 30 * time.Second}
+	c.admin = admin
 	if t := os.Getenv(config.EnvAdminToken); t != "" {
-		c.token = t
+		c.token, c.tokenEnv = t, config.EnvAdminToken
 		return
 	}
 	if !admin {
-		if toks := strings.Split(os.Getenv(config.EnvIngestTokens), ","); toks[0] != "" {
-			c.token = strings.TrimSpace(toks[0])
+		if toks := strings.Split(os.Getenv(config.EnvIngestTokens), ","); strings.TrimSpace(toks[0]) != "" {
+			c.token, c.tokenEnv = strings.TrimSpace(toks[0]), config.EnvIngestTokens
 		}
 	}
 }
@@ -64,7 +89,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, rd)
 	if err != nil {
-		return err
+		return fmt.Errorf("--server %q: %w", c.base, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -74,7 +99,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w%s", method, path, err, c.unreachableHint(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -85,10 +110,14 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		var e struct {
 			Error string `json:"error"`
 		}
+		msg := fmt.Sprintf("status %d", resp.StatusCode)
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
+			msg = fmt.Sprintf("%s (%d)", e.Error, resp.StatusCode)
 		}
-		return fmt.Errorf("%s %s: status %d", method, path, resp.StatusCode)
+		if resp.StatusCode == http.StatusUnauthorized {
+			msg += ": " + c.tokenAdvice()
+		}
+		return fmt.Errorf("%s %s: %s", method, path, msg)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -98,90 +127,116 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	return nil
 }
 
-func maintenance(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &exitError{code: 2, msg: "want a subcommand: add, list or rm"}
+// tokenAdvice says which variable to set after the server refused the
+// request's token (or its lack of one).
+func (c *apiClient) tokenAdvice() string {
+	want := "set " + config.EnvAdminToken + " to the server's admin token"
+	if !c.admin {
+		want = "set " + config.EnvIngestTokens + " to one of the server's ingest tokens, or " +
+			config.EnvAdminToken + " to its admin token"
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("maintenance "+sub, stderr)
+	if c.tokenEnv == "" {
+		return "no token sent; " + want
+	}
+	return "the server refused the token from " + c.tokenEnv + "; " + want
+}
+
+// unreachableHint suggests --server when nothing answered at its address.
+func (c *apiClient) unreachableHint(err error) string {
+	var dnsErr *net.DNSError
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr) {
+		return fmt.Sprintf(" (no healthrouter at %s: give its URL with --server)", c.base)
+	}
+	return ""
+}
+
+func maintenanceAdd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("maintenance add", stderr)
 	var c apiClient
 	c.register(fs)
-	ctx := context.Background()
-	switch sub {
-	case "add":
-		var req server.WindowRequest
-		fs.StringVar(&req.Region, "region", "", "region (required)")
-		fs.StringVar(&req.Host, "host", "", "host (default: the whole region)")
-		fs.StringVar(&req.Check, "check", "", "check name `glob` (default: every check)")
-		fs.StringVar(&req.Reason, "reason", "", "why, for whoever is on call (required)")
-		dur := fs.Duration("for", 0, "length of the window, e.g. 2h")
-		until := fs.String("until", "", "end of the window, RFC3339 (instead of --for)")
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		switch {
-		case *dur > 0 && *until != "":
-			return &exitError{code: 2, msg: "give --for or --until, not both"}
-		case *dur > 0:
-			req.Until = time.Now().Add(*dur).UTC().Truncate(time.Second)
-		case *until != "":
-			t, err := time.Parse(time.RFC3339, *until)
-			if err != nil {
-				return &exitError{code: 2, msg: "--until: want RFC3339 such as 2026-11-25T18:00:00Z"}
-			}
-			req.Until = t
-		default:
-			return &exitError{code: 2, msg: "--for or --until is required"}
-		}
-		c.useToken(true)
-		var w health.Window
-		if err := c.do(ctx, http.MethodPost, "/v1/maintenance", req, &w); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "window %s: %s until %s (%s)\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
-		return nil
-	case "list", "ls":
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		c.useToken(false)
-		var out struct {
-			Windows []health.Window `json:"windows"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/maintenance", nil, &out); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSCOPE\tUNTIL\tREASON")
-		for _, w := range out.Windows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
-		}
-		return tw.Flush()
-	case "rm", "remove", "delete":
-		ids, err := parseInterspersed(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return &exitError{code: 2, msg: "rm: give the window id(s)"}
-		}
-		c.useToken(true)
-		var errs []error
-		for _, id := range ids {
-			if id == "" {
-				errs = append(errs, errors.New("rm: empty window id"))
-				continue
-			}
-			if err := c.do(ctx, http.MethodDelete, "/v1/maintenance/"+url.PathEscape(id), nil, nil); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			fmt.Fprintf(stdout, "window %s ended\n", id)
-		}
-		return errors.Join(errs...)
-	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q: want add, list or rm", sub)}
+	var req server.WindowRequest
+	fs.StringVar(&req.Region, "region", "", "region (required)")
+	fs.StringVar(&req.Host, "host", "", "host (default: the whole region)")
+	fs.StringVar(&req.Check, "check", "", "check name `glob` (default: every check)")
+	fs.StringVar(&req.Reason, "reason", "", "why, for whoever is on call (required)")
+	dur := fs.Duration("for", 0, "length of the window, e.g. 2h")
+	until := fs.String("until", "", "end of the window, RFC3339 (instead of --for)")
+	usageLine(fs, "maintenance add "+maintenanceAddArgs+" [--server URL]", "")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
+	switch {
+	case *dur > 0 && *until != "":
+		return &exitError{code: 2, msg: "give --for or --until, not both"}
+	case *dur > 0:
+		req.Until = time.Now().Add(*dur).UTC().Truncate(time.Second)
+	case *until != "":
+		t, err := time.Parse(time.RFC3339, *until)
+		if err != nil {
+			return &exitError{code: 2, msg: "--until: want RFC3339 such as 2026-11-25T18:00:00Z"}
+		}
+		req.Until = t
+	default:
+		return &exitError{code: 2, msg: "--for or --until is required"}
+	}
+	c.useToken(true)
+	var w health.Window
+	if err := c.do(context.Background(), http.MethodPost, "/v1/maintenance", req, &w); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "window %s: %s until %s (%s)\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
+	return nil
+}
+
+func maintenanceList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("maintenance list", stderr)
+	var c apiClient
+	c.register(fs)
+	usageLine(fs, "maintenance list [--server URL]", "")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	c.useToken(false)
+	var out struct {
+		Windows []health.Window `json:"windows"`
+	}
+	if err := c.do(context.Background(), http.MethodGet, "/v1/maintenance", nil, &out); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSCOPE\tUNTIL\tREASON")
+	for _, w := range out.Windows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
+	}
+	return tw.Flush()
+}
+
+func maintenanceRemove(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("maintenance rm", stderr)
+	var c apiClient
+	c.register(fs)
+	usageLine(fs, "maintenance rm ID... [--server URL]", "")
+	ids, err := parseArgs(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return &exitError{code: 2, msg: "rm: give the window id(s)"}
+	}
+	c.useToken(true)
+	var errs []error
+	for _, id := range ids {
+		if id == "" {
+			errs = append(errs, errors.New("rm: empty window id"))
+			continue
+		}
+		if err := c.do(context.Background(), http.MethodDelete, "/v1/maintenance/"+url.PathEscape(id), nil, nil); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "window %s ended\n", id)
+	}
+	return errors.Join(errs...)
 }
 
 func scope(w health.Window) string {
@@ -195,60 +250,37 @@ func scope(w health.Window) string {
 	return s
 }
 
-// hosts runs "hosts forget HOST [--region R]": the server drops the host,
-// its checks, its alerts and its stored state. A host that reports again
-// is tracked afresh.
-func hosts(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &exitError{code: 2, msg: "want a subcommand: forget"}
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("hosts "+sub, stderr)
+// hostsForget runs "hosts forget HOST [--region R]": the server drops the
+// host, its checks, its alerts and its stored state. A host that reports
+// again is tracked afresh.
+func hostsForget(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("hosts forget", stderr)
 	var c apiClient
 	c.register(fs)
-	switch sub {
-	case "forget":
-		region := fs.String("region", "", "the host's `region` (needed when the name is in several regions)")
-		names, err := parseInterspersed(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(names) != 1 || names[0] == "" {
-			return &exitError{code: 2, msg: "forget: give one host name"}
-		}
-		path := "/v1/hosts/" + url.PathEscape(names[0])
-		if *region != "" {
-			path += "?" + url.Values{"region": {*region}}.Encode()
-		}
-		c.useToken(true)
-		var out server.ForgetResponse
-		if err := c.do(context.Background(), http.MethodDelete, path, nil, &out); err != nil {
-			return err
-		}
-		noun := "checks"
-		if len(out.Forgotten) == 1 {
-			noun = "check"
-		}
-		fmt.Fprintf(stdout, "host %s (%s) forgotten: %d %s removed\n", out.Host, out.Region, len(out.Forgotten), noun)
-		return nil
-	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("unknown subcommand %q: want forget", sub)}
+	region := fs.String("region", "", "the host's `region` (needed when the name is in several regions)")
+	usageLine(fs, "hosts forget HOST [--region R] [--server URL]",
+		"The server drops HOST, its checks, its alerts and its stored state; a host that reports again is tracked afresh.")
+	names, err := parseArgs(fs, args, -1)
+	if err != nil {
+		return err
 	}
-}
-
-// parseInterspersed parses flags given before or after the positional
-// arguments ("forget web-1 --region eu" reads as an operator means it) and
-// returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	host, err := oneArg(fs, names, "forget: give one host name")
+	if err != nil {
+		return err
 	}
+	path := "/v1/hosts/" + url.PathEscape(host)
+	if *region != "" {
+		path += "?" + url.Values{"region": {*region}}.Encode()
+	}
+	c.useToken(true)
+	var out server.ForgetResponse
+	if err := c.do(context.Background(), http.MethodDelete, path, nil, &out); err != nil {
+		return err
+	}
+	noun := "checks"
+	if len(out.Forgotten) == 1 {
+		noun = "check"
+	}
+	fmt.Fprintf(stdout, "host %s (%s) forgotten: %d %s removed\n", out.Host, out.Region, len(out.Forgotten), noun)
+	return nil
 }

@@ -88,3 +88,67 @@ func TestHostsForget(t *testing.T) {
 		t.Errorf("unknown subcommand: exit %d, %s", code, stderr.String())
 	}
 }
+
+// A refused request says which variable to set: the admin token for
+// writes, an ingest or the admin token for reads (the server's read
+// endpoints take either). Nothing answering says to check --server.
+func TestClientErrorsSayWhatToDo(t *testing.T) {
+	const sent = "client-errors-token-0123456789"
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"missing or invalid bearer token"}`))
+	}))
+	defer api.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	readAdvice := "set " + config.EnvIngestTokens + " to one of the server's ingest tokens, or " + config.EnvAdminToken + " to its admin token"
+	adminAdvice := "set " + config.EnvAdminToken + " to the server's admin token"
+	tests := []struct {
+		name        string
+		env         map[string]string
+		args        []string
+		want        []string
+		notContains string
+	}{
+		{name: "read without a token", args: []string{"maintenance", "list", "--server", api.URL},
+			want: []string{"missing or invalid bearer token (401): no token sent; " + readAdvice}},
+		{name: "read with a refused ingest token", env: map[string]string{config.EnvIngestTokens: sent + ",other"},
+			args: []string{"report", "--server", api.URL},
+			want: []string{"the server refused the token from " + config.EnvIngestTokens + "; " + readAdvice}},
+		{name: "write without a token", args: []string{"maintenance", "rm", "w1", "--server", api.URL},
+			want: []string{"(401): no token sent; " + adminAdvice}},
+		{name: "write ignores ingest tokens", env: map[string]string{config.EnvIngestTokens: sent},
+			args: []string{"hosts", "forget", "web-1", "--server", api.URL},
+			want: []string{"(401): no token sent; " + adminAdvice}},
+		{name: "write with a refused admin token", env: map[string]string{config.EnvAdminToken: sent},
+			args: []string{"maintenance", "add", "--region", "eu", "--for", "1h", "--reason", "r", "--server", api.URL},
+			want: []string{"the server refused the token from " + config.EnvAdminToken + "; " + adminAdvice}},
+		{name: "nothing listening", args: []string{"maintenance", "list", "--server", closed.URL},
+			want: []string{"connection refused", "(no healthrouter at " + closed.URL + ": give its URL with --server)"}},
+		{name: "a 401 is not a connection problem", args: []string{"maintenance", "list", "--server", api.URL},
+			want: []string{"(401)"}, notContains: "--server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(config.EnvAdminToken, tt.env[config.EnvAdminToken])
+			t.Setenv(config.EnvIngestTokens, tt.env[config.EnvIngestTokens])
+			code, stdout, stderr := runCLI(tt.args...)
+			if code != 1 || stdout != "" {
+				t.Fatalf("exit %d, stdout %q; want 1 and nothing", code, stdout)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+			if tt.notContains != "" && strings.Contains(stderr, tt.notContains) {
+				t.Errorf("stderr %q has %q", stderr, tt.notContains)
+			}
+			if strings.Contains(stderr, sent) {
+				t.Errorf("stderr shows the token: %q", stderr)
+			}
+		})
+	}
+}

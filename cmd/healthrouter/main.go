@@ -98,7 +98,10 @@ func usage(w io.Writer) {
 }
 
 func init() {
-	register("version", "print the version", func(args []string, stdout, _ io.Writer) error {
+	register("version", "print the version", func(args []string, stdout, stderr io.Writer) error {
+		if err := parseNoArgs(newFlagSet("version", stderr), args); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "healthrouter", version())
 		return nil
 	})

@@ -45,7 +45,7 @@ func probe(args []string, stdout, stderr io.Writer) error {
 	insecure := fs.Bool("insecure-loopback", insecureDefault,
 		"do not verify the server's certificate; only for a loopback URL (env "+envProbeInsecure+"=true)")
 	timeout := fs.Duration("timeout", 2*time.Second, "give up after this long")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	client, err := probeClient(*target, *caFile, *insecure, *timeout)

@@ -22,8 +22,15 @@ func init() {
 	register("plan", "show what apply would change in Grafana (exit 2: changes pending)", plan)
 	register("apply", "provision Grafana once: folder, rule groups, contact points, routing", apply)
 	register("export", "write the Grafana objects as file-provisioning YAML", export)
-	register("pagerduty", "pagerduty test (send a test page and resolve it) | verify (check routing keys)", pagerdutyCmd)
+	register("pagerduty", "pagerduty test (send a test page and resolve it) | verify (check routing keys)", pagerdutyCmd.run)
 }
+
+var pagerdutyCmd = group{name: "pagerduty", subs: []subcommand{
+	{names: []string{"test"}, synopsis: "[--key NAME] [--config FILE]",
+		summary: "send a test page through each routing key and resolve it", run: pagerdutyTest},
+	{names: []string{"verify"}, synopsis: "[--key NAME] [--config FILE]",
+		summary: "check that each routing key reaches an enabled service with an escalation policy", run: pagerdutyVerify},
+}}
 
 // regionFlags say where the regions to provision come from: named on the
 // command line, or asked of a running server.
@@ -82,7 +89,7 @@ func newProvisioning(ctx context.Context, name string, args []string, stderr io.
 	var rf regionFlags
 	cf.register(fs, false)
 	rf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
 	}
 	cfg, err := cf.load()
@@ -104,7 +111,9 @@ func newProvisioning(ctx context.Context, name string, args []string, stderr io.
 	if err != nil {
 		return nil, err
 	}
-	log, err := newLogger(config.Log{Level: "warn", Format: "console"}, stderr)
+	// The command's error reports a failed read or write; the reconciler's
+	// own warnings about it would only say it a second time.
+	log, err := newLogger(config.Log{Level: "error", Format: "console"}, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +129,7 @@ func plan(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	p, err := newProvisioning(ctx, "plan", args, stderr, false)
 	if err != nil {
-		return err
+		return planError(err)
 	}
 	diff, err := p.reconciler.Plan(ctx, p.regions)
 	if err != nil {
@@ -131,6 +140,17 @@ func plan(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2}
 	}
 	return nil
+}
+
+// planError keeps plan's exit code 2 for "changes pending" alone: a CI
+// job reading it must not take a mistyped flag for drift, so plan's usage
+// errors exit 1 like every other failure.
+func planError(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) && ee.code == 2 {
+		return &exitError{code: 1, msg: ee.msg}
+	}
+	return err
 }
 
 func apply(args []string, stdout, stderr io.Writer) error {
@@ -154,7 +174,7 @@ func export(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs, false)
 	rf.register(fs)
 	out := fs.String("out", "", "write to `file` instead of stdout")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -182,38 +202,49 @@ func export(args []string, stdout, stderr io.Writer) error {
 	return f.Close()
 }
 
-func pagerdutyCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "test" && args[0] != "verify") {
-		return &exitError{code: 2, msg: "want a subcommand: test or verify"}
+func pagerdutyTest(args []string, stdout, stderr io.Writer) error {
+	cfg, key, err := pagerdutyFlags("test", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	return pagerduty.SendTest(ctx, cfg.PagerDuty, key, stdout)
+}
+
+func pagerdutyVerify(args []string, stdout, stderr io.Writer) error {
+	cfg, key, err := pagerdutyFlags("verify", args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	ok, err := pagerduty.Verify(ctx, cfg.PagerDuty, key, stdout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &exitError{code: 1, msg: "some routing keys do not page as configured (see above)"}
+	}
+	return nil
+}
+
+// pagerdutyFlags parses a pagerduty subcommand's flags and loads the
+// config, which must name routing keys.
+func pagerdutyFlags(sub string, args []string, stderr io.Writer) (*config.Config, string, error) {
 	fs := newFlagSet("pagerduty "+sub, stderr)
 	var cf configFlags
 	cf.register(fs, false)
 	key := fs.String("key", "", "routing key `name` to "+sub+" (default: every key)")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, "", err
 	}
 	cfg, err := cf.load()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if cfg.PagerDuty == nil || len(cfg.PagerDuty.RoutingKeys) == 0 {
-		return errors.New("the config has no pagerduty.routing_keys")
+		return nil, "", errors.New("the config has no pagerduty.routing_keys")
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	switch sub {
-	case "test":
-		return pagerduty.SendTest(ctx, cfg.PagerDuty, *key, stdout)
-	default:
-		ok, err := pagerduty.Verify(ctx, cfg.PagerDuty, *key, stdout)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return &exitError{code: 1, msg: "some routing keys do not page as configured (see above)"}
-		}
-		return nil
-	}
+	return cfg, *key, nil
 }

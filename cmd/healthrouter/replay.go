@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,13 +41,16 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 			"Pages are alerts that stay firing for the config's grafana.pending (default host 2m, region 1m).")
 		fs.PrintDefaults()
 	}
-	files, err := parseInterleaved(fs, args)
+	files, err := parseArgs(fs, args, -1)
 	if err != nil {
 		return err
 	}
-	if len(files) != 1 {
+	if len(files) == 0 {
 		fs.Usage()
-		return &exitError{code: 2, msg: "want exactly one FILE"}
+	}
+	file, err := oneArg(fs, files, "want exactly one FILE")
+	if err != nil {
+		return err
 	}
 	if *format != "text" && *format != "json" {
 		return &exitError{code: 2, msg: fmt.Sprintf("--format %q: want text or json", *format)}
@@ -78,7 +80,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 		opts.Restarts = append(opts.Restarts, s.Restarts...)
 	}
 
-	in, size, closeIn, err := openInput(files[0])
+	in, size, closeIn, err := openInput(file)
 	if err != nil {
 		return err
 	}
@@ -114,7 +116,10 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	sum, err := r.Run(ctx, in)
 	show.clear()
 	if err != nil {
-		return fmt.Errorf("%s: %w", files[0], err)
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if err := allRejected(sum); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	if sum.Late > 0 {
 		fmt.Fprintf(stderr, "replay: warning: %d events (the first is event %d) came after newer ones by more than the batch window, "+
@@ -137,21 +142,18 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseInterleaved parses flags given before and after the positional
-// arguments (the flag package stops at the first one) and returns those.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+// allRejected is the error for a replay in which no event counted: its
+// "no alert fired" would say nothing of the input, which is most likely in
+// the wrong format.
+func allRejected(sum *replay.Summary) error {
+	if sum.Events == 0 || sum.Rejected < sum.Events {
+		return nil
 	}
+	first := "no reason recorded"
+	if len(sum.Errors) > 0 {
+		first = sum.Errors[0]
+	}
+	return fmt.Errorf("every event was rejected (%d of %d); the first: %s", sum.Rejected, sum.Events, first)
 }
 
 // openInput opens the recording, "-" for stdin; size is 0 when unknown.

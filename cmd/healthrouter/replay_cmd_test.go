@@ -291,3 +291,46 @@ func jsonEqual(t *testing.T, a, b any) bool {
 	}
 	return bytes.Equal(ja, jb)
 }
+
+// A recording in which every event is rejected is an error, with the first
+// reason: "no alert fired" would read as a quiet day.
+func TestReplayCommandEveryEventRejected(t *testing.T) {
+	dir := t.TempDir()
+	const valid = `{"check":"disk","host":"web-1","region":"eu","status":"critical","timestamp":"2026-03-02T08:00:00Z"}`
+	for _, tc := range []struct {
+		name   string
+		lines  string
+		format string
+		code   int
+		want   string
+	}{
+		{"every event invalid", `{"check":"disk"}` + "\n" + `{"host":"x","region":"eu","status":"ok"}` + "\n", "text", 1,
+			`every event was rejected (2 of 2); the first: event 1: missing required field "host"`},
+		{"json format too", `{"check":"disk"}` + "\n", "json", 1, "every event was rejected (1 of 1)"},
+		{"not JSON at all", "check=disk host=web-1\n", "text", 1, "every event was rejected (1 of 1); the first: event 1: undecodable body"},
+		{"some valid", valid + "\n" + `{"host":"x"}` + "\n", "text", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".ndjson")
+			if err := os.WriteFile(file, []byte(tc.lines), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI("replay", file, "--format", tc.format)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, stderr)
+			}
+			if tc.code == 0 {
+				if !strings.Contains(stdout, "1 rejected") {
+					t.Errorf("summary lacks the rejection:\n%s", stdout)
+				}
+				return
+			}
+			if want := "healthrouter replay: " + file + ": " + tc.want; !strings.HasPrefix(stderr, want) {
+				t.Errorf("stderr %q, want it to start %q", stderr, want)
+			}
+			if stdout != "" {
+				t.Errorf("printed a summary of nothing:\n%s", stdout)
+			}
+		})
+	}
+}

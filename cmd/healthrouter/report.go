@@ -28,11 +28,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	var cf configFlags
 	cf.register(fs, false)
 	format := fs.String("format", "text", "output `format`: text or json")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *format != "text" && *format != "json" {
 		return &exitError{code: 2, msg: fmt.Sprintf("--format %q: want text or json", *format)}

@@ -43,6 +43,14 @@ func (c *configFlags) register(fs *flag.FlagSet, serverFlags bool) {
 	}
 }
 
+// source says where the config comes from, for people reading the output.
+func (c *configFlags) source() string {
+	if c.path == "" {
+		return "embedded defaults"
+	}
+	return c.path
+}
+
 // load reads the config with the flag overrides applied before it is
 // validated. With Problems it returns the Config too, for check-config.
 func (c *configFlags) load() (*config.Config, error) {
@@ -56,27 +64,11 @@ func (c *configFlags) load() (*config.Config, error) {
 	})
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("healthrouter "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses args into fs. A bad flag is a usage error (exit 2)
-// whose message and usage the flag package has already printed.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return &exitError{code: 2}
-	}
-	return err
-}
-
 func checkConfig(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check-config", stderr)
 	var cf configFlags
 	cf.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -96,11 +88,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		return &exitError{code: 1}
 	}
-	src := cf.path
-	if src == "" {
-		src = "embedded defaults"
-	}
-	fmt.Fprintf(stdout, "ok: %s\n", src)
+	fmt.Fprintf(stdout, "ok: %s\n", cf.source())
 	return nil
 }
 
@@ -111,6 +99,8 @@ func newLogger(cfg config.Log, stderr io.Writer) (*zap.Logger, error) {
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	// "20s", not 20: a bare number leaves the reader to guess the unit.
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	if cfg.Format == "console" {
 		enc = zapcore.NewConsoleEncoder(encCfg)
@@ -128,7 +118,7 @@ func serve(args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cf configFlags
 	cf.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -146,12 +136,13 @@ func serve(args []string, _, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runServer(ctx, cfg, log)
+	return runServer(ctx, cfg, cf.source(), log)
 }
 
-// runServer runs until ctx ends. It listens before loading state so the
-// health check answers during a long load while ingest answers 503.
-func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+// runServer runs until ctx ends; source says where cfg came from. It
+// listens before loading state so the health check answers during a long
+// load while ingest answers 503.
+func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.Logger) error {
 	if cfg.ExternalURL == "" {
 		// From the configured address, before any loopback fallback, as
 		// plan and export compute it.
@@ -167,10 +158,10 @@ func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			return err
 		}
 		if changed {
-			log.Warn("no ingest token configured: listening on loopback only; set HEALTHROUTER_INGEST_TOKENS or auth.ingest_tokens_file to accept remote senders",
+			log.Warn(noIngestToken(cfg.Auth)+"; set "+config.EnvIngestTokens+" or auth.ingest_tokens_file to accept remote senders",
 				zap.String("requested", cfg.Listen), zap.String("listen", loopback))
 		} else {
-			log.Warn("no ingest token configured: loopback only, unauthenticated")
+			log.Warn(noIngestToken(cfg.Auth))
 		}
 		cfg.Listen = loopback
 	}
@@ -196,6 +187,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", cfg.TLS.Enabled()),
+		zap.String("config", source), zap.String("data_dir", cfg.DataDir),
+		zap.String("grafana", grafanaMode(cfg)), zap.String("pagerduty", pagerDutyMode(cfg)),
 		zap.Int("ingest_tokens", len(cfg.Auth.IngestTokens)), zap.Bool("admin_token", cfg.Auth.AdminToken != ""),
 		zap.String("version", version()))
 
@@ -251,6 +244,39 @@ func runServer(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// noIngestToken says who may call a server without ingest tokens, which
+// listens on loopback only: anyone there when no token is configured at
+// all, else the admin token's holder, for ingest and reads too (see
+// pkg/server's access rules).
+func noIngestToken(auth config.Auth) string {
+	if auth.AdminToken == "" {
+		return "no ingest token configured: loopback only, unauthenticated"
+	}
+	return "no ingest token configured: loopback only; ingest and reads need the admin token"
+}
+
+// grafanaMode is how alerts reach Grafana: off, or the rules' routing
+// mode.
+func grafanaMode(cfg *config.Config) string {
+	if cfg.Grafana == nil {
+		return "off"
+	}
+	return cfg.Grafana.Routing
+}
+
+// pagerDutyMode is how healthrouter pages PagerDuty itself: off, direct
+// (no Grafana: every page) or fallback (while Grafana does not answer).
+func pagerDutyMode(cfg *config.Config) string {
+	switch {
+	case cfg.PagerDuty == nil || len(cfg.PagerDuty.RoutingKeys) == 0:
+		return "off"
+	case cfg.Grafana == nil:
+		return "direct"
+	default:
+		return "fallback"
+	}
 }
 
 // forceLoopback keeps the port of addr but binds the loopback interface.

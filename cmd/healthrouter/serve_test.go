@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/ingest"
 )
 
 // Without any ingest token the server is unauthenticated, so it binds
@@ -35,7 +38,7 @@ func TestServeBindsLoopbackOnlyWithoutToken(t *testing.T) {
 			core, logs := observer.New(zap.InfoLevel)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- runServer(ctx, cfg, zap.New(core)) }()
+			go func() { done <- runServer(ctx, cfg, "embedded defaults", zap.New(core)) }()
 			defer func() {
 				cancel()
 				if err := <-done; err != nil {
@@ -170,13 +173,170 @@ func TestServeFailsBeforeListeningOnABadCertificate(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err := runServer(ctx, cfg, zap.New(core))
+	err := runServer(ctx, cfg, "embedded defaults", zap.New(core))
 	if err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
 		t.Fatalf("runServer with a garbage certificate: %v", err)
 	}
 	for _, msg := range []string{"listening", "ready"} {
 		if logs.FilterMessage(msg).Len() != 0 {
 			t.Errorf("logged %q before failing", msg)
+		}
+	}
+}
+
+// The start-up log says where the config came from, where state lives and
+// what the server pages through, with durations readable as durations,
+// and its loopback warning tells the truth about who may call: with only
+// an admin token configured, ingest and reads need that token.
+func TestServeStartupLog(t *testing.T) {
+	const admin = "startup-log-admin-0123456789"
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Auth.AdminToken = admin
+	var logs lockedBuffer
+	log, err := newLogger(config.Log{Level: "info", Format: "json"}, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, "/etc/healthrouter/healthrouter.yaml", log) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runServer: %v", err)
+			}
+		}
+	}
+	defer stop()
+
+	lines := func() []map[string]any {
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			if l == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("log line %q: %v", l, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	find := func(msg string) map[string]any {
+		for _, l := range lines() {
+			if l["msg"] == msg {
+				return l
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for find("ready") == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within 20s:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	listening := find("listening")
+	for field, want := range map[string]any{
+		"config": "/etc/healthrouter/healthrouter.yaml", "data_dir": cfg.DataDir,
+		"grafana": "off", "pagerduty": "off", "ingest_tokens": 0.0, "admin_token": true, "tls": false,
+	} {
+		if listening[field] != want {
+			t.Errorf("listening line: %s = %#v, want %#v\n%v", field, listening[field], want, listening)
+		}
+	}
+
+	var warning string
+	for _, l := range lines() {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "no ingest token configured") {
+			warning = msg
+		}
+	}
+	if !strings.Contains(warning, "ingest and reads need the admin token") || strings.Contains(warning, "unauthenticated") {
+		t.Errorf("loopback warning %q, want it to say the admin token is needed", warning)
+	}
+	// What the warning says is what the server does.
+	base := "http://" + listening["addr"].(string)
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{http.MethodGet, "/v1/alerts", "", http.StatusUnauthorized},
+		{http.MethodGet, "/v1/alerts", admin, http.StatusOK},
+		{http.MethodPost, ingest.EventsPath, "", http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(`{"check":"c","host":"h","region":"r","status":"ok"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s with token %v: %d, want %d", tc.method, tc.path, tc.token != "", resp.StatusCode, tc.want)
+		}
+	}
+
+	stop()
+	shutdown := find("shutting down: finishing in-flight requests")
+	if want := cfg.ShutdownTimeout.D().String(); shutdown == nil || shutdown["timeout"] != want {
+		t.Errorf("shutdown line %v: want timeout %q, a duration string", shutdown, want)
+	}
+	if strings.Contains(logs.String(), admin) {
+		t.Errorf("the log shows the admin token:\n%s", logs.String())
+	}
+}
+
+func TestLoggerWritesDurationsAsStrings(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		var buf bytes.Buffer
+		log, err := newLogger(config.Log{Level: "info", Format: format}, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("paging", zap.Duration("fallback_after", 3*time.Minute), zap.Duration("timeout", 20*time.Second))
+		want := map[string][]string{
+			"json":    {`"fallback_after":"3m0s"`, `"timeout":"20s"`},
+			"console": {`"fallback_after": "3m0s"`, `"timeout": "20s"`},
+		}[format]
+		for _, w := range want {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("%s: %q lacks %s", format, buf.String(), w)
+			}
+		}
+	}
+}
+
+func TestStartupModes(t *testing.T) {
+	grafana := &config.Grafana{Routing: config.RoutingPolicy}
+	keys := &config.PagerDuty{RoutingKeys: map[string]string{"default": "HR_PD"}}
+	for _, tc := range []struct {
+		name                string
+		grafana             *config.Grafana
+		pagerduty           *config.PagerDuty
+		wantGrafana, wantPD string
+	}{
+		{"neither", nil, nil, "off", "off"},
+		{"grafana only", grafana, nil, config.RoutingPolicy, "off"},
+		{"pagerduty without keys", nil, &config.PagerDuty{}, "off", "off"},
+		{"pagerduty only", nil, keys, "off", "direct"},
+		{"both", &config.Grafana{Routing: config.RoutingNotificationSettings}, keys, config.RoutingNotificationSettings, "fallback"},
+	} {
+		cfg := &config.Config{Grafana: tc.grafana, PagerDuty: tc.pagerduty}
+		if g, pd := grafanaMode(cfg), pagerDutyMode(cfg); g != tc.wantGrafana || pd != tc.wantPD {
+			t.Errorf("%s: grafana %q, pagerduty %q; want %q, %q", tc.name, g, pd, tc.wantGrafana, tc.wantPD)
 		}
 	}
 }
