@@ -74,7 +74,7 @@ func reportFromStore(dir string, pending report.Pending) (*report.Report, error)
 	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
 		return nil, fmt.Errorf("no healthrouter store in %s: %w", dir, err)
 	}
-	st, err := store.Open(dir, store.Options{OpenTimeout: time.Second})
+	st, err := store.Open(dir, store.Options{OpenTimeout: time.Second, ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("%w: a server is running on %s; ask it with --server", err, dir)
 	}

@@ -57,6 +57,10 @@ type Options struct {
 	ForgottenMax int
 	// OpenTimeout bounds waiting for the file lock another process holds.
 	OpenTimeout time.Duration
+	// ReadOnly opens an existing file under a shared lock and changes
+	// nothing in it, for tools that read a stopped server's state or a
+	// copy of it; writes fail.
+	ReadOnly bool
 }
 
 // Store is an open bbolt file. Its methods are safe for concurrent use.
@@ -98,10 +102,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	path := filepath.Join(dir, FileName)
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	path := filepath.Join(dir, FileName)
 	const initialMmapSize = 1 << 30 // a million checks and their journal take about 300 MiB
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        opts.OpenTimeout,
@@ -111,6 +119,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		// not remap, and a remap would copy every node of the write in
 		// progress and wait for open read transactions.
 		InitialMmapSize: initialMmapSize,
+		ReadOnly:        opts.ReadOnly,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
@@ -128,29 +137,46 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 func (s *Store) init() error {
+	if s.opts.ReadOnly {
+		return s.db.View(s.check)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketChecks, bucketJournal, bucketRejected, bucketWindows, bucketMeta, bucketQueues, bucketKV, bucketForgotten} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(metaVersion); v == nil {
+		if meta := tx.Bucket(bucketMeta); meta.Get(metaVersion) == nil {
 			if err := meta.Put(metaVersion, u64(formatVersion)); err != nil {
 				return err
 			}
-		} else if got := binary.BigEndian.Uint64(v); got != formatVersion {
-			return fmt.Errorf("store format %d, this build reads %d", got, formatVersion)
 		}
-		s.journalN = tx.Bucket(bucketJournal).Stats().KeyN
-		s.forgottenN = tx.Bucket(bucketForgotten).Stats().KeyN
-		rej := tx.Bucket(bucketRejected)
-		s.rejectedN = rej.Stats().KeyN
-		if k, _ := rej.Cursor().Last(); k != nil {
-			s.rejectedSeq = binary.BigEndian.Uint64(k)
-		}
-		return nil
+		return s.check(tx)
 	})
+}
+
+// check verifies the file's format and counts what the bounds keep.
+func (s *Store) check(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketChecks, bucketJournal, bucketRejected, bucketWindows, bucketMeta, bucketQueues, bucketKV, bucketForgotten} {
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("no %s bucket: not a store of this version (serve upgrades it on open)", b)
+		}
+	}
+	v := tx.Bucket(bucketMeta).Get(metaVersion)
+	if v == nil {
+		return errors.New("not a healthrouter store: no format version")
+	}
+	if got := binary.BigEndian.Uint64(v); got != formatVersion {
+		return fmt.Errorf("store format %d, this build reads %d", got, formatVersion)
+	}
+	s.journalN = tx.Bucket(bucketJournal).Stats().KeyN
+	s.forgottenN = tx.Bucket(bucketForgotten).Stats().KeyN
+	rej := tx.Bucket(bucketRejected)
+	s.rejectedN = rej.Stats().KeyN
+	if k, _ := rej.Cursor().Last(); k != nil {
+		s.rejectedSeq = binary.BigEndian.Uint64(k)
+	}
+	return nil
 }
 
 // Close waits for pending commits and closes the file.
