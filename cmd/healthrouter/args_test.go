@@ -217,3 +217,37 @@ func TestPlanExitCodes(t *testing.T) {
 		t.Errorf("plan wrote %d times", n)
 	}
 }
+
+// The production config names files only the server reads (TLS, token
+// files). Tools run elsewhere, a workstation say, do without them; serve
+// and check-config still insist.
+func TestToolsIgnoreServerOnlyFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "prod.yaml")
+	cfg := `tls: {cert_file: /nonexistent/hr.crt, key_file: /nonexistent/hr.key}
+auth: {ingest_tokens_file: /nonexistent/tokens}
+grafana: {url: "http://grafana.example.com:3000"}
+pagerduty: {routing_keys: {default: HR_PD_DEFAULT}}
+`
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI("export", "--config", cfgPath, "--regions", "eu-west-1")
+	if code != 0 || !strings.Contains(stdout, "hr-host-eu-west-1") {
+		t.Errorf("export: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = runCLI("check-config", "--config", cfgPath)
+	for _, want := range []string{"tls.cert_file", "auth.ingest_tokens_file"} {
+		if code == 0 || !strings.Contains(stdout+stderr, want) {
+			t.Errorf("check-config: exit %d, output %q, want a problem with %s", code, stdout+stderr, want)
+		}
+	}
+	// A problem every command meets still stops a tool.
+	if err := os.WriteFile(cfgPath, []byte(cfg+"engine: {confirm_after: 0}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI("export", "--config", cfgPath, "--regions", "eu-west-1")
+	if code == 0 || !strings.Contains(stderr, "engine.confirm_after") || strings.Contains(stderr, "tls.cert_file") {
+		t.Errorf("export with a real problem: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -33,9 +33,13 @@ func init() {
 // configFlags are the flags every config-reading command shares.
 type configFlags struct {
 	path, listen, dataDir string
+	// server: the command serves (or checks the config for serving), so
+	// files only the server reads must be readable too.
+	server bool
 }
 
 func (c *configFlags) register(fs *flag.FlagSet, serverFlags bool) {
+	c.server = serverFlags
 	fs.StringVar(&c.path, "config", "", "YAML config `file` (default: embedded defaults)")
 	if serverFlags {
 		fs.StringVar(&c.listen, "listen", "", "listen `address` (default 127.0.0.1:8080)")
@@ -53,8 +57,10 @@ func (c *configFlags) source() string {
 
 // load reads the config with the flag overrides applied before it is
 // validated. With Problems it returns the Config too, for check-config.
+// Tools (export, plan, replay...) ignore what only the server needs, so the
+// production config works on a workstation without its TLS or token files.
 func (c *configFlags) load() (*config.Config, error) {
-	return config.Load(c.path, os.Getenv, func(cfg *config.Config) {
+	cfg, err := config.Load(c.path, os.Getenv, func(cfg *config.Config) {
 		if c.listen != "" {
 			cfg.Listen = c.listen
 		}
@@ -62,6 +68,14 @@ func (c *configFlags) load() (*config.Config, error) {
 			cfg.DataDir = c.dataDir
 		}
 	})
+	var ps config.Problems
+	if !c.server && errors.As(err, &ps) {
+		if ps = ps.ForTools(); len(ps) == 0 {
+			return cfg, nil
+		}
+		return cfg, ps
+	}
+	return cfg, err
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer) error {

@@ -32,6 +32,10 @@ type Problem struct {
 	Key     string // dotted path, e.g. engine.flap.high
 	Line    int    // 0 when unknown
 	Message string
+	// ServerOnly marks a problem only the serving process meets: a TLS or
+	// token file it cannot read, a token too short. Tools that read the
+	// same file elsewhere (export, plan, replay) need none of them.
+	ServerOnly bool
 }
 
 func (p Problem) String() string {
@@ -43,6 +47,17 @@ func (p Problem) String() string {
 
 // Problems is every problem found; as an error it prints one per line.
 type Problems []Problem
+
+// ForTools leaves out the problems only the server meets.
+func (ps Problems) ForTools() Problems {
+	var out Problems
+	for _, p := range ps {
+		if !p.ServerOnly {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 func (ps Problems) Error() string {
 	lines := make([]string, len(ps))
@@ -541,7 +556,7 @@ func (c *Config) applyEnv(getenv Getenv) Problems {
 	if c.Auth.IngestTokensFile != "" {
 		toks, err := readTokenFile(c.Auth.IngestTokensFile)
 		if err != nil {
-			ps = append(ps, Problem{Key: "auth.ingest_tokens_file", Message: err.Error()})
+			ps = append(ps, Problem{Key: "auth.ingest_tokens_file", Message: err.Error(), ServerOnly: true})
 		}
 		c.Auth.IngestTokens = append(c.Auth.IngestTokens, toks...)
 	}
@@ -554,9 +569,9 @@ func (c *Config) applyEnv(getenv Getenv) Problems {
 		toks, err := readTokenFile(c.Auth.AdminTokenFile)
 		switch {
 		case err != nil:
-			ps = append(ps, Problem{Key: "auth.admin_token_file", Message: err.Error()})
+			ps = append(ps, Problem{Key: "auth.admin_token_file", Message: err.Error(), ServerOnly: true})
 		case len(toks) != 1:
-			ps = append(ps, Problem{Key: "auth.admin_token_file", Message: "must hold exactly one token"})
+			ps = append(ps, Problem{Key: "auth.admin_token_file", Message: "must hold exactly one token", ServerOnly: true})
 		default:
 			c.Auth.AdminToken = toks[0]
 		}

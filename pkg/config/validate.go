@@ -51,7 +51,7 @@ func (c *Config) Validate() Problems {
 		// Parsed as serve will, so a wrong or garbled pair fails here and
 		// not after the server announced itself.
 		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
-			v.add("tls.cert_file", "with tls.key_file, not a usable certificate and private key: "+err.Error())
+			v.addServerOnly("tls.cert_file", "with tls.key_file, not a usable certificate and private key: "+err.Error())
 		}
 	}
 
@@ -66,12 +66,12 @@ func (c *Config) Validate() Problems {
 		adminSource += " / auth.admin_token_file"
 	}
 	for i, t := range c.Auth.IngestTokens {
-		v.check(len(t) >= MinTokenLength, tokenSource,
-			fmt.Sprintf("token %d is shorter than %d characters", i+1, MinTokenLength))
+		if len(t) < MinTokenLength {
+			v.addServerOnly(tokenSource, fmt.Sprintf("token %d is shorter than %d characters", i+1, MinTokenLength))
+		}
 	}
-	if c.Auth.AdminToken != "" {
-		v.check(len(c.Auth.AdminToken) >= MinTokenLength, adminSource,
-			fmt.Sprintf("shorter than %d characters", MinTokenLength))
+	if c.Auth.AdminToken != "" && len(c.Auth.AdminToken) < MinTokenLength {
+		v.addServerOnly(adminSource, fmt.Sprintf("shorter than %d characters", MinTokenLength))
 	}
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -216,6 +216,10 @@ type validator struct{ ps Problems }
 
 func (v *validator) add(key, msg string) { v.ps = append(v.ps, Problem{Key: key, Message: msg}) }
 
+func (v *validator) addServerOnly(key, msg string) {
+	v.ps = append(v.ps, Problem{Key: key, Message: msg, ServerOnly: true})
+}
+
 func (v *validator) check(ok bool, key, msg string) {
 	if !ok {
 		v.add(key, msg)
@@ -264,7 +268,7 @@ func (v *validator) readable(key, file string) bool {
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		v.add(key, "cannot read: "+err.Error())
+		v.addServerOnly(key, "cannot read: "+err.Error())
 		return false
 	}
 	f.Close()
