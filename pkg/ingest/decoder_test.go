@@ -254,12 +254,20 @@ func TestTimestampForms(t *testing.T) {
 		{`"2026-08-21T10:00:00+24:00"`, 0, false},
 		{`"1969-12-31T23:59:59Z"`, 0, false},
 		{`"2263-01-01T00:00:00Z"`, 0, false},
+		{`"9999-12-31T23:59:59.999999999+14:00"`, 0, false},
+		{`"2262-04-11T23:47:16Z"`, 0, false},
+		{`"2262-04-11T23:47:15Z"`, maxUnixSeconds * 1e9, true},
 		{`-5`, 0, false},
 		{`0`, 0, false},
 		{`1e400`, 0, false},
 		{`99999999999999999999`, 0, false},
 		{`true`, 0, false},
 		{`{"t":1}`, 0, false},
+	}
+	// Well-formed, but not representable: said to be out of range.
+	outOfRange := map[string]bool{
+		`"1969-12-31T23:59:59Z"`: true, `"2263-01-01T00:00:00Z"`: true,
+		`"9999-12-31T23:59:59.999999999+14:00"`: true, `"2262-04-11T23:47:16Z"`: true,
 	}
 	d := newTestDecoder(t, nil)
 	for _, tt := range tests {
@@ -270,6 +278,9 @@ func TestTimestampForms(t *testing.T) {
 					t.Fatalf("timestamp %s: got %+v %+v, want an invalid_timestamp rejection", tt.lit, r, j)
 				}
 				want := `invalid value ` + quote(tsText(tt.lit)) + ` for field "timestamp": want RFC 3339 or Unix seconds, milliseconds, microseconds or nanoseconds`
+				if outOfRange[tt.lit] {
+					want = `field "timestamp" ` + quote(tsText(tt.lit)) + ` is out of range: want a time after 1970-01-01 and before 2262-04-11T23:47:15Z`
+				}
 				if j.Err != want {
 					t.Errorf("message %q, want %q", j.Err, want)
 				}
@@ -607,6 +618,11 @@ func TestRejectionReasons(t *testing.T) {
 		{"host number", `{"host":1,"region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" must be a string, got number`},
 		{"host object", `{"host":{},"region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" must be a string, got object`},
 		{"empty host", `{"host":"","region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" is empty`},
+		{"blank host", `{"host":"   ","region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" is blank: nothing but whitespace`},
+		{"unicode-blank host", `{"host":"\u00a0\u3000","region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" is blank: nothing but whitespace`},
+		{"blank region", `{"host":"h","region":" ","check":"c","status":"ok"}`, ReasonInvalidField, `field "region" is blank: nothing but whitespace`},
+		{"blank check", `{"host":"h","region":"r","check":"  ","status":"ok"}`, ReasonInvalidField, `field "check" is blank: nothing but whitespace`},
+		{"blank event_id", `{"host":"h","region":"r","check":"c","status":"ok","event_id":" "}`, ReasonInvalidField, `field "event_id" is blank: nothing but whitespace`},
 		{"host control", `{"host":"a\u0007b","region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" contains control character '\a'`},
 		{"host newline", `{"host":"a\nb","region":"r","check":"c","status":"ok"}`, ReasonInvalidField, `field "host" contains control character '\n'`},
 		{"host DEL", "{\"host\":\"a\x7fb\",\"region\":\"r\",\"check\":\"c\",\"status\":\"ok\"}", ReasonInvalidField, `field "host" contains control character '\x7f'`},
@@ -1168,6 +1184,28 @@ func TestKeyTable(t *testing.T) {
 	for _, n := range []string{"", "hos", "hosts", "timestamq", "a_very_long_xxxxx_name_x", "source_typ", "a_very_long_field_name_z"} {
 		if e := kt.lookup([]byte(n)); e != nil {
 			t.Errorf("lookup(%q) = %+v, want none", n, e)
+		}
+	}
+}
+
+func TestBlank(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{" ", true},
+		{"   ", true},
+		{"\u00a0", true},
+		{" \u2003 ", true},
+		{"web-1", false},
+		{" web-1", false},
+		{"web-1 ", false},
+		{"\u00a0web", false},
+		{"é", false},
+	}
+	for _, tt := range tests {
+		if got := blank([]byte(tt.in)); got != tt.want {
+			t.Errorf("blank(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +73,9 @@ const minReadBuffer = 32 << 10
 // readLimited appends everything r yields to buf and fails with
 // errOverLimit as soon as more than limit bytes arrived. It grows buf by
 // doubling but never past limit+1, so a stream that never ends costs at
-// most about twice the limit in allocations before it is refused.
+// most about twice the limit in allocations before it is refused. A
+// caller that knows the likely size presizes buf (presize) so the common
+// case reads into one buffer without copying.
 func readLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
@@ -117,6 +120,35 @@ func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 		return buf, fmt.Errorf("%w: %w", ErrBodyTooLarge, err)
 	}
 	return buf, fmt.Errorf("reading request body: %w", err)
+}
+
+// presize returns buf, emptied, with room for hint bytes (at most limit)
+// and the read that finds the end: readLimited then neither copies nor
+// doubles past the size. hint is a claim of the body, so callers bound it
+// by what the body can produce.
+func presize(buf []byte, hint, limit int64) []byte {
+	want := min(hint, limit) + 1
+	if hint <= 0 || int64(cap(buf)) >= want {
+		return buf[:0]
+	}
+	return make([]byte, 0, want)
+}
+
+// maxDeflateRatio bounds what deflate produces per input byte: a
+// 258-byte match costs at least two bits.
+const maxDeflateRatio = 1032
+
+// gzipSizeHint is the decoded size a gzip body states in its trailer
+// (ISIZE: the last member's length mod 2^32), bounded by what deflate can
+// produce from the body; 0 when the body is too short to hold a trailer.
+// Vector sends one member, so for its bodies the hint is exact.
+func gzipSizeHint(body []byte) int64 {
+	const minGzip = 10 + 2 + 8 // header, empty deflate block, trailer
+	if len(body) < minGzip {
+		return 0
+	}
+	isize := int64(binary.LittleEndian.Uint32(body[len(body)-4:]))
+	return min(isize, int64(len(body))*maxDeflateRatio)
 }
 
 // codecPools keeps decompressors for reuse: setting one up costs more than
@@ -214,7 +246,7 @@ func (p *codecPools) decompress(enc encoding, body []byte, out *[]byte, limit in
 		st := p.gzip.Get().(*gzipState)
 		st.src.Reset(body)
 		if err = st.zr.Reset(&st.src); err == nil {
-			*out, err = readLimited(&st.zr, (*out)[:0], limit)
+			*out, err = readLimited(&st.zr, presize(*out, gzipSizeHint(body), limit), limit)
 		}
 		st.src.Reset(nil)
 		p.gzip.Put(st)
@@ -263,8 +295,18 @@ func (p *codecPools) decompress(enc encoding, body []byte, out *[]byte, limit in
 	return nil, &BodyError{Reason: BodyBadEncoding, Err: fmt.Errorf("%s: %w", enc, err)}
 }
 
+// maxSnappyRatio bounds what a snappy block produces per input byte: its
+// best element, a 3-byte copy, yields 64 bytes; a literal yields less than
+// it costs.
+const maxSnappyRatio = 64.0 / 3
+
+// errSnappyClaim: a block states a decoded length its bytes cannot hold.
+var errSnappyClaim = errors.New("the block claims more decoded bytes than its size can produce")
+
 // snappyDecode decodes a raw snappy block, checking the length it claims
-// before allocating for it.
+// before allocating for it: past the limit it is refused as too large, and
+// past what the block's elements can produce as corrupt, so a few bytes
+// claiming the whole limit cost nothing.
 func snappyDecode(body, buf []byte, limit int64) ([]byte, error) {
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
@@ -272,6 +314,9 @@ func snappyDecode(body, buf []byte, limit int64) ([]byte, error) {
 	}
 	if int64(n) > limit {
 		return buf, errOverLimit
+	}
+	if float64(n) > float64(len(body))*maxSnappyRatio {
+		return buf, fmt.Errorf("%w: %d bytes claim %d", errSnappyClaim, len(body), n)
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)

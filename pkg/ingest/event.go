@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -258,7 +259,20 @@ func (d *Decoder) text(fs *fieldSet, i field, names *[numEventFields]string, req
 	if f := d.checkText(names[i], v.b); f != nil {
 		return nil, f
 	}
+	if blank(v.b) {
+		return nil, faultf(ReasonInvalidField, "%s is blank: nothing but whitespace", names[i])
+	}
 	return v.b, nil
+}
+
+// blank reports whether b, printable and not empty, is only whitespace:
+// as meaningless as an empty name. A value that starts with a visible
+// ASCII byte, every real name, is answered from that byte.
+func blank(b []byte) bool {
+	if c := b[0]; c != ' ' && c < utf8.RuneSelf {
+		return false
+	}
+	return len(bytes.TrimSpace(b)) == 0
 }
 
 // checkText holds an identity value or label to max_field_bytes and
@@ -393,11 +407,24 @@ func timestamp(v value, names *[numEventFields]string) (int64, *fault) {
 		ns, ok = parseUnix(v.b)
 	}
 	if !ok {
+		if v.kind == kindString && wellFormedRFC3339(v.b) {
+			return 0, faultf(ReasonInvalidTimestamp, "%s %s is out of range: want a time after %s and before %s",
+				names[fieldTimestamp], quote(v.b), time.Unix(0, 0).UTC().Format(time.DateOnly),
+				time.Unix(maxUnixSeconds, 0).UTC().Format(time.RFC3339))
+		}
 		return 0, faultf(ReasonInvalidTimestamp,
 			"invalid value %s for %s: want RFC 3339 or Unix seconds, milliseconds, microseconds or nanoseconds",
 			quote(v.b), names[fieldTimestamp])
 	}
 	return ns, nil
+}
+
+// wellFormedRFC3339 reports whether b is RFC 3339 as parseRFC3339 reads
+// it, whatever the instant: asked only on the rejection path, so that a
+// time Unix nanoseconds cannot hold is called out of range, not malformed.
+func wellFormedRFC3339(b []byte) bool {
+	_, _, ok := splitRFC3339(b)
+	return ok
 }
 
 // output reads output, else message, truncated (never rejected for length)

@@ -15,9 +15,21 @@ const maxUnixSeconds = math.MaxInt64/1_000_000_000 - 1
 // Times at or before the epoch are refused: the decoder uses 0 for "no
 // timestamp", and no health check ran in 1970.
 func parseRFC3339(b []byte) (int64, bool) {
+	secs, frac, ok := splitRFC3339(b)
+	if !ok || secs < 0 || secs > maxUnixSeconds {
+		return 0, false
+	}
+	ns := secs*1e9 + frac
+	return ns, ns > 0
+}
+
+// splitRFC3339 parses an RFC 3339 timestamp as parseRFC3339 accepts it
+// into Unix seconds and the nanoseconds within the second, whatever the
+// range.
+func splitRFC3339(b []byte) (int64, int64, bool) {
 	if len(b) < len("2006-01-02T15:04:05Z") ||
 		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
-		return 0, false
+		return 0, 0, false
 	}
 	y1, ok1 := digits2(b[0], b[1])
 	y2, ok2 := digits2(b[2], b[3])
@@ -30,7 +42,7 @@ func parseRFC3339(b []byte) (int64, bool) {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) ||
 		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
-		return 0, false
+		return 0, 0, false
 	}
 	i := 19
 	var frac int64
@@ -39,19 +51,19 @@ func parseRFC3339(b []byte) (int64, bool) {
 		n := 0
 		for i < len(b) && isDigit(b[i]) {
 			if n == 9 {
-				return 0, false
+				return 0, 0, false
 			}
 			frac = frac*10 + int64(b[i]-'0')
 			n++
 			i++
 		}
 		if n == 0 {
-			return 0, false
+			return 0, 0, false
 		}
 		frac *= pow10[9-n]
 	}
 	if i >= len(b) {
-		return 0, false
+		return 0, 0, false
 	}
 	var offset int64
 	switch b[i] {
@@ -59,12 +71,12 @@ func parseRFC3339(b []byte) (int64, bool) {
 		i++
 	case '+', '-':
 		if len(b)-i != 6 || b[i+3] != ':' {
-			return 0, false
+			return 0, 0, false
 		}
 		oh, ok1 := digits2(b[i+1], b[i+2])
 		om, ok2 := digits2(b[i+4], b[i+5])
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
-			return 0, false
+			return 0, 0, false
 		}
 		offset = int64(oh*3600 + om*60)
 		if b[i] == '-' {
@@ -72,17 +84,12 @@ func parseRFC3339(b []byte) (int64, bool) {
 		}
 		i += 6
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if i != len(b) {
-		return 0, false
+		return 0, 0, false
 	}
-	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset
-	if secs < 0 || secs > maxUnixSeconds {
-		return 0, false
-	}
-	ns := secs*1e9 + frac
-	return ns, ns > 0
+	return daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset, frac, true
 }
 
 // digits2 parses two ASCII digits; a byte below '0' wraps past 9.

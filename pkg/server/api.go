@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -29,6 +31,19 @@ func (s *Server) ready(w http.ResponseWriter) *tracker.Tracker {
 	return t
 }
 
+// pathParam is the named path parameter, unescaped: requests are routed on
+// their escaped path (routeOnEscapedPath), so a "/" in a host name arrives
+// as %2F. It answers 400 and reports false for an invalid escape.
+func pathParam(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	raw := chi.URLParam(r, name)
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, name+" "+strconv.Quote(capText(raw, maxEchoedPath))+" in the path is not validly escaped")
+		return "", false
+	}
+	return v, true
+}
+
 // intParam parses an optional non-negative integer query parameter.
 func intParam(r *http.Request, name string, def, max int) (int, error) {
 	v := r.URL.Query().Get(name)
@@ -41,6 +56,21 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 	}
 	if max > 0 && n > max {
 		n = max
+	}
+	return n, nil
+}
+
+// limitParam parses ?limit=, how many entries a list answers at most:
+// def when absent, capped at max, and at least 1 when given. Zero is
+// refused rather than given a meaning: it read as "none" on some lists
+// and "all" on others.
+func limitParam(r *http.Request, def, max int) (int, error) {
+	if r.URL.Query().Get("limit") == "" {
+		return def, nil
+	}
+	n, err := intParam(r, "limit", def, max)
+	if err != nil || n < 1 {
+		return 0, errors.New("limit must be an integer of at least 1")
 	}
 	return n, nil
 }
@@ -75,7 +105,7 @@ func (s *Server) getHosts(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	limit, err := intParam(r, "limit", 1000, 10000)
+	limit, err := limitParam(r, 1000, 10000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -94,7 +124,10 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	host := chi.URLParam(r, "host")
+	host, ok := pathParam(w, r, "host")
+	if !ok {
+		return
+	}
 	checks := t.HostChecks(host)
 	if len(checks) == 0 {
 		writeError(w, http.StatusNotFound, "unknown host "+strconv.Quote(host))
@@ -118,7 +151,11 @@ func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	host, region := chi.URLParam(r, "host"), r.URL.Query().Get("region")
+	host, ok := pathParam(w, r, "host")
+	if !ok {
+		return
+	}
+	region := r.URL.Query().Get("region")
 	keys, err := t.ForgetHost(r.Context(), region, host)
 	if len(keys) > 0 {
 		region = keys[0].Region // resolved when not given
@@ -171,7 +208,7 @@ func (s *Server) getTransitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	limit, err := intParam(r, "limit", 100, 10000)
+	limit, err := limitParam(r, 100, 10000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -192,7 +229,7 @@ func (s *Server) getRejected(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	limit, err := intParam(r, "limit", 100, 10000)
+	limit, err := limitParam(r, 100, 10000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -213,7 +250,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	limit, err := intParam(r, "limit", 0, 100000)
+	limit, err := limitParam(r, 0, 100000) // absent: every check
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -271,8 +308,12 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var problems []string
-	if req.Region == "" {
+	// A name of nothing but whitespace matches no event: as absent as "".
+	if strings.TrimSpace(req.Region) == "" {
 		problems = append(problems, "region is required")
+	}
+	if req.Host != "" && strings.TrimSpace(req.Host) == "" {
+		problems = append(problems, "host is blank: give a host name, or none for the whole region")
 	}
 	if req.Until.IsZero() {
 		problems = append(problems, "until is required (RFC3339)")
@@ -280,9 +321,11 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(req.Reason) == "" {
 		problems = append(problems, "reason is required: say why, for whoever is on call")
 	}
-	for name, v := range map[string]string{"region": req.Region, "host": req.Host, "check": req.Check, "reason": req.Reason} {
-		if len(v) > 1024 {
-			problems = append(problems, name+" is longer than 1024 bytes")
+	for _, f := range []struct{ name, v string }{{"region", req.Region}, {"host", req.Host}, {"check", req.Check}, {"reason", req.Reason}} {
+		if len(f.v) > 1024 {
+			problems = append(problems, f.name+" is longer than 1024 bytes")
+		} else if p := unprintable(f.v); p != "" {
+			problems = append(problems, f.name+" "+p)
 		}
 	}
 	if len(problems) > 0 {
@@ -303,12 +346,31 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, win)
 }
 
+// unprintable says what keeps s from being printable UTF-8 text, as the
+// decoder holds event fields to: windows are listed on terminals and
+// matched against event names, so a control character in one is either
+// an escape sequence or a window that can never match. "" when s is fine.
+func unprintable(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return "contains control character " + strconv.QuoteRune(rune(c))
+		}
+	}
+	return ""
+}
+
 func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
 	t := s.ready(w)
 	if t == nil {
 		return
 	}
-	id := chi.URLParam(r, "id")
+	id, ok := pathParam(w, r, "id")
+	if !ok {
+		return
+	}
 	found, err := t.RemoveWindow(r.Context(), id)
 	switch {
 	case err != nil:

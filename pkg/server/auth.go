@@ -71,11 +71,21 @@ func (s *Server) authorize(a access) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="healthrouter"`)
-			if a == accessAdmin && s.admin.empty() {
-				writeError(w, http.StatusForbidden, "writes need the admin token, and none is configured (set HEALTHROUTER_ADMIN_TOKEN)")
-				return
+			if a == accessAdmin {
+				switch {
+				case s.admin.empty():
+					// No token can open it: asking for one again would mislead.
+					writeError(w, http.StatusForbidden, "this endpoint needs the admin token (none configured: set HEALTHROUTER_ADMIN_TOKEN)")
+					return
+				case s.ingest.match(r):
+					// Authenticated, but not for this: RFC 6750's
+					// insufficient_scope rather than a token to fix.
+					w.Header().Set("WWW-Authenticate", `Bearer realm="healthrouter", error="insufficient_scope"`)
+					writeError(w, http.StatusForbidden, "this endpoint needs the admin token; an ingest token is not enough")
+					return
+				}
 			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="healthrouter"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 		})
 	}

@@ -40,11 +40,11 @@ func TestMetricsContract(t *testing.T) {
 		web4 = "web-4.eu-west.example.com"
 		db1  = "db-1.us-east.example.com"
 	)
-	resp, _ := ts.do(t, "POST", "/v1/maintenance",
-		[]byte(`{"region":"eu-west","host":"`+web4+`","check":"raid","until":"2099-01-01T00:00:00Z","reason":"disk swap"}`),
+	resp, data := ts.do(t, "POST", "/v1/maintenance",
+		[]byte(`{"region":"eu-west","host":"`+web4+`","check":"raid","until":"`+time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339)+`","reason":"disk swap"}`),
 		withToken(adminToken))
 	if resp.StatusCode != 201 {
-		t.Fatalf("POST /v1/maintenance: %d", resp.StatusCode)
+		t.Fatalf("POST /v1/maintenance: %d %s", resp.StatusCode, data)
 	}
 	// Two rounds confirm the failures (confirm_after 2): connectivity on
 	// 3 of 4 hosts (a region alert, its hosts suppressed by region), raid
@@ -102,7 +102,7 @@ func TestMetricsContract(t *testing.T) {
 
 	// The host rule's explain link for the silent host carries its region
 	// and check="not_reporting"; it explains that alert.
-	resp, data := ts.do(t, "GET", "/v1/explain?region=us-east&host="+db1+"&check=not_reporting", nil, withToken(ingestToken))
+	resp, data = ts.do(t, "GET", "/v1/explain?region=us-east&host="+db1+"&check=not_reporting", nil, withToken(ingestToken))
 	var ex struct {
 		Found, Pages bool
 		Key          struct{ Region string }

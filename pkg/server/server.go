@@ -22,11 +22,11 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
@@ -44,6 +44,8 @@ type Options struct {
 	// PagerDuty outbox); nil when there is nothing to add.
 	Status func() map[string]any
 	// Routes mounts extra endpoints (admin tools, reports) on the router.
+	// Requests are routed on their escaped path: URL parameters arrive
+	// escaped (a "/" in a name as %2F) for the handler to unescape.
 	Routes func(r chi.Router, admin, read func(http.Handler) http.Handler)
 }
 
@@ -64,6 +66,7 @@ type Server struct {
 	started       time.Time
 
 	handler http.Handler
+	metrics *metricsHandler
 	latency *prometheus.HistogramVec
 }
 
@@ -105,23 +108,22 @@ func New(opts Options) (*Server, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(middleware.StripSlashes) // a trailing slash is served, never redirected
+	r.Use(routeOnEscapedPath)
+	r.Use(middleware.GetHead) // HEAD is answered wherever GET is
 	r.Use(s.observe)
 	r.Use(recoverer(s.log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "no such endpoint: "+echoedPath(r))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+		writeError(w, http.StatusMethodNotAllowed, echoedMethod(r)+" is not allowed on "+echoedPath(r))
 	})
 
 	r.Get(ingest.HealthPath, s.healthz)
 	r.Head(ingest.HealthPath, s.healthz)
 	r.Get("/readyz", s.readyz)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
-		ErrorLog:            zap.NewStdLog(s.log),
-		MaxRequestsInFlight: 4,
-	}))
+	s.metrics = newMetricsHandler(opts.Registry, s.log)
+	r.Method(http.MethodGet, "/metrics", s.metrics)
 
 	read := s.authorize(accessRead)
 	admin := s.authorize(accessAdmin)
@@ -148,6 +150,48 @@ func New(opts Options) (*Server, error) {
 	}
 	s.handler = r
 	return s, nil
+}
+
+// routeOnEscapedPath makes chi route every request on its escaped path,
+// less a trailing slash (served, never redirected: Vector drops a batch
+// on a 3xx). chi itself routes on RawPath when the client's spelling
+// differs from the default escaping and on Path otherwise, so a parameter
+// would arrive escaped or not depending on the client: a host "a/b" sent
+// as a%2Fb came through still escaped, and a "/" decoded before routing
+// would split the segment. Routed on the escaped path, every parameter is
+// escaped and pathParam unescapes it.
+func routeOnEscapedPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.EscapedPath()
+		if len(path) > 1 && path[len(path)-1] == '/' {
+			path = path[:len(path)-1]
+		}
+		chi.RouteContext(r.Context()).RoutePath = path
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxEchoedPath caps how much of a request path an error answer repeats:
+// enough to recognise it, not an amplifier for whatever a client sent.
+const maxEchoedPath = 256
+
+// echoedPath is the request path for an error message, capped.
+func echoedPath(r *http.Request) string { return capText(r.URL.Path, maxEchoedPath) }
+
+// echoedMethod is the request method for an error message, capped: net/http
+// accepts any token as a method.
+func echoedMethod(r *http.Request) string { return capText(r.Method, 32) }
+
+// capText cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // mountProfiles serves net/http/pprof's handlers. They are mounted one by

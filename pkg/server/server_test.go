@@ -38,6 +38,7 @@ type testServer struct {
 	srv     *Server
 	tracker *tracker.Tracker
 	store   *store.Store
+	reg     *prometheus.Registry
 	logs    *observer.ObservedLogs
 }
 
@@ -79,7 +80,7 @@ func newTestServer(t *testing.T, ready bool, opts ...option) *testServer {
 	if ready {
 		srv.SetTracker(tr)
 	}
-	ts := &testServer{Server: httptest.NewServer(srv.Handler()), srv: srv, tracker: tr, store: st, logs: logs}
+	ts := &testServer{Server: httptest.NewServer(srv.Handler()), srv: srv, tracker: tr, store: st, reg: reg, logs: logs}
 	t.Cleanup(func() {
 		ts.Close()
 		st.Close()
@@ -243,8 +244,8 @@ func TestIngestResponseCodes(t *testing.T) {
 		{"unknown path", "GET", "/v2/nothing", nil, nil, 404},
 		{"read API needs a token", "GET", "/v1/alerts", nil, nil, 401},
 		{"read API with ingest token", "GET", "/v1/alerts", nil, []reqOpt{withToken(ingestToken)}, 200},
-		{"write API needs the admin token", "POST", "/v1/maintenance", []byte(`{}`), []reqOpt{withToken(ingestToken)}, 401},
-		{"profiles need the admin token", "GET", "/debug/pprof/heap", nil, []reqOpt{withToken(ingestToken)}, 401},
+		{"write API needs the admin token", "POST", "/v1/maintenance", []byte(`{}`), []reqOpt{withToken(ingestToken)}, 403},
+		{"profiles need the admin token", "GET", "/debug/pprof/heap", nil, []reqOpt{withToken(ingestToken)}, 403},
 		{"profiles for the admin", "GET", "/debug/pprof/heap", nil, []reqOpt{withToken(adminToken)}, 200},
 	}
 	for _, tc := range cases {
@@ -370,25 +371,34 @@ func TestMaintenanceAPI(t *testing.T) {
 	if err := json.Unmarshal(data, &w); err != nil || w.ID == "" || !w.Until.Equal(until) {
 		t.Fatalf("created window %+v, %v", w, err)
 	}
-	bad := []struct{ name, body string }{
-		{"no region", `{"until":"2099-01-01T00:00:00Z","reason":"x"}`},
-		{"no reason", `{"region":"eu","until":"2099-01-01T00:00:00Z"}`},
-		{"past", `{"region":"eu","until":"2001-01-01T00:00:00Z","reason":"x"}`},
-		{"unknown field", `{"region":"eu","until":"2099-01-01T00:00:00Z","reason":"x","colour":"red"}`},
-		{"bad glob", `{"region":"eu","check":"[","until":"2099-01-01T00:00:00Z","reason":"x"}`},
-		{"not json", `region=eu`},
+	// Every case but its fault is a valid window ending tomorrow.
+	soon := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	bad := []struct{ name, body, msg string }{
+		{"no region", `{"until":"UNTIL","reason":"x"}`, "region is required"},
+		{"no reason", `{"region":"eu","until":"UNTIL"}`, "reason is required"},
+		{"past", `{"region":"eu","until":"2001-01-01T00:00:00Z","reason":"x"}`, ""},
+		{"unknown field", `{"region":"eu","until":"UNTIL","reason":"x","colour":"red"}`, "colour"},
+		{"bad glob", `{"region":"eu","check":"[","until":"UNTIL","reason":"x"}`, ""},
+		{"not json", `region=eu`, ""},
+		{"NUL in reason", `{"region":"eu","until":"UNTIL","reason":"a\u0000b"}`, `reason contains control character '\\x00'`},
+		{"escape sequence in host", `{"region":"eu","host":"web-1\u001b[2J","until":"UNTIL","reason":"x"}`, `host contains control character '\\x1b'`},
+		{"newline in region", `{"region":"eu\nwest","until":"UNTIL","reason":"x"}`, `region contains control character '\\n'`},
+		{"blank region", `{"region":"  ","until":"UNTIL","reason":"x"}`, "region is required"},
+		{"blank host", `{"region":"eu","host":" ","until":"UNTIL","reason":"x"}`, "host is blank"},
+		{"DEL in check", `{"region":"eu","check":"disk\u007f","until":"UNTIL","reason":"x"}`, `check contains control character '\\x7f'`},
 	}
 	for _, b := range bad {
-		if resp, data := ts.do(t, "POST", "/v1/maintenance", []byte(b.body), withToken(adminToken)); resp.StatusCode != 400 {
-			t.Errorf("%s: status %d (%s), want 400", b.name, resp.StatusCode, data)
+		body := strings.ReplaceAll(b.body, "UNTIL", soon)
+		if resp, data := ts.do(t, "POST", "/v1/maintenance", []byte(body), withToken(adminToken)); resp.StatusCode != 400 || !strings.Contains(string(data), b.msg) {
+			t.Errorf("%s: status %d (%s), want 400 with %q", b.name, resp.StatusCode, data, b.msg)
 		}
 	}
 	resp, data = ts.do(t, "GET", "/v1/maintenance", nil, withToken(ingestToken))
 	if resp.StatusCode != 200 || !strings.Contains(string(data), w.ID) {
 		t.Fatalf("list: %d %s", resp.StatusCode, data)
 	}
-	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(ingestToken)); resp.StatusCode != 401 {
-		t.Fatalf("delete with an ingest token: %d, want 401", resp.StatusCode)
+	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(ingestToken)); resp.StatusCode != 403 {
+		t.Fatalf("delete with an ingest token: %d, want 403", resp.StatusCode)
 	}
 	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(adminToken)); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d", resp.StatusCode)
@@ -423,7 +433,7 @@ func TestForgetHostAPI(t *testing.T) {
 		msg        string
 	}{
 		{"no token", "/v1/hosts/db-1?region=eu-west", "", 401, ""},
-		{"ingest token", "/v1/hosts/db-1?region=eu-west", ingestToken, 401, ""},
+		{"ingest token", "/v1/hosts/db-1?region=eu-west", ingestToken, 403, "needs the admin token"},
 		{"ambiguous", "/v1/hosts/db-1", adminToken, 400, "eu-west, us-east; give the region"},
 		{"unknown host", "/v1/hosts/ghost", adminToken, 404, `unknown host \"ghost\"`},
 		{"unknown region", "/v1/hosts/db-1?region=mars", adminToken, 404, `in region \"mars\"`},
@@ -703,8 +713,31 @@ func TestReadAPI(t *testing.T) {
 		}
 	}
 	get("/v1/report", 200, &rep)
-	if len(rep.Checks) == 0 {
-		t.Fatalf("report has no checks")
+	if len(rep.Checks) < 2 {
+		t.Fatalf("report has %d checks, want several", len(rep.Checks))
+	}
+	get("/v1/report?limit=1", 200, &rep)
+	if len(rep.Checks) != 1 {
+		t.Fatalf("report?limit=1 has %d checks", len(rep.Checks))
+	}
+	get("/v1/transitions?limit=1", 200, &tr)
+	if len(tr.Transitions) != 1 {
+		t.Fatalf("transitions?limit=1: %d entries", len(tr.Transitions))
+	}
+
+	// Every list reads limit alike: zero, negative or not a number is
+	// refused, not taken as none on one list and all on another.
+	for _, list := range []string{"/v1/hosts", "/v1/transitions", "/v1/rejected", "/v1/report"} {
+		for _, bad := range []string{"0", "-1", "x", ""} {
+			resp, data := ts.do(t, http.MethodGet, list+"?limit="+bad, nil, withToken(ingestToken))
+			want := 400
+			if bad == "" {
+				want = 200 // absent: the list's default
+			}
+			if resp.StatusCode != want || (want == 400 && !strings.Contains(string(data), "limit must be an integer of at least 1")) {
+				t.Errorf("GET %s?limit=%s: %d %s, want %d", list, bad, resp.StatusCode, data, want)
+			}
+		}
 	}
 }
 

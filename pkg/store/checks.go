@@ -74,6 +74,9 @@ func (s *Store) LastSeq() (uint64, error) {
 // Transitions returns up to limit journal entries with Seq > after, oldest
 // first.
 func (s *Store) Transitions(after uint64, limit int) ([]health.Transition, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var out []health.Transition
 	err := s.ScanTransitions(after, func(t *health.Transition) bool {
 		out = append(out, *t)

@@ -39,6 +39,9 @@ func TestReadOnlyOpen(t *testing.T) {
 	if err != nil || len(tr) != 1 || tr[0].Seq != 1 {
 		t.Errorf("transitions %v, %v: want the one committed", tr, err)
 	}
+	if tr, err := ro.Transitions(0, 0); err != nil || len(tr) != 0 {
+		t.Errorf("Transitions with limit 0 = %v, %v: want none", tr, err)
+	}
 	if err := ro.Commit(context.Background(), c); err == nil {
 		t.Error("a commit through a read-only store succeeded")
 	}
