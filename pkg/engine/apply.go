@@ -35,6 +35,11 @@ type Outcome struct {
 	// ForgottenHosts lists the hosts forgotten, with when, for the store
 	// to remember: results about them from before then are ignored.
 	ForgottenHosts []health.ForgottenHost `json:"forgotten_hosts,omitempty"`
+	// EndedWindows lists the IDs of the maintenance windows that expired
+	// in this call (Apply or Tick, whichever first ran past their Until),
+	// for the store to delete: a window left there would be restored by
+	// a restart and suppress again what its end released.
+	EndedWindows []string `json:"ended_windows,omitempty"`
 }
 
 // Reset empties the outcome and keeps its capacity.
@@ -52,6 +57,8 @@ func (o *Outcome) Reset() {
 	o.Forgotten = o.Forgotten[:0]
 	clear(o.ForgottenHosts)
 	o.ForgottenHosts = o.ForgottenHosts[:0]
+	clear(o.EndedWindows)
+	o.EndedWindows = o.EndedWindows[:0]
 }
 
 // Rejection is a result the engine refused: Index is its position in the
@@ -63,11 +70,13 @@ type Rejection struct {
 	Err    string `json:"error"`
 }
 
-// Apply applies one batch; b.Received is the engine's clock for it.
+// Apply applies one batch at b.Received, or at the engine's clock when
+// that is later (the clock never goes back). Windows ended by then expire
+// first.
 func (e *Engine) Apply(b *health.Batch, out *Outcome) {
 	e.mustStart("Apply")
-	now := b.Received.UnixNano()
-	e.advance(now)
+	now := e.advance(b.Received.UnixNano())
+	e.expireWindows(now, out)
 	for i := range b.Results {
 		e.apply(i, &b.Results[i], now, out)
 	}
@@ -91,7 +100,9 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 					return
 				}
 				id := hashEventID(r.EventID)
-				if id != 0 && id == s.eventID {
+				if (id != 0 && id == s.eventID) || (id == 0 && t == r.Time && t == s.updated && r.Status == s.status) {
+					// A repeated event_id, or without one the same
+					// status at the same own timestamp: a retry.
 					out.Duplicates++
 					return
 				}
@@ -150,6 +161,11 @@ func (e *Engine) create(i int, reg *region, r *health.Result, t, now int64, out 
 		return
 	}
 	if reg == nil {
+		if len(e.regions) >= e.regionsMax {
+			out.Rejected = append(out.Rejected, Rejection{Index: i, Reason: RejectTooManyRegions,
+				Err: fmt.Sprintf("new region %q: already tracking %d regions, the engine's limit", r.Region, len(e.regions))})
+			return
+		}
 		reg = e.addRegion(string(r.Region))
 		out.NewRegions = append(out.NewRegions, reg.name)
 	}
@@ -204,6 +220,16 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 	nm := &e.names[s.name]
 	was := e.snapshot(s, isNew)
 
+	if was.stale {
+		// What the check was before it went silent is no evidence about
+		// it now, and its alert ended with the silence: it starts over
+		// as a new check would, so a passing result recovers it at once
+		// and a failing one must be confirmed again before it pages.
+		if s.hard != health.Passing {
+			s.hard, s.hardSince = health.Passing, t
+		}
+		s.attempts = 0
+	}
 	e.step(s, nm, r.Status, t)
 	s.updated, s.lastSeen, s.eventID = t, now, eventID
 	if r.Interval > 0 {
@@ -227,11 +253,8 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 	}
 	h.lastSeen = max(h.lastSeen, now)
 	reg.lastEvent = max(reg.lastEvent, now)
+	// The host's forget deadline is never before its checks' deadlines.
 	e.lowerDue(hi, now, e.deadline(s))
-	if e.set.forgetAfter > 0 {
-		// Only a new host's forget deadline can come before its checks'.
-		e.lowerDue(hi, now, e.forgetDeadline(h))
-	}
 
 	phase, sev := s.phase(), e.severity(s)
 	flappingChanged := s.flappingNow() != was.flapping

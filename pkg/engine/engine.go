@@ -12,10 +12,15 @@
 // State is kept per key (region, host, check). A result's time is its own
 // timestamp, or the batch's receive time when it has none or when it is
 // ahead of the receive time: a sender's clock running fast can neither
-// freeze a check nor reorder its results. Results older than the
-// state's timestamp, and results repeating the state's last event_id (Vector
-// retrying after a timeout), are duplicates and change nothing. A result
-// equal to the state only refreshes last-seen and shifts the flap history.
+// freeze a check nor reorder its results. The engine's clock never goes
+// back: a call given a time before a previous call's (the wall clock
+// stepped back) runs at the previous time. Results older than the state's timestamp, results
+// repeating the state's last event_id, and results without an event_id
+// repeating the state's own timestamp and status (Vector retrying after a
+// timeout) are duplicates and change nothing. A result equal to the state
+// only refreshes last-seen and shifts the flap history. Results adding a
+// key past engine.max_checks, or a region past the 10,000th, are rejected
+// (Outcome.Rejected), never silently dropped.
 //
 // # Soft and hard states
 //
@@ -43,7 +48,11 @@
 // A check is stale after stale_after without a result: the rule's
 // stale_after when set, else max(3 x interval, engine stale_after) when the
 // sender gave an interval, else engine stale_after. A stale check pages
-// nothing and leaves its region rollup. A host whose checks are all stale is
+// nothing and leaves its region rollup. Its next result starts it over as a
+// new check: what it was before the silence is no evidence about it now
+// and its alert ended with the silence, so a passing result recovers it at
+// once whatever recover_after, and a failing one is a soft failure to
+// confirm again. A host whose checks are all stale is
 // not reporting: a host alert with check "not_reporting". Staleness is
 // decided by Tick through a per-host due-time heap, so a tick costs work
 // proportional to what is due, never a fleet scan; one tick visits at most
@@ -75,6 +84,9 @@
 // A maintenance window (region, optional host, optional check glob, until)
 // suppresses the alerts it covers, region alerts included for a region-wide
 // window; the check glob matches "not_reporting" for the silence alerts.
+// The first Apply or Tick past a window's until expires it, journals the
+// alerts it releases and lists its ID in Outcome.EndedWindows for the
+// store to delete.
 // Maintenance wins over the other suppression reasons; a flapping check is
 // never counted as failing in a rollup, so region and flapping exclude each
 // other.
@@ -103,7 +115,8 @@
 //
 // ForgetHost removes a decommissioned host and every check of it, as if it
 // had never reported; Tick does the same for hosts whose every check has
-// gone forget_after without a result (0, the default, never forgets). Like
+// gone forget_after without a result and is stale (0, the default, never
+// forgets), so a check with a long interval keeps its host. Like
 // staleness, forget_after counts from Start at the latest, so a restart
 // after a long outage does not forget the fleet, and Tick finds silent
 // hosts through the due-time heap. Each check journals a CheckChanged to
@@ -126,7 +139,7 @@
 // by the whole outage), so a restart neither resolves an alert nor fires a
 // not_reporting one that the journal does not hold. Windows that ended
 // while the engine was down still cover their alerts at Start; the first
-// Tick expires them and journals what they release. Load accepts every
+// Apply or Tick expires them and journals what they release. Load accepts every
 // persisted check, beyond max_checks too: the cap refuses new keys, it
 // never forgets known ones.
 package engine
@@ -157,10 +170,17 @@ type Config struct {
 
 // Rejection reasons.
 const (
-	RejectTooManyChecks = "too_many_checks"
-	RejectReservedCheck = "reserved_check_name"
-	RejectInvalidKey    = "invalid_key"
+	RejectTooManyChecks  = "too_many_checks"
+	RejectReservedCheck  = "reserved_check_name"
+	RejectInvalidKey     = "invalid_key"
+	RejectTooManyRegions = "too_many_regions"
 )
+
+// maxRegions bounds the distinct regions results may add. A region costs
+// a rule group in Grafana and a few series per scrape; a fleet has tens of
+// them, and a sender putting a host or request name in region must not
+// make thousands. Loaded regions count but are always kept.
+const maxRegions = 10000
 
 // Engine decides, from every result it is given, each check's state and
 // the alert set: which hosts and regions alert, which alerts are suppressed
@@ -188,6 +208,7 @@ type Engine struct {
 	// at most tombstonesMax of them past a trim; see create.
 	tombstones    map[regionHost]int64
 	tombstonesMax int
+	regionsMax    int // maxRegions; lowered by tests
 
 	// extras holds output and labels of non-passing checks; slots refer to
 	// them by index so that the slot arrays hold no pointers.
@@ -222,6 +243,8 @@ type Engine struct {
 
 	dueScratch    []uint32
 	silentScratch []uint32
+	entryScratch  []entryChange
+	lateScratch   []int32
 	state         health.CheckState
 }
 
@@ -282,6 +305,7 @@ func New(cfg Config) (*Engine, error) {
 		activeRollups: make(map[*rollup]struct{}),
 		tombstones:    make(map[regionHost]int64),
 		tombstonesMax: health.ForgottenHostsKept,
+		regionsMax:    maxRegions,
 	}
 	for _, r := range rules {
 		e.internTeamString(r.team) // always kept, whatever events send
@@ -459,11 +483,15 @@ func (e *Engine) mustStart(op string) {
 	}
 }
 
-// advance moves the engine's clock forward; it never goes back.
-func (e *Engine) advance(now int64) {
+// advance moves the engine's clock forward and returns it: it never goes
+// back, so a wall clock stepped back (an NTP correction) neither makes every
+// result older than its check's state nor stops staleness for the size of
+// the step. The call runs at the returned time.
+func (e *Engine) advance(now int64) int64 {
 	if now > e.now {
 		e.now = now
 	}
+	return e.now
 }
 
 // staleAfter is how long a check may go without a result.

@@ -29,8 +29,7 @@ func (e *Engine) ForgetHost(region, host string, now time.Time, out *Outcome) (f
 	if !ok {
 		return nil, false
 	}
-	n := now.UnixNano()
-	e.advance(n)
+	n := e.advance(now.UnixNano())
 	first := len(out.Forgotten)
 	e.forget(reg, hi, n, out)
 	e.settle(n, out)
@@ -52,14 +51,21 @@ func (e *Engine) HostRegions(host string) []string {
 	return out
 }
 
-// forgetDeadline is when a host that hears nothing more is forgotten; as
-// for staleness, the grace period after Start counts as a result.
+// forgetDeadline is when a host that hears nothing more is forgotten:
+// forget_after after its last result, and never before every check of it
+// is stale, since a check reporting every few hours is not silent between
+// two results. As for staleness, the grace period after Start counts as a
+// result.
 func (e *Engine) forgetDeadline(h *host) int64 {
 	seen := max(h.lastSeen, e.startedAt)
 	if seen > math.MaxInt64-e.set.forgetAfter {
 		return math.MaxInt64
 	}
-	return seen + e.set.forgetAfter
+	d := seen + e.set.forgetAfter
+	for i := range h.checks {
+		d = max(d, e.deadline(&h.checks[i]))
+	}
+	return d
 }
 
 // forget takes a host out of every count and rollup and journals its checks

@@ -522,3 +522,50 @@ func TestForgetHostBeforeStartPanics(t *testing.T) {
 	}()
 	e.ForgetHost("eu", "web-1", t0, &Outcome{})
 }
+
+// TestForgetWaitsForStaleChecks: a host is forgotten only once every check
+// of it is past its own stale deadline as well as forget_after. A backup
+// check reporting every 2 h (stale after 6 h) is not silent an hour after
+// its last result, and its page must not resolve as forgotten then.
+func TestForgetWaitsForStaleChecks(t *testing.T) {
+	tests := []struct {
+		name       string
+		interval   int32         // the backup check's, seconds
+		rule       time.Duration // a rule's stale_after for it, 0 for none
+		forgetBy   time.Duration // silence after which the host is gone
+		notForgets time.Duration // silence after which it is still there
+	}{
+		{"interval beyond forget_after", 7200, 0, 6*time.Hour + time.Minute, 6*time.Hour - time.Minute},
+		{"rule stale_after beyond forget_after", 0, 3 * time.Hour, 3*time.Hour + time.Minute, 3*time.Hour - time.Minute},
+		{"forget_after beyond staleness", 60, 0, time.Hour + time.Minute, time.Hour - time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rules []config.CheckRule
+			if tt.rule > 0 {
+				rules = append(rules, config.CheckRule{Match: "backup", StaleAfter: config.Duration(tt.rule)})
+			}
+			h := newHarness(t, cfg(func(e *config.Engine) {
+				e.ConfirmAfter = 1
+				e.ForgetAfter = config.Duration(time.Hour)
+			}, rules...))
+			r := res("eu", "batch-1", "backup", health.Critical)
+			r.Interval = tt.interval
+			h.apply(r, res("eu", "batch-1", "cpu", health.Passing))
+			last := h.now
+			for h.now.Sub(last) < tt.notForgets {
+				h.step(time.Minute)
+			}
+			if got := h.e.HostRegions("batch-1"); len(got) != 1 {
+				t.Fatalf("forgotten after %s of silence, before its checks were stale", h.now.Sub(last))
+			}
+			for h.now.Sub(last) < tt.forgetBy {
+				h.step(time.Minute)
+			}
+			if got := h.e.HostRegions("batch-1"); len(got) != 0 {
+				t.Fatalf("still tracked after %s of silence", h.now.Sub(last))
+			}
+			h.mustVerify()
+		})
+	}
+}

@@ -59,6 +59,10 @@ func (h *harness) record() *Outcome {
 		delete(h.store, k)
 	}
 	h.gone = append(h.gone, h.out.ForgottenHosts...)
+	// As the tracker does: windows the engine expired leave the store.
+	for _, id := range h.out.EndedWindows {
+		delete(h.windows, id)
+	}
 	return &h.out
 }
 
@@ -80,12 +84,6 @@ func (h *harness) apply(rs ...health.Result) *Outcome {
 func (h *harness) tick() *Outcome {
 	h.out.Reset()
 	h.e.Tick(h.now, &h.out)
-	// As the tracker does: windows the tick expired leave the store.
-	for id, w := range h.windows {
-		if !w.Active(h.now) {
-			delete(h.windows, id)
-		}
-	}
 	return h.record()
 }
 

@@ -110,8 +110,8 @@ func (e *Engine) Start(seq uint64, now time.Time) {
 
 	// A window that ended while the engine was down still covers its
 	// alerts here: Start journals nothing, so the alert set must be the one
-	// acknowledged before the stop. The first Tick expires it like a live
-	// expiry, journaling the alerts it releases.
+	// acknowledged before the stop. The first Apply or Tick expires it like
+	// a live expiry, journaling the alerts it releases.
 	slices.SortFunc(e.windows, windowCompare)
 	for _, reg := range e.regions {
 		reg.windows = reg.windows[:0]

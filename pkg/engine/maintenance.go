@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -28,7 +29,9 @@ func WindowID(w health.Window) string {
 }
 
 // AddWindow starts a maintenance window. The region is required, until must
-// be after now and the check glob valid. An empty ID is derived with
+// be after now and at most 10 years ahead, and the check glob valid; an
+// invalid window is refused with an error wrapping ErrInvalidWindow. An
+// empty ID is derived with
 // WindowID; a window with an existing ID replaces it (to extend or narrow
 // it). The alert transitions it causes are in out.
 func (e *Engine) AddWindow(w health.Window, now time.Time, out *Outcome) error {
@@ -42,8 +45,7 @@ func (e *Engine) AddWindow(w health.Window, now time.Time, out *Outcome) error {
 	if w.ID == "" {
 		w.ID = WindowID(w)
 	}
-	n := now.UnixNano()
-	e.advance(n)
+	n := e.advance(now.UnixNano())
 	if old := e.findWindow(w.ID); old != nil {
 		e.dropWindow(old)
 	}
@@ -53,13 +55,27 @@ func (e *Engine) AddWindow(w health.Window, now time.Time, out *Outcome) error {
 	return nil
 }
 
+// ErrInvalidWindow wraps every reason AddWindow refuses a window for: the
+// caller's mistake, not the engine's.
+var ErrInvalidWindow = errors.New("invalid maintenance window")
+
+// maxWindowYears bounds how far ahead a window may end. Beyond it an end
+// time is a typo or a way to mute a host for good, and far beyond it
+// (2262) it no longer fits the engine's nanosecond clock.
+const maxWindowYears = 10
+
+const maxWindowLength = maxWindowYears * 366 * 24 * time.Hour
+
 func validateWindow(w *health.Window, now time.Time) error {
 	var errs []error
 	if w.Region == "" {
 		errs = append(errs, errors.New("region is required"))
 	}
-	if !w.Until.After(now) {
+	switch {
+	case !w.Until.After(now):
 		errs = append(errs, fmt.Errorf("until %s is not in the future", w.Until.Format(time.RFC3339)))
+	case w.Until.Sub(now) > maxWindowLength:
+		errs = append(errs, fmt.Errorf("until %s is more than %d years away", w.Until.Format(time.RFC3339), maxWindowYears))
 	}
 	if w.Check != "" {
 		if _, err := path.Match(w.Check, ""); err != nil {
@@ -67,7 +83,7 @@ func validateWindow(w *health.Window, now time.Time) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("maintenance window: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalidWindow, err)
 	}
 	return nil
 }
@@ -79,8 +95,7 @@ func (e *Engine) RemoveWindow(id string, now time.Time, out *Outcome) bool {
 	if w == nil {
 		return false
 	}
-	n := now.UnixNano()
-	e.advance(n)
+	n := e.advance(now.UnixNano())
 	e.dropWindow(w)
 	e.settle(n, out)
 	e.flushChanged(out)
@@ -88,7 +103,8 @@ func (e *Engine) RemoveWindow(id string, now time.Time, out *Outcome) bool {
 }
 
 // LoadWindow restores a window at start-up; one that has ended is expired,
-// and journaled, by the first Tick after Start.
+// journaled and listed in Outcome.EndedWindows by the first Apply or Tick
+// after Start.
 // A window without a region cannot match anything and is ignored.
 func (e *Engine) LoadWindow(w health.Window) {
 	if e.started {
@@ -100,8 +116,26 @@ func (e *Engine) LoadWindow(w health.Window) {
 	if old := e.findWindow(w.ID); old != nil {
 		e.windows = slices.DeleteFunc(e.windows, func(x *window) bool { return x == old })
 	}
-	e.windows = append(e.windows, &window{Window: w, until: w.Until.UnixNano()})
+	e.windows = append(e.windows, &window{Window: w, until: windowEnd(w.Until)})
 }
+
+// windowEnd is a window's Until on the engine's clock. A window persisted
+// before AddWindow bounded Until may end past what UnixNano can hold: it
+// ends at the clock's end instead of wrapping into the past, so it still
+// covers, is listed and can be removed.
+func windowEnd(until time.Time) int64 {
+	switch {
+	case until.After(maxClock):
+		return math.MaxInt64
+	case until.Before(epoch):
+		return 0 // ended long ago
+	}
+	return until.UnixNano()
+}
+
+var epoch = time.Unix(0, 0)
+
+var maxClock = time.Unix(0, math.MaxInt64)
 
 // Windows returns the active windows sorted by Until.
 func (e *Engine) Windows() []health.Window {
@@ -134,7 +168,7 @@ func windowCompare(a, b *window) int {
 }
 
 func (e *Engine) addWindow(hw health.Window) {
-	w := &window{Window: hw, until: hw.Until.UnixNano()}
+	w := &window{Window: hw, until: windowEnd(hw.Until)}
 	i, _ := slices.BinarySearchFunc(e.windows, w, windowCompare)
 	e.windows = slices.Insert(e.windows, i, w)
 	if ri, ok := e.regionIDs[w.Region]; ok {
@@ -173,9 +207,12 @@ func (e *Engine) windowChanged(reg *region, w *window) {
 	e.markRollupDirty(&reg.nr)
 }
 
-// expireWindows ends the windows whose Until has passed.
-func (e *Engine) expireWindows(now int64) {
+// expireWindows ends the windows whose Until has passed and lists them in
+// out.EndedWindows.
+func (e *Engine) expireWindows(now int64, out *Outcome) {
 	for len(e.windows) > 0 && e.windows[0].until <= now {
-		e.dropWindow(e.windows[0])
+		w := e.windows[0]
+		e.dropWindow(w)
+		out.EndedWindows = append(out.EndedWindows, w.ID)
 	}
 }

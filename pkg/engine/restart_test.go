@@ -127,6 +127,9 @@ func TestRestartExpiredWindow(t *testing.T) {
 	}
 	seq := h.e.Seq()
 	out := h.tick()
+	if !slices.Equal(out.EndedWindows, []string{"ended"}) {
+		t.Fatalf("first tick after restart ended windows %v, want [ended]", out.EndedWindows)
+	}
 	equalLines(t, "first tick after restart", alertTransitions(out.Transitions),
 		[]string{"alert host eu/web-1/disk suppressed->inactive maintenance", "alert host eu/web-1/disk inactive->firing"})
 	if out.Transitions[0].Seq != seq+1 {
@@ -440,4 +443,49 @@ func TestHADeterminism(t *testing.T) {
 	if len(a.journal) < 500 || pages(a.journal) < 20 {
 		t.Fatalf("%d transitions, %d pages: the input exercises too little", len(a.journal), pages(a.journal))
 	}
+}
+
+// TestJournalOrderAfterRestart: a restarted instance interns check names in
+// key order, its HA peer in arrival order, so their slots are ordered
+// differently. The transitions of one host in one call must still come out
+// in the same order: check entries suppressed or released, and checks
+// going stale, are journaled by check name.
+func TestJournalOrderAfterRestart(t *testing.T) {
+	c := cfg(nil)
+	feed := func(h *harness) {
+		for i := 0; i < 2; i++ {
+			h.apply(res("eu", "web-1", "zz", health.Critical), res("eu", "web-1", "mm", health.Critical),
+				res("eu", "web-1", "aa", health.Critical))
+			h.now = h.now.Add(30 * time.Second)
+		}
+	}
+	a, b := newHarness(t, c), newHarness(t, c)
+	feed(a)
+	feed(b)
+	b.restart(c)
+	w := health.Window{ID: "w", Region: "eu", Host: "web-1", Reason: "drain", Until: a.now.Add(time.Hour)}
+	want := []string{
+		"alert host eu/web-1/aa inactive->suppressed maintenance",
+		"alert host eu/web-1/mm inactive->suppressed maintenance",
+		"alert host eu/web-1/zz inactive->suppressed maintenance",
+		"alert host eu/web-1/aa firing->inactive",
+	}
+	equalLines(t, "peer", transitionLines(a.addWindow(w).Transitions), want)
+	equalLines(t, "restarted", transitionLines(b.addWindow(w).Transitions), want)
+
+	// Staleness, past the restarted one's grace period.
+	a.now = a.now.Add(10 * time.Minute)
+	b.now = a.now
+	want = []string{"check eu/web-1/aa hard->stale", "check eu/web-1/mm hard->stale", "check eu/web-1/zz hard->stale"}
+	stale := func(ts []health.Transition) []string {
+		var out []string
+		for _, l := range transitionLines(ts) {
+			if strings.HasSuffix(l, "->stale") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	equalLines(t, "peer goes stale", stale(a.tick().Transitions), want)
+	equalLines(t, "restarted goes stale", stale(b.tick().Transitions), want)
 }

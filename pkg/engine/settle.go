@@ -186,6 +186,7 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 	var paging, supCount int32
 	var sev health.Severity
 	var on, off *slot // the checks that made the host alert fire or resolve
+	changes := e.entryScratch[:0]
 	for i := range h.checks {
 		s := &h.checks[i]
 		sup, pg := supNone, false
@@ -193,7 +194,7 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 			sup, pg = e.entry(reg, s)
 		}
 		if sup != s.sup {
-			e.entryTransition(reg, h, s, sup, now, out)
+			changes = append(changes, entryChange{idx: int32(i), sup: sup})
 		}
 		if sup != supNone {
 			supCount++
@@ -212,6 +213,18 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 		}
 	}
 	h.paging, h.supCount = paging, supCount
+	// Slots are in name-id order, which differs between instances (ids
+	// are interned in arrival order, and in key order at a restart):
+	// journal by name.
+	if len(changes) > 1 {
+		slices.SortFunc(changes, func(a, b entryChange) int {
+			return strings.Compare(e.names[h.checks[a.idx].name].name, e.names[h.checks[b.idx].name].name)
+		})
+	}
+	for _, c := range changes {
+		e.entryTransition(reg, h, &h.checks[c.idx], c.sup, now, out)
+	}
+	e.entryScratch = changes[:0]
 
 	key := health.Key{Region: reg.name, Host: h.name}
 	switch {
@@ -263,6 +276,12 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 	} else {
 		delete(e.alertHosts, hi)
 	}
+}
+
+// entryChange is a check entry of a host whose suppression changes.
+type entryChange struct {
+	idx int32 // index in host.checks
+	sup uint8
 }
 
 // entryTransition journals a check entry becoming suppressed, changing

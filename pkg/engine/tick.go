@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -14,9 +15,8 @@ import (
 // proportional to the hosts that are due.
 func (e *Engine) Tick(now time.Time, out *Outcome) {
 	e.mustStart("Tick")
-	n := now.UnixNano()
-	e.advance(n)
-	e.expireWindows(n)
+	n := e.advance(now.UnixNano())
+	e.expireWindows(n, out)
 	e.markStale(n, out)
 	e.settle(n, out)
 	e.dropForgotten()
@@ -37,12 +37,15 @@ func (e *Engine) markStale(now int64, out *Outcome) {
 	for n := 0; n < maxTickHosts && len(e.due) > 0 && e.due[0].at <= now; n++ {
 		hi := e.due[0].host
 		h := &e.hosts[hi]
-		if e.set.forgetAfter > 0 && e.forgetDeadline(h) <= now {
-			e.dueRemove(hi)
-			silent = append(silent, hi)
-			continue
+		forgetAt := int64(math.MaxInt64)
+		if e.set.forgetAfter > 0 {
+			if forgetAt = e.forgetDeadline(h); forgetAt <= now {
+				e.dueRemove(hi)
+				silent = append(silent, hi)
+				continue
+			}
 		}
-		next, late := int64(math.MaxInt64), false
+		next, late := forgetAt, false
 		for i := range h.checks {
 			s := &h.checks[i]
 			if s.stale() {
@@ -57,21 +60,28 @@ func (e *Engine) markStale(now int64, out *Outcome) {
 		if late {
 			overdue = append(overdue, hi)
 		}
-		if e.set.forgetAfter > 0 {
-			next = min(next, e.forgetDeadline(h))
-		}
 		e.rearmTop(now, next)
 	}
 	// Heap order among equal deadlines depends on history; names do not.
 	slices.SortFunc(overdue, e.hostKeyLess)
 	for _, hi := range overdue {
 		reg := e.regions[e.hosts[hi].region]
-		for i := range e.hosts[hi].checks {
-			h := &e.hosts[hi]
-			s := &h.checks[i]
-			if s.stale() || e.deadline(s) > now {
-				continue
+		h := &e.hosts[hi]
+		late := e.lateScratch[:0]
+		for i := range h.checks {
+			if s := &h.checks[i]; !s.stale() && e.deadline(s) <= now {
+				late = append(late, int32(i))
 			}
+		}
+		// By name, not by interned id, for the same journal on every
+		// instance.
+		if len(late) > 1 {
+			slices.SortFunc(late, func(a, b int32) int {
+				return strings.Compare(e.names[h.checks[a].name].name, e.names[h.checks[b].name].name)
+			})
+		}
+		for _, i := range late {
+			s := &h.checks[i]
 			from := s.phase()
 			e.setStale(reg, hi, s, true)
 			e.markPending(hi, s)
@@ -81,6 +91,7 @@ func (e *Engine) markStale(now int64, out *Outcome) {
 				From: from, To: health.PhaseStale, Status: s.status, Severity: e.severity(s),
 			})
 		}
+		e.lateScratch = late[:0]
 	}
 	clear(overdue)
 	e.dueScratch = overdue[:0]

@@ -55,9 +55,10 @@ type Tracker struct {
 	// skipped counts the persisted checks left out at start-up, by reason
 	// (skipUnreadable, skipInvalid); set by Open, read-only after.
 	skipped map[string]int
-	// endedWindows: windows that ended while the server was down were
-	// loaded; the first Tick expires them and they leave the store then.
-	endedWindows bool
+	// endedWindows are the IDs of windows the engine expired that are
+	// still to be deleted from the store (a delete that failed is retried
+	// by the next Tick). Guarded by mu.
+	endedWindows []string
 	// checkpointMu makes checkpoints take turns: a round is sorted and
 	// walked outside mu.
 	checkpointMu sync.Mutex
@@ -108,9 +109,10 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 	clock := now()
 	for _, w := range windows {
 		// A window that ended while the server was down is loaded all the
-		// same: it covers its alerts until the first Tick, which journals
-		// their release and then deletes it from the store.
-		t.endedWindows = t.endedWindows || !w.Active(clock)
+		// same: it covers its alerts until the first Apply or Tick, which
+		// journals their release and reports it ended, for
+		// dropEndedWindows to delete it from the store. Leaving it out
+		// here would release its alerts with no journal entry.
 		eng.LoadWindow(w)
 	}
 	seq, err := st.LastSeq()
@@ -171,6 +173,8 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 	res.Rejected = len(d.Rejected) + len(out.Rejected)
 	transitions := len(out.Transitions)
 	newRegions := len(out.NewRegions) > 0
+	windowsEnded := len(out.EndedWindows) > 0
+	t.endedWindows = append(t.endedWindows, out.EndedWindows...)
 	ticket := t.store.Submit(t.commitLocked(dead))
 	t.mu.Unlock()
 
@@ -183,6 +187,14 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 	}
 	if err := ticket.Wait(ctx); err != nil {
 		return res, fmt.Errorf("commit: %w", err)
+	}
+	if windowsEnded {
+		// The batch is acknowledged whatever happens here: its transitions
+		// are on disk, and a window left in the store is deleted by a
+		// later Tick.
+		if err := t.dropEndedWindows(ctx); err != nil {
+			t.log.Error("deleting ended maintenance windows failed; the next tick retries", zap.Error(err))
+		}
 	}
 	return res, nil
 }
@@ -353,15 +365,15 @@ func (t *Tracker) Run(ctx context.Context) {
 }
 
 // Tick advances the engine's clock and persists what it decided,
-// deleting the checks of hosts forgotten after engine.forget_after.
+// deleting the checks of hosts forgotten after engine.forget_after and the
+// maintenance windows that ended (retrying deletes that failed before).
 func (t *Tracker) Tick(ctx context.Context) error {
 	now := t.now()
 	t.mu.Lock()
-	before := len(t.eng.Windows())
 	t.out.Reset()
 	t.eng.Tick(now, &t.out)
-	expired := before != len(t.eng.Windows()) || t.endedWindows
-	t.endedWindows = false
+	t.endedWindows = append(t.endedWindows, t.out.EndedWindows...)
+	dropWindows := len(t.endedWindows) > 0
 	transitions := len(t.out.Transitions)
 	var forgotten []string
 	if len(t.out.Forgotten) > 0 {
@@ -375,27 +387,44 @@ func (t *Tracker) Tick(ctx context.Context) error {
 			zap.Int("hosts", len(forgotten)), zap.Duration("forget_after", t.cfg.ForgetAfter.D()),
 			zap.Strings("first", forgotten[:min(len(forgotten), 20)]))
 	}
-	if expired {
-		if err := t.dropExpiredWindows(now); err != nil {
-			t.mu.Lock()
-			t.endedWindows = true // the next tick tries again
-			t.mu.Unlock()
-			return err
-		}
-	}
-	return ticket.Wait(ctx)
-}
-
-func (t *Tracker) dropExpiredWindows(now time.Time) error {
-	ws, err := t.store.Windows()
-	if err != nil {
+	if err := ticket.Wait(ctx); err != nil {
 		return err
 	}
-	for _, w := range ws {
-		if !w.Active(now) {
-			if err := t.store.DeleteWindow(w.ID); err != nil {
-				return fmt.Errorf("drop expired window %s: %w", w.ID, err)
+	if dropWindows {
+		return t.dropEndedWindows(ctx)
+	}
+	return nil
+}
+
+// dropEndedWindows deletes from the store the windows the engine expired.
+// It deletes only once the commits journaling their end are on disk:
+// deleted first, a crash in between would restart with the alerts they
+// covered released and nothing journaled. A window added again under the
+// same ID since (extended) is active in the engine and stays. The IDs not
+// deleted are kept for the next try.
+func (t *Tracker) dropEndedWindows(ctx context.Context) error {
+	t.mu.Lock()
+	ids := slices.Clone(t.endedWindows)
+	// Empty, it waits for every commit submitted before it.
+	journaled := t.store.Submit(&store.Commit{})
+	t.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := journaled.Wait(ctx); err != nil {
+		return fmt.Errorf("delete ended maintenance windows: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	active := t.eng.Windows()
+	for _, id := range ids {
+		if !slices.ContainsFunc(active, func(w health.Window) bool { return w.ID == id }) {
+			if err := t.store.DeleteWindow(id); err != nil {
+				return fmt.Errorf("delete ended maintenance window %s: %w", id, err)
 			}
+		}
+		if i := slices.Index(t.endedWindows, id); i >= 0 {
+			t.endedWindows = slices.Delete(t.endedWindows, i, i+1)
 		}
 	}
 	return nil
@@ -473,7 +502,7 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) (written int, err 
 const checkpointPart = 8192
 
 // ErrInvalidWindow wraps the engine's reasons for refusing a window.
-var ErrInvalidWindow = errors.New("invalid maintenance window")
+var ErrInvalidWindow = engine.ErrInvalidWindow
 
 // AddWindow starts a maintenance window, durably.
 func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window, error) {
@@ -483,7 +512,7 @@ func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window
 	t.out.Reset()
 	if err := t.eng.AddWindow(w, now, &t.out); err != nil {
 		t.mu.Unlock()
-		return w, fmt.Errorf("%w: %v", ErrInvalidWindow, err)
+		return w, err // ErrInvalidWindow and the reasons, for the client
 	}
 	if err := t.store.PutWindow(w); err != nil {
 		t.out.Reset()

@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"context"
+	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/store"
 )
@@ -157,4 +160,91 @@ func metricValue(m *dto.Metric) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestEndedWindowLeavesStore: a window leaves the store with the call that
+// expires it, whichever call that is. Before, a Tick deleted ended windows
+// only when the count of active windows changed during it, and an ingest
+// that had already moved the engine's clock past the end hid the change:
+// the window stayed stored, and a restart suppressed the host again and
+// re-fired it at the first tick.
+func TestEndedWindowLeavesStore(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(f *fixture) // runs the engine past the window's end
+	}{
+		{"ingest past the end, then a tick", func(f *fixture) {
+			f.clock.add(2 * time.Minute)
+			f.report(health.Critical, euDisk)
+			if err := f.tr.Tick(context.Background()); err != nil {
+				f.t.Fatal(err)
+			}
+		}},
+		{"ingest past the end, no tick", func(f *fixture) {
+			f.clock.add(2 * time.Minute)
+			f.report(health.Critical, euDisk)
+		}},
+		{"tick past the end", func(f *fixture) {
+			f.clock.add(2 * time.Minute)
+			if err := f.tr.Tick(context.Background()); err != nil {
+				f.t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(e *config.Engine) { e.StaleAfter = config.Duration(time.Hour) })
+			ctx := context.Background()
+			f.report(health.Passing, euDisk)
+			for _, w := range []health.Window{
+				{ID: "reboot", Region: "eu", Host: "web-1", Until: f.clock.now().Add(time.Minute), Reason: "reboot"},
+				{ID: "drain", Region: "eu", Host: "web-2", Until: f.clock.now().Add(time.Hour), Reason: "drain"},
+			} {
+				if _, err := f.tr.AddWindow(ctx, w); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.report(health.Critical, euDisk) // suppressed by maintenance
+			tt.end(f)
+			before := f.tr.Alerts()
+			if len(before) != 1 || before[0].Suppressed != "" || before[0].Host != "web-1" {
+				t.Fatalf("alerts after the end %+v, want web-1 firing", before)
+			}
+			if ws, err := f.st.Windows(); err != nil || !slices.Equal(windowIDs(ws), []string{"drain"}) {
+				t.Fatalf("stored windows %v (%v), want only drain", windowIDs(ws), err)
+			}
+			f.restart()
+			if after := f.tr.Alerts(); !reflect.DeepEqual(after, before) {
+				t.Fatalf("restart changed the alerts: before %+v, after %+v", before, after)
+			}
+			seq, _ := f.st.LastSeq()
+			if err := f.tr.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tr, _ := f.st.Transitions(seq, 100); len(tr) != 0 {
+				t.Fatalf("first tick after restart journaled %+v", tr)
+			}
+		})
+	}
+}
+
+// TestAddWindowTooFarAhead: a window ending more than 10 years ahead (one
+// past 2262 used to wrap the engine's clock: accepted, then never
+// suppressing, unlisted and undeletable) is refused with ErrInvalidWindow,
+// which the API answers 400, and a message saying why; nothing is stored.
+func TestAddWindowTooFarAhead(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, until := range []time.Time{f.clock.now().AddDate(11, 0, 0), time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		_, err := f.tr.AddWindow(context.Background(), health.Window{ID: "far", Region: "eu", Until: until, Reason: "typo"})
+		want := "invalid maintenance window: until " + until.Format(time.RFC3339) + " is more than 10 years away"
+		if !errors.Is(err, ErrInvalidWindow) || err.Error() != want {
+			t.Errorf("until %s: error %v, want ErrInvalidWindow %q", until, err, want)
+		}
+	}
+	if ws, err := f.st.Windows(); err != nil || len(ws) != 0 {
+		t.Fatalf("stored windows %+v (%v), want none", ws, err)
+	}
+	if ws := f.tr.Windows(); len(ws) != 0 {
+		t.Fatalf("windows %+v, want none", ws)
+	}
 }
