@@ -346,8 +346,9 @@ func resolveSettings(c config.Engine) (settings, error) {
 		return settings{}, fmt.Errorf("engine: stale_after %s: must be positive", c.StaleAfter)
 	case !(c.Flap.High > 0 && c.Flap.High <= 1):
 		return settings{}, fmt.Errorf("engine: flap.high %g: must be in (0, 1]", c.Flap.High)
-	case !(c.Flap.Low >= 0 && c.Flap.Low < c.Flap.High):
-		return settings{}, fmt.Errorf("engine: flap.low %g: must be at least 0 and below flap.high", c.Flap.Low)
+	case !(c.Flap.Low > 0 && c.Flap.Low < c.Flap.High):
+		// Flapping ends below low: with low 0 it would never end.
+		return settings{}, fmt.Errorf("engine: flap.low %g: must be above 0 and below flap.high", c.Flap.Low)
 	case !(c.Region.OutageRatio > 0 && c.Region.OutageRatio <= 1):
 		return settings{}, fmt.Errorf("engine: region.outage_ratio %g: must be in (0, 1]", c.Region.OutageRatio)
 	case c.Region.MinHosts < 1 || c.Region.MinHosts > math.MaxInt32:
