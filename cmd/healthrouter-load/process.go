@@ -189,9 +189,9 @@ func startHealthrouter(ctx context.Context, bin, dataDir, logPath string) (*heal
 	addrs := make(chan string, 1)
 	p, err := startProcess("healthrouter", logPath, cmd, func(line string) {
 		var l struct {
-			Msg  string  `json:"msg"`
-			Addr string  `json:"addr"`
-			Took float64 `json:"took"`
+			Msg  string      `json:"msg"`
+			Addr string      `json:"addr"`
+			Took logDuration `json:"took"`
 		}
 		if json.Unmarshal([]byte(line), &l) != nil {
 			return
@@ -204,7 +204,7 @@ func startHealthrouter(ctx context.Context, bin, dataDir, logPath string) (*heal
 			}
 		case "state loaded":
 			select {
-			case h.loadedIn <- time.Duration(l.Took * float64(time.Second)):
+			case h.loadedIn <- time.Duration(l.Took):
 			default:
 			}
 		}
@@ -383,4 +383,23 @@ func freeLoopbackAddr() (string, error) {
 	}
 	addr := ln.Addr().String()
 	return addr, ln.Close()
+}
+
+// logDuration reads a duration field of healthrouter's JSON log: a string
+// such as "0.97s", or seconds as a number from builds that logged them so.
+type logDuration time.Duration
+
+func (d *logDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		v, err := time.ParseDuration(s)
+		*d = logDuration(v)
+		return err
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration: want a string or seconds, got %s", b)
+	}
+	*d = logDuration(secs * float64(time.Second))
+	return nil
 }
