@@ -251,3 +251,21 @@ pagerduty: {routing_keys: {default: HR_PD_DEFAULT}}
 		t.Errorf("export with a real problem: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// check-config says what serve will do that the file does not show.
+func TestCheckConfigNotes(t *testing.T) {
+	t.Setenv(config.EnvIngestTokens, "")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfgPath, []byte("listen: 0.0.0.0:8080\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ := runCLI("check-config", "--config", cfgPath)
+	if code != 0 || !strings.Contains(stdout, "note: no ingest token is configured: serve listens on 127.0.0.1:8080, not 0.0.0.0:8080") {
+		t.Errorf("exit %d, output %q", code, stdout)
+	}
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	if code, stdout, _ = runCLI("check-config", "--config", cfgPath); code != 0 || strings.Contains(stdout, "note:") {
+		t.Errorf("with a token: exit %d, output %q", code, stdout)
+	}
+}

@@ -100,10 +100,34 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 		for _, p := range ps {
 			fmt.Fprintln(stdout, "  "+p.String())
 		}
+	} else {
+		fmt.Fprintf(stdout, "ok: %s\n", cf.source())
+	}
+	if cfg != nil {
+		for _, n := range configNotes(cfg) {
+			fmt.Fprintln(stdout, "note: "+n)
+		}
+	}
+	if len(ps) > 0 {
 		return &exitError{code: 1}
 	}
-	fmt.Fprintf(stdout, "ok: %s\n", cf.source())
 	return nil
+}
+
+// configNotes are what serve will do differently from what the file seems
+// to say: valid, but worth knowing before a deploy.
+func configNotes(cfg *config.Config) []string {
+	var notes []string
+	if len(cfg.Auth.IngestTokens) == 0 {
+		if loopback, changed, err := forceLoopback(cfg.Listen); err == nil && changed {
+			notes = append(notes, fmt.Sprintf("no ingest token is configured: serve listens on %s, not %s (set %s or auth.ingest_tokens_file)",
+				loopback, cfg.Listen, config.EnvIngestTokens))
+		}
+	}
+	if cfg.ExternalURL == "" && (cfg.Grafana != nil || cfg.PagerDuty != nil) {
+		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s", cfg.LinkURL()))
+	}
+	return notes
 }
 
 func newLogger(cfg config.Log, stderr io.Writer) (*zap.Logger, error) {
