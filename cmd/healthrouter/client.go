@@ -166,8 +166,10 @@ func maintenanceAdd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *dur > 0 && *until != "":
+	case *dur != 0 && *until != "":
 		return &exitError{code: 2, msg: "give --for or --until, not both"}
+	case *dur < 0:
+		return &exitError{code: 2, msg: "--for must be positive, e.g. 2h"}
 	case *dur > 0:
 		req.Until = time.Now().Add(*dur).UTC().Truncate(time.Second)
 	case *until != "":
@@ -180,11 +182,15 @@ func maintenanceAdd(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, msg: "--for or --until is required"}
 	}
 	c.useToken(true)
-	var w health.Window
-	if err := c.do(context.Background(), http.MethodPost, "/v1/maintenance", req, &w); err != nil {
+	var created server.WindowCreated
+	if err := c.do(context.Background(), http.MethodPost, "/v1/maintenance", req, &created); err != nil {
 		return err
 	}
+	w := created.Window
 	fmt.Fprintf(stdout, "window %s: %s until %s (%s)\n", w.ID, scope(w), w.Until.Format(time.RFC3339), w.Reason)
+	for _, warning := range created.Warnings {
+		fmt.Fprintln(stderr, "warning: "+warning)
+	}
 	return nil
 }
 

@@ -152,3 +152,24 @@ func TestClientErrorsSayWhatToDo(t *testing.T) {
 		})
 	}
 }
+
+// maintenance add prints the window, and the server's warnings on stderr.
+func TestMaintenanceAddPrintsWarnings(t *testing.T) {
+	t.Setenv(config.EnvAdminToken, "admin-token-0123456789ab")
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"w1","region":"eu-wset","until":"2030-01-01T00:00:00Z","reason":"swap",` +
+			`"warnings":["no host has reported in region \"eu-wset\": the window covers nothing until one does; check the name"]}`))
+	}))
+	defer api.Close()
+	code, stdout, stderr := runCLI("maintenance", "add", "--server", api.URL, "--region", "eu-wset", "--for", "2h", "--reason", "swap")
+	if code != 0 || !strings.Contains(stdout, "window w1: region eu-wset") ||
+		!strings.Contains(stderr, `warning: no host has reported in region "eu-wset"`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI("maintenance", "add", "--server", api.URL, "--region", "eu", "--for", "-2h", "--reason", "swap")
+	if code != 2 || !strings.Contains(stderr, "--for must be positive") {
+		t.Errorf("--for -2h: exit %d, stderr %q", code, stderr)
+	}
+}

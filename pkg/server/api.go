@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -343,7 +344,31 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/maintenance/"+win.ID)
-	writeJSON(w, http.StatusCreated, win)
+	writeJSON(w, http.StatusCreated, WindowCreated{Window: win, Warnings: windowWarnings(t, win)})
+}
+
+// WindowCreated is the answer to POST /v1/maintenance: the window, and
+// what may make it cover less than its author meant.
+type WindowCreated struct {
+	health.Window
+	// Warnings: a region or host no result has named yet. The window is
+	// kept (it may precede them), but a misspelled name covers nothing.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+func windowWarnings(t *tracker.Tracker, win health.Window) []string {
+	if _, hosts := t.HostsPage(win.Region, 0, 0); hosts == 0 {
+		return []string{fmt.Sprintf("no host has reported in region %q: the window covers nothing until one does; check the name", win.Region)}
+	}
+	if win.Host == "" {
+		return nil
+	}
+	for _, c := range t.HostChecks(win.Host) {
+		if c.Region == win.Region {
+			return nil
+		}
+	}
+	return []string{fmt.Sprintf("host %q has not reported in region %q: the window covers nothing until it does; check the names", win.Host, win.Region)}
 }
 
 // unprintable says what keeps s from being printable UTF-8 text, as the

@@ -408,6 +408,38 @@ func TestMaintenanceAPI(t *testing.T) {
 	}
 }
 
+// A window naming a region or host no result has named is kept (it may
+// come before them) and says so: a misspelled name covers nothing.
+func TestMaintenanceWarnsOfNamesNotSeen(t *testing.T) {
+	ts := newTestServer(t, true)
+	if resp, res := ts.post(t, jsonArray(event("web-1", "eu-west", "cpu", "passing"))); resp.StatusCode != 200 || res.Accepted != 1 {
+		t.Fatalf("post: %d %+v", resp.StatusCode, res)
+	}
+	until := time.Now().Add(time.Hour).UTC()
+	tests := []struct {
+		name, region, host, warning string
+	}{
+		{"known region", "eu-west", "", ""},
+		{"known host", "eu-west", "web-1", ""},
+		{"misspelled region", "eu-wset", "", `no host has reported in region "eu-wset"`},
+		{"host not in the region", "eu-west", "web-9", `host "web-9" has not reported in region "eu-west"`},
+	}
+	for _, tt := range tests {
+		body, _ := json.Marshal(WindowRequest{Region: tt.region, Host: tt.host, Until: until, Reason: "test"})
+		resp, data := ts.do(t, "POST", "/v1/maintenance", body, withToken(adminToken))
+		var created WindowCreated
+		if resp.StatusCode != http.StatusCreated || json.Unmarshal(data, &created) != nil || created.ID == "" {
+			t.Fatalf("%s: %d %s", tt.name, resp.StatusCode, data)
+		}
+		switch {
+		case tt.warning == "" && len(created.Warnings) != 0:
+			t.Errorf("%s: warnings %q, want none", tt.name, created.Warnings)
+		case tt.warning != "" && (len(created.Warnings) != 1 || !strings.Contains(created.Warnings[0], tt.warning)):
+			t.Errorf("%s: warnings %q, want %q", tt.name, created.Warnings, tt.warning)
+		}
+	}
+}
+
 func TestForgetHostAPI(t *testing.T) {
 	ts := newTestServer(t, true)
 	// db-1 is a host name in two regions; eu-west's fails raid (confirmed
