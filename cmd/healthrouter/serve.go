@@ -243,7 +243,12 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 		<-serveErr
 		return err
 	}
-	defer st.Close()
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			_ = st.Close() // an earlier error is already being returned
+		}
+	}()
 	tr, err := tracker.Open(cfg, st, log.Named("tracker"), time.Now)
 	if err != nil {
 		stopServing()
@@ -273,10 +278,15 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 		err = <-serveErr
 	case err = <-serveErr:
 	}
-	// Requests are done; now stop the loops (final checkpoint) and let the
-	// deferred Close flush the store.
+	// Requests are done; now stop the loops (final checkpoint) and flush
+	// the store. A disk that refuses the last commits makes the stop
+	// unclean (nothing acknowledged is lost: a 2xx waited for its commit).
 	stopBackground()
 	bg.Wait()
+	storeClosed = true
+	if cerr := st.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
 	if err != nil {
 		return err
 	}

@@ -232,21 +232,29 @@ func backoff(failures int) time.Duration {
 	return min(d, 5*time.Second)
 }
 
-// close flushes what is pending and stops the goroutine.
-func (c *committer) close() {
+// close flushes what is pending and stops the goroutine. It returns an
+// error when commits were still failing and are left unwritten: nothing
+// acknowledged is among them (a 2xx waits for its commit), but the
+// shutdown was not clean.
+func (c *committer) close() error {
 	c.mu.Lock()
-	if c.closed {
+	if !c.closed {
+		c.closed = true
 		c.mu.Unlock()
-		<-c.exited
-		return
-	}
-	c.closed = true
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	} else {
+		c.mu.Unlock()
 	}
 	<-c.exited
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.pending); n > 0 {
+		return fmt.Errorf("%d commits not written, none of them acknowledged: %w", n, c.lastErr)
+	}
+	return nil
 }
 
 // write puts a group of commits in one transaction.

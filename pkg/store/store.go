@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -103,9 +104,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.OpenTimeout = 2 * time.Second
 	}
 	path := filepath.Join(dir, FileName)
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("open %s: %w", path, err)
+			return nil, fmt.Errorf("open store: %w", err) // names the path
 		}
 	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -123,6 +127,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return nil, fmt.Errorf("open store: %w", err) // names the path
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -179,10 +187,10 @@ func (s *Store) check(tx *bolt.Tx) error {
 	return nil
 }
 
-// Close waits for pending commits and closes the file.
+// Close waits for pending commits and closes the file. Commits that could
+// not be written (a full or failing disk) make it return an error.
 func (s *Store) Close() error {
-	s.commit.close()
-	return s.db.Close()
+	return errors.Join(s.commit.close(), s.db.Close())
 }
 
 // Path is the file's location.

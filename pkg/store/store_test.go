@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -493,4 +494,17 @@ func BenchmarkCommitParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Closing while the disk refuses every write gives up after a few tries,
+// as a shutdown must, and says what it left unwritten.
+func TestCloseReportsUnwrittenCommits(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	diskFull := errors.New("no space left on device")
+	s.failWrite.Store(&diskFull)
+	s.Submit(&Commit{States: []health.CheckState{state("r", "h", "c", health.Critical)}})
+	err := s.Close()
+	if !errors.Is(err, diskFull) || !strings.Contains(err.Error(), "1 commits not written") {
+		t.Fatalf("Close = %v, want the unwritten commit and the disk's error", err)
+	}
 }
