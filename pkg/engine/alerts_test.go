@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +53,7 @@ func TestFlapping(t *testing.T) {
 				send(st)
 				equalLines(t, "while flapping", alertLines(h.e.Alerts()), []string{"host eu web-1/ntp suppressed=flapping"})
 			}
+
 			if got := pages(h.journal); got != pagesBefore {
 				t.Fatalf("paged %d times while flapping", got-pagesBefore)
 			}
@@ -67,6 +70,29 @@ func TestFlapping(t *testing.T) {
 			}
 			h.mustVerify()
 		})
+	}
+}
+
+// A check that flaps from its first result without ever failing hard has
+// no start to show: its suppressed entry leaves since out of the JSON
+// rather than say year 1.
+func TestNeverHardFlappingEntryHasNoSince(t *testing.T) {
+	h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 2 }))
+	for i := 0; i < 21; i++ {
+		st := health.Critical
+		if i%2 == 1 {
+			st = health.Passing
+		}
+		h.now = h.now.Add(30 * time.Second)
+		h.apply(res("eu", "web-1", "ntp", st))
+	}
+	as := h.e.Alerts()
+	if len(as) != 1 || as[0].Suppressed != health.SuppressedByFlapping {
+		t.Fatalf("alerts %v, want the flapping entry", alertLines(as))
+	}
+	raw, err := json.Marshal(as[0])
+	if err != nil || strings.Contains(string(raw), "0001-01-01") || (as[0].Since.IsZero() && strings.Contains(string(raw), `"since"`)) {
+		t.Errorf("entry JSON %s (%v): since must be a real time or left out", raw, err)
 	}
 }
 

@@ -105,8 +105,12 @@ type Alert struct {
 	Severity Severity `json:"severity"`
 	// Value is the number of unsuppressed failing checks for a host alert
 	// and the failing-host ratio for a region alert: the metric's value.
-	Value float64   `json:"value"`
-	Since time.Time `json:"since"`
+	Value float64 `json:"value"`
+	// Since is when the alert's condition began: the earliest hard
+	// failure behind it, or when the host or region fell silent. Zero, and
+	// left out of JSON, for a suppressed check that never failed hard (a
+	// flapping one, say).
+	Since time.Time `json:"since,omitzero"`
 	Team  string    `json:"team,omitempty"`
 	// Checks lists the failing checks behind a host alert.
 	Checks     []string `json:"checks,omitempty"`
