@@ -271,10 +271,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		s.decodeError(w, r, err)
 		return
 	}
-	res, err := t.Apply(r.Context(), dec, remoteIP(r))
+	pending := t.Submit(dec, remoteIP(r))
+	// Applied and submitted: the decode slot and buffers go back before
+	// waiting for the disk, so a slow fsync delays acknowledgements
+	// without starving decoding (503 "decoder busy" would blame the wrong
+	// part).
 	dec.Release()
 	body.release() // results of a body decoded in place pointed into it
 	<-s.decodeSlots
+	if s.testHookCommitWait != nil {
+		s.testHookCommitWait()
+	}
+	res, err := pending.Wait(r.Context())
 	if err != nil {
 		s.log.Error("ingest not acknowledged", zap.Error(err), zap.String("remote", r.RemoteAddr))
 		w.Header().Set("Retry-After", "1")

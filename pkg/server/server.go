@@ -20,6 +20,7 @@ import (
 	"net/http/pprof"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,9 @@ type Server struct {
 	decodeWait    time.Duration // how long a read body waits for a slot (503 past it)
 	tlsConfig     *tls.Config   // nil: plain HTTP
 	started       time.Time
+	// testHookCommitWait, set by tests, runs before an ingest request
+	// waits for its commit, standing in for a slow disk.
+	testHookCommitWait func()
 
 	handler http.Handler
 	metrics *metricsHandler
@@ -219,7 +223,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Open() bool { return s.open() }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: the
-// listener closes, in-flight requests get ShutdownTimeout to finish.
+// listener closes, in-flight requests get ShutdownTimeout to finish, and
+// the connections still open then are closed and logged. A shutdown that
+// had to cut connections still returns nil: nothing acknowledged is lost.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	in := s.cfg.Ingest
 	srv := &http.Server{
@@ -231,6 +237,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
+	conns := newConnTracker()
+	srv.ConnState = conns.track
 	if s.tlsConfig != nil {
 		srv.TLSConfig = s.tlsConfig.Clone()
 		ln = tls.NewListener(ln, srv.TLSConfig)
@@ -246,12 +254,59 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	s.log.Info("shutting down: finishing in-flight requests", zap.Duration("timeout", s.cfg.ShutdownTimeout.D()))
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("graceful shutdown: %w", err)
+		}
+		// Past the timeout the connections still open are cut now, not
+		// at exit: a request cut before its 2xx is retried by the sender
+		// and dedup makes the retry harmless, so the shutdown is complete.
+		total, active := conns.open()
+		if err := srv.Close(); err != nil {
+			s.log.Warn("closing connections after shutdown_timeout", zap.Error(err))
+		}
+		s.log.Warn("shutdown_timeout passed: cut the connections still open; their senders retry",
+			zap.Duration("timeout", s.cfg.ShutdownTimeout.D()),
+			zap.Int("connections", total), zap.Int("requests_in_flight", active))
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// connTracker knows each connection's state, so a shutdown that has to cut
+// connections can say how many, and how many were mid-request.
+type connTracker struct {
+	mu    sync.Mutex
+	state map[net.Conn]http.ConnState
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{state: make(map[net.Conn]http.ConnState)}
+}
+
+// track is the http.Server's ConnState hook.
+func (c *connTracker) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		delete(c.state, conn)
+	default:
+		c.state[conn] = st
+	}
+}
+
+// open counts the open connections and those with a request in progress.
+func (c *connTracker) open() (total, active int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.state {
+		if st == http.StateActive {
+			active++
+		}
+	}
+	return len(c.state), active
 }
 
 // observe records latency per route pattern (bounded cardinality).
@@ -315,6 +370,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st := t.Stats()
 	body["ready"] = true
 	body["tracked_checks"] = st.TrackedChecks
+	// Failing commits leave the server ready: ingest answers 503 on its
+	// own and the store retries. The probe says why, for the operator.
+	store := map[string]any{"failing": false}
+	if h := t.StoreHealth(); !h.FailingSince.IsZero() {
+		store["failing"] = true
+		store["failing_since"] = h.FailingSince.UTC().Format(time.RFC3339)
+		if h.LastError != nil {
+			store["last_error"] = h.LastError.Error()
+		}
+	}
+	body["store"] = store
 	writeJSON(w, http.StatusOK, body)
 }
 

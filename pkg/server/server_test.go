@@ -44,7 +44,7 @@ type testServer struct {
 
 type option func(*config.Config)
 
-func newTestServer(t *testing.T, ready bool, opts ...option) *testServer {
+func newTestServer(t testing.TB, ready bool, opts ...option) *testServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()

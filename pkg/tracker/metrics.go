@@ -69,6 +69,9 @@ type Metrics struct {
 	checkpoints *prometheus.CounterVec
 	ckptSeconds prometheus.Histogram
 	ckptStates  prometheus.Counter
+	// commitFailures counts commits whose write failed: each is retried
+	// by the store, and nothing waiting on it is acknowledged meanwhile.
+	commitFailures prometheus.Counter
 }
 
 func newMetrics(t *Tracker) *Metrics {
@@ -76,11 +79,11 @@ func newMetrics(t *Tracker) *Metrics {
 		t: t,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_events_total",
-			Help: "Events received, by result: accepted, duplicate (repeated event_id or older than the state) or rejected.",
+			Help: "Events received, by result: accepted or duplicate (repeated event_id or older than the state) once on disk, not_durable when the commit failed and the sender was told to retry, or rejected.",
 		}, []string{"result"}),
 		transitions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_transitions_total",
-			Help: "State changes decided by the engine (checks and alerts).",
+			Help: "State changes decided by the engine (checks and alerts), counted once on disk.",
 		}),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_rejected_total",
@@ -98,6 +101,10 @@ func newMetrics(t *Tracker) *Metrics {
 		ckptStates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "healthrouter_checkpoint_states_total",
 			Help: "Check states written by checkpoints.",
+		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthrouter_store_commit_failures_total",
+			Help: "Commits (ingest requests, ticks, checkpoints, admin changes) the store failed to write, as from a full or failing disk; the store retries them, and no request waiting on one is acknowledged.",
 		}),
 	}
 }
@@ -123,6 +130,16 @@ func (m *Metrics) applied(accepted, duplicates, transitions int) {
 	}
 }
 
+// notDurable counts the events of a request that was not acknowledged
+// because its commit failed: the sender retries them.
+func (m *Metrics) notDurable(events int) {
+	if events > 0 {
+		m.events.WithLabelValues("not_durable").Add(float64(events))
+	}
+}
+
+func (m *Metrics) commitFailed() { m.commitFailures.Inc() }
+
 func (m *Metrics) rejected(reason string) {
 	m.events.WithLabelValues("rejected").Inc()
 	m.rejects.WithLabelValues(reason).Inc()
@@ -136,6 +153,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.checkpoints.Describe(ch)
 	m.ckptSeconds.Describe(ch)
 	m.ckptStates.Describe(ch)
+	m.commitFailures.Describe(ch)
 	for _, d := range []*prometheus.Desc{alertDesc, alertTeamDesc, suppressedDesc, failingDesc, regionHostsDesc,
 		regionReportingDesc, regionFailingDesc, lastEventDesc, trackedDesc, hostsDesc, flappingDesc,
 		staleDesc, windowsDesc, storePendingDesc, storeBytesDesc, deadLettersDesc, skippedDesc, teamsDroppedDesc} {
@@ -158,6 +176,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.checkpoints.Collect(ch)
 	m.ckptSeconds.Collect(ch)
 	m.ckptStates.Collect(ch)
+	m.commitFailures.Collect(ch)
 
 	t := m.t
 	var fails []failing

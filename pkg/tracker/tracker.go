@@ -62,6 +62,15 @@ type Tracker struct {
 	// checkpointMu makes checkpoints take turns: a round is sorted and
 	// walked outside mu.
 	checkpointMu sync.Mutex
+
+	// healthMu guards what the commits' outcomes say of the disk, for
+	// /readyz: since when they fail (zero while they succeed) and why.
+	healthMu     sync.Mutex
+	failingSince time.Time
+	lastErr      error
+	// commitFailures counts failed commit waits; a success clears the
+	// failure only when none was recorded since its commit was submitted.
+	commitFailures atomic.Uint64
 }
 
 // Open loads the persisted state into a new engine. now is the clock.
@@ -146,9 +155,29 @@ type Result struct {
 }
 
 // Apply applies a decoded request and returns once its transitions are on
-// disk. An error means nothing may be acknowledged: the sender retries and
-// dedup makes the retry harmless.
+// disk: Submit and Wait in one call.
 func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (Result, error) {
+	p := t.Submit(d, remote)
+	return p.Wait(ctx)
+}
+
+// Pending is a request the engine has applied and whose commit is
+// submitted to the store, not yet known to be on disk. It holds nothing of
+// the decoded request.
+type Pending struct {
+	t            *Tracker
+	res          Result
+	ticket       *store.Ticket
+	transitions  int
+	failures     uint64 // commitFailures when the commit was submitted
+	windowsEnded bool
+}
+
+// Submit applies a decoded request to the engine and submits the commit of
+// its outcome, without waiting for the disk. Once it returns, d may be
+// released: the caller frees its decode resources before Wait, so a slow
+// disk holds up acknowledgements, not decoding.
+func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 	res := Result{Errors: []string{}}
 	received := d.Batch.Received
 	var dead []health.Rejected
@@ -171,24 +200,35 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 	}
 	res.Accepted, res.Duplicates = out.Accepted, out.Duplicates
 	res.Rejected = len(d.Rejected) + len(out.Rejected)
-	transitions := len(out.Transitions)
+	p := Pending{t: t, transitions: len(out.Transitions), windowsEnded: len(out.EndedWindows) > 0}
 	newRegions := len(out.NewRegions) > 0
-	windowsEnded := len(out.EndedWindows) > 0
 	t.endedWindows = append(t.endedWindows, out.EndedWindows...)
-	ticket := t.store.Submit(t.commitLocked(dead))
+	p.failures = t.commitFailures.Load()
+	p.ticket = t.store.Submit(t.commitLocked(dead))
 	t.mu.Unlock()
+	p.res = res
 
-	t.metrics.applied(res.Accepted, res.Duplicates, transitions)
 	if newRegions {
 		select {
 		case t.newRegion <- struct{}{}:
 		default:
 		}
 	}
-	if err := ticket.Wait(ctx); err != nil {
-		return res, fmt.Errorf("commit: %w", err)
+	return p
+}
+
+// Wait returns the request's result once its transitions are on disk. An
+// error means nothing may be acknowledged: the sender retries and dedup
+// makes the retry harmless. Its events are counted once the commit is
+// durable, as not_durable when it failed.
+func (p *Pending) Wait(ctx context.Context) (Result, error) {
+	t := p.t
+	if err := t.waitCommit(ctx, p.ticket, p.failures); err != nil {
+		t.metrics.notDurable(p.res.Accepted + p.res.Duplicates)
+		return p.res, fmt.Errorf("commit: %w", err)
 	}
-	if windowsEnded {
+	t.metrics.applied(p.res.Accepted, p.res.Duplicates, p.transitions)
+	if p.windowsEnded {
 		// The batch is acknowledged whatever happens here: its transitions
 		// are on disk, and a window left in the store is deleted by a
 		// later Tick.
@@ -196,7 +236,7 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 			t.log.Error("deleting ended maintenance windows failed; the next tick retries", zap.Error(err))
 		}
 	}
-	return res, nil
+	return p.res, nil
 }
 
 // DeadLetter records a whole request that could not be decoded, so the
@@ -204,7 +244,59 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 // 400 and dropped it.
 func (t *Tracker) DeadLetter(ctx context.Context, at time.Time, remote, reason, msg string, raw []byte) error {
 	t.metrics.rejected(reason)
-	return t.store.Commit(ctx, &store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw)}})
+	failures := t.commitFailures.Load()
+	ticket := t.store.Submit(&store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw)}})
+	return t.waitCommit(ctx, ticket, failures)
+}
+
+// StoreHealth is what the latest commits say of the disk.
+type StoreHealth struct {
+	// FailingSince is when commits started failing, zero while they
+	// succeed. Ingest answers 503 meanwhile; the store retries.
+	FailingSince time.Time
+	// LastError is the latest commit failure, nil while they succeed.
+	LastError error
+}
+
+// StoreHealth reports whether commits are failing (a full or broken disk),
+// since when and why.
+func (t *Tracker) StoreHealth() StoreHealth {
+	t.healthMu.Lock()
+	defer t.healthMu.Unlock()
+	return StoreHealth{FailingSince: t.failingSince, LastError: t.lastErr}
+}
+
+// waitCommit waits for ticket and records what its outcome says of the
+// disk. failures is commitFailures read before the commit was submitted.
+// A success clears a failure only when no failure was recorded since: a
+// commit submitted after the failure is written, or (empty) waits for the
+// failed ones, after it, so its success shows the store writes again; an
+// older one may have been satisfied before. A commit failing only in the
+// background (a checkpoint) is the exception: empty commits do not wait
+// for it, so the state may flip until it is written. A caller that gave
+// up, or a store closing, says nothing of the disk.
+func (t *Tracker) waitCommit(ctx context.Context, ticket *store.Ticket, failures uint64) error {
+	err := ticket.Wait(ctx)
+	switch {
+	case err == nil:
+		t.healthMu.Lock()
+		if !t.failingSince.IsZero() && t.commitFailures.Load() == failures {
+			t.log.Info("store commits succeed again", zap.Time("failing_since", t.failingSince))
+			t.failingSince, t.lastErr = time.Time{}, nil
+		}
+		t.healthMu.Unlock()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed):
+	default:
+		t.metrics.commitFailed()
+		t.healthMu.Lock()
+		t.commitFailures.Add(1)
+		if t.failingSince.IsZero() {
+			t.failingSince = t.now()
+		}
+		t.lastErr = err
+		t.healthMu.Unlock()
+	}
+	return err
 }
 
 // commitLocked copies the outcome for the store: the engine reuses its
@@ -379,17 +471,18 @@ func (t *Tracker) Tick(ctx context.Context) error {
 	if len(t.out.Forgotten) > 0 {
 		forgotten = hostsOf(t.out.Forgotten)
 	}
+	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
-	t.metrics.applied(0, 0, transitions)
 	if len(forgotten) > 0 {
 		t.log.Info("forgot hosts silent for engine.forget_after",
 			zap.Int("hosts", len(forgotten)), zap.Duration("forget_after", t.cfg.ForgetAfter.D()),
 			zap.Strings("first", forgotten[:min(len(forgotten), 20)]))
 	}
-	if err := ticket.Wait(ctx); err != nil {
+	if err := t.waitCommit(ctx, ticket, failures); err != nil {
 		return err
 	}
+	t.metrics.applied(0, 0, transitions)
 	if dropWindows {
 		return t.dropEndedWindows(ctx)
 	}
@@ -406,12 +499,13 @@ func (t *Tracker) dropEndedWindows(ctx context.Context) error {
 	t.mu.Lock()
 	ids := slices.Clone(t.endedWindows)
 	// Empty, it waits for every commit submitted before it.
+	failures := t.commitFailures.Load()
 	journaled := t.store.Submit(&store.Commit{})
 	t.mu.Unlock()
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := journaled.Wait(ctx); err != nil {
+	if err := t.waitCommit(ctx, journaled, failures); err != nil {
 		return fmt.Errorf("delete ended maintenance windows: %w", err)
 	}
 	t.mu.Lock()
@@ -460,12 +554,14 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) (written int, err 
 	t.mu.Unlock()
 	round.Sort()
 	var last *store.Ticket
+	var failures uint64 // commitFailures when last was submitted
 	for more := true; more; {
 		start := time.Now()
 		c := &store.Commit{Background: true, States: make([]health.CheckState, 0, checkpointPart+checkpointPart/8)}
 		t.mu.Lock()
 		more = t.eng.CheckpointSome(round, checkpointPart, func(s *health.CheckState) { c.States = append(c.States, *s) })
 		if len(c.States) > 0 {
+			failures = t.commitFailures.Load()
 			last = t.store.Submit(c)
 		}
 		t.mu.Unlock()
@@ -473,7 +569,7 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) (written int, err 
 		switch {
 		case !more:
 		case paced && last != nil:
-			if err := last.Wait(ctx); err != nil {
+			if err := t.waitCommit(ctx, last, failures); err != nil {
 				return written, fmt.Errorf("checkpoint part of %d states: %w", len(c.States), err)
 			}
 			pause := time.NewTimer(time.Since(start))
@@ -491,7 +587,7 @@ func (t *Tracker) checkpoint(ctx context.Context, paced bool) (written int, err 
 		return 0, nil
 	}
 	// Commits are durable in order: the last part's ticket covers all.
-	if err := last.Wait(ctx); err != nil {
+	if err := t.waitCommit(ctx, last, failures); err != nil {
 		return written, fmt.Errorf("checkpoint %d states: %w", written, err)
 	}
 	return written, nil
@@ -520,9 +616,10 @@ func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window
 		t.mu.Unlock()
 		return w, fmt.Errorf("persist window: %w", err)
 	}
+	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
-	return w, ticket.Wait(ctx)
+	return w, t.waitCommit(ctx, ticket, failures)
 }
 
 // RemoveWindow ends a maintenance window early. It reports whether the
@@ -541,9 +638,10 @@ func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
 	}
 	t.out.Reset()
 	t.eng.RemoveWindow(id, now, &t.out)
+	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
-	return true, ticket.Wait(ctx)
+	return true, t.waitCommit(ctx, ticket, failures)
 }
 
 // ErrUnknownHost means no host of that name is tracked (in that region).
@@ -581,13 +679,14 @@ func (t *Tracker) ForgetHost(ctx context.Context, region, host string) ([]health
 		return nil, fmt.Errorf("%w %q in region %q", ErrUnknownHost, host, region)
 	}
 	transitions := len(t.out.Transitions)
+	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
-	t.metrics.applied(0, 0, transitions)
 	t.log.Info("host forgotten", zap.String("region", region), zap.String("host", host), zap.Int("checks", len(keys)))
-	if err := ticket.Wait(ctx); err != nil {
+	if err := t.waitCommit(ctx, ticket, failures); err != nil {
 		return keys, fmt.Errorf("commit forgetting %s/%s: %w", region, host, err)
 	}
+	t.metrics.applied(0, 0, transitions)
 	return keys, nil
 }
 
