@@ -38,7 +38,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: healthrouter replay FILE [flags]\n\n"+
 			"FILE holds NDJSON events in time order, optionally gzip or zstd compressed; - reads stdin.\n"+
-			"Pages are alerts that stay firing for the config's grafana.pending (default host 2m, region 1m).")
+			"Pages are alerts that stay firing for the config's grafana.pending (default host 2m, region 1m).\n\n"+
+			"Exit status: 0 replayed; 1 failed, no events, or input truncated (the summary covers the events\n"+
+			"before the cut); 2 usage; 3 replayed, but events came out of time order (the outcome is wrong).")
 		fs.PrintDefaults()
 	}
 	files, err := parseArgs(fs, args, -1)
@@ -115,17 +117,66 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	sum, err := r.Run(ctx, in)
 	show.clear()
-	if err != nil {
+	var truncated *replay.TruncatedError
+	if err != nil && !errors.As(err, &truncated) {
 		return fmt.Errorf("%s: %w", file, err)
+	}
+	if sum.Events == 0 && truncated == nil {
+		return fmt.Errorf("%s: no events read: the input is empty", file)
 	}
 	if err := allRejected(sum); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if sum.Late > 0 {
-		fmt.Fprintf(stderr, "replay: warning: %d events (the first is event %d) came after newer ones by more than the batch window, "+
-			"up to %s: the input is not in time order and the outcome is wrong\n", sum.Late, sum.FirstLate, sum.LateBy)
+	if truncated != nil {
+		fmt.Fprintf(stderr, "replay: warning: %s: %v: the summary covers the %s before the cut\n",
+			file, truncated, countOf(truncated.Events, "event"))
 	}
-	if *format == "json" {
+	warnings(stderr, sum)
+	if err := writeReplay(stdout, sum, *format, timeline, noiseReport); err != nil {
+		return err
+	}
+	switch {
+	case truncated != nil:
+		return &exitError{code: 1} // the warning above says why
+	case sum.Late > 0:
+		return &exitError{code: exitLate}
+	}
+	return nil
+}
+
+// exitLate is replay's exit status when events came out of time order: the
+// summary is printed, but it is not what healthrouter would have done.
+const exitLate = 3
+
+// warnings tells on stderr what makes the summary less than the answer:
+// input out of time order, maintenance windows that never applied.
+func warnings(stderr io.Writer, sum *replay.Summary) {
+	if sum.Late > 0 {
+		fmt.Fprintf(stderr, "replay: warning: %s (the first is event %d) came after newer ones by more than the batch window, "+
+			"up to %s: the input is not in time order and the outcome is wrong; replay does not reorder: "+
+			"record or sort the events by their own timestamps upstream\n", countOf(sum.Late, "event"), sum.FirstLate, sum.LateBy)
+	}
+	if sum.WindowsOutside > 0 {
+		span := "no events"
+		if !sum.First.IsZero() {
+			span = sum.First.UTC().Format(time.RFC3339) + " to " + sum.Last.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "replay: warning: maintenance windows not applied: %d cover none of the events' time (%s); "+
+			"GET /v1/maintenance lists only the windows current when it is asked\n", sum.WindowsOutside, span)
+	}
+}
+
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// writeReplay prints the summary in format, after the timeline in text,
+// with the noise report when asked.
+func writeReplay(stdout io.Writer, sum *replay.Summary, format string, timeline bool, noiseReport *report.Builder) error {
+	if format == "json" {
 		return sum.WriteJSON(stdout)
 	}
 	if timeline {

@@ -247,8 +247,8 @@ func TestReplayCommandWarnsOfLateEvents(t *testing.T) {
 	host := regexp.MustCompile(`"host":"[^"]*"`)
 	slices.SortStableFunc(lines, func(a, b string) int { return strings.Compare(host.FindString(a), host.FindString(b)) })
 	code, out, errs := runBinary(t, strings.NewReader(strings.Join(lines, "")), "replay", "-")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errs)
+	if code != exitLate {
+		t.Fatalf("exit %d, want %d: %s", code, exitLate, errs)
 	}
 	if !strings.Contains(errs, "replay: warning:") || !strings.Contains(errs, "not in time order") {
 		t.Errorf("stderr lacks the warning: %q", errs)

@@ -68,10 +68,16 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // reportFromStore builds the report from the journal of a stopped server,
-// as of its newest entry. A running server holds the store's lock: ask it
-// instead.
+// as of when that server last wrote its store: a running server reports as
+// of time.Now(), so an alert still firing at the newest entry counts as a
+// page once it has been firing for its pending period by then, and a
+// stopped server's store saw that moment at its final write (its last
+// checkpoint). The file's modification time is that write, the newest
+// entry's time when it is later; opening read-only does not change it. A
+// running server holds the store's lock: ask it instead.
 func reportFromStore(dir string, pending report.Pending) (*report.Report, error) {
-	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
+	fi, err := os.Stat(filepath.Join(dir, store.FileName))
+	if err != nil {
 		return nil, fmt.Errorf("no healthrouter store in %s: %w", dir, err)
 	}
 	st, err := store.Open(dir, store.Options{OpenTimeout: time.Second, ReadOnly: true})
@@ -83,5 +89,5 @@ func reportFromStore(dir string, pending report.Pending) (*report.Report, error)
 	}
 	defer st.Close()
 	return report.Build(func(fn func(*health.Transition) bool) error { return st.ScanTransitions(0, fn) },
-		report.Options{Pending: &pending})
+		report.Options{Pending: &pending, Now: fi.ModTime()})
 }

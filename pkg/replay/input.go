@@ -64,6 +64,9 @@ type chunker struct {
 	buf           []byte
 	size, maxLine int
 	eof           bool
+	// err is a read error met after the last chunk's complete lines: it
+	// is returned by the next call, once they are replayed.
+	err error
 
 	// Of the last chunk: its non-blank lines (events, skipped ones
 	// included) and the positions among them of the lines skipped for
@@ -77,10 +80,15 @@ func newChunker(r io.Reader, size, maxLine int) *chunker {
 }
 
 // next returns the next chunk, valid until the following call, or io.EOF
-// once the input is exhausted.
+// once the input is exhausted. When reading fails, the complete lines read
+// before are returned first and the error by the following call; the line
+// the failure cut is dropped.
 func (c *chunker) next() ([]byte, error) {
 	c.buf, c.lines, c.skipped = c.buf[:0], 0, c.skipped[:0]
-	for len(c.buf) < c.size && !c.eof {
+	if c.err != nil {
+		return nil, c.err
+	}
+	for len(c.buf) < c.size && !c.eof && c.err == nil {
 		start := len(c.buf)
 		skipping := false
 		for {
@@ -101,7 +109,10 @@ func (c *chunker) next() ([]byte, error) {
 			if errors.Is(err, io.EOF) {
 				c.eof = true
 			} else if err != nil {
-				return nil, fmt.Errorf("read: %w", err)
+				c.err = fmt.Errorf("read: %w", err)
+				if !skipping {
+					c.buf = c.buf[:start]
+				}
 			}
 			break
 		}
@@ -109,8 +120,13 @@ func (c *chunker) next() ([]byte, error) {
 			c.lines++
 		}
 	}
-	if len(c.buf) == 0 && len(c.skipped) == 0 && c.eof {
-		return nil, io.EOF
+	if len(c.buf) == 0 && len(c.skipped) == 0 {
+		if c.err != nil {
+			return nil, c.err
+		}
+		if c.eof {
+			return nil, io.EOF
+		}
 	}
 	return c.buf, nil
 }

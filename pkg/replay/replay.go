@@ -28,6 +28,10 @@
 //
 // # What is counted
 //
+// Raw failing results and direct pages count the results the engine keeps:
+// a retry (a repeated event_id, or without one the same status at the same
+// timestamp) or a result older than its check's newest is the same
+// observation again, which neither healthrouter nor a pager would act on.
 // Direct pages: a check-to-pager integration pages once per (region, host,
 // check) transition into critical, in arrival order, with no confirmation,
 // no grouping and no suppression; warning and unknown do not page.
@@ -46,7 +50,9 @@
 // The input must be in time order, as a recording of what Vector sent is.
 // An event more than the batch window older than one read before it is
 // applied at the replay's clock, which gives a wrong answer; such events
-// are counted and reported (Summary.Late), not reordered.
+// are counted and reported (Summary.Late), not reordered. A late retry of
+// a result already applied is a duplicate the engine discards: it changes
+// nothing and is not counted.
 package replay
 
 import (
@@ -58,6 +64,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/engine"
@@ -76,7 +84,8 @@ type Options struct {
 	Config *config.Config
 	// Windows are maintenance windows to apply, each when the event clock
 	// reaches its Created time (or at the first event if it was created
-	// before). A window that ended before the first event is skipped.
+	// before). A window that ended before the first event is skipped;
+	// Summary.WindowsOutside counts those that cover none of the events.
 	Windows []health.Window
 	// Restarts are event times at which healthrouter crashes and restarts
 	// from its persisted state.
@@ -197,8 +206,25 @@ func New(opts Options) (*Replayer, error) {
 	return r, nil
 }
 
+// TruncatedError reports input that ends inside a compressed stream, as a
+// copy cut short or a file still being written does. Run returns it with
+// the summary of the events before the cut.
+type TruncatedError struct {
+	// Events is the number of events read whole before the cut.
+	Events int
+	Err    error
+}
+
+func (e *TruncatedError) Error() string {
+	return fmt.Sprintf("input truncated after event %d: %v", e.Events, e.Err)
+}
+
+func (e *TruncatedError) Unwrap() error { return e.Err }
+
 // Run replays the events in in and returns the summary. It stops early,
-// returning ctx's error, when ctx ends.
+// returning ctx's error, when ctx ends. Input cut short (a truncated gzip
+// or zstd file) returns the summary of the events before the cut with a
+// *TruncatedError; any other failure returns no summary.
 func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 	counted := &countingReader{r: in}
 	src, closeSrc, err := decompress(counted)
@@ -210,7 +236,7 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 	rn := &run{
 		Replayer: r,
 		sum:      &Summary{Suppressed: map[string]int{}, Alerts: []Alert{}},
-		critical: make(map[string]struct{}),
+		checks:   make(map[string]int),
 		batch:    make([]health.Result, 0, 1024),
 	}
 	rn.book = newAlertBook(rn.sum, r.pending, r.opts.OnChange)
@@ -225,12 +251,17 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 		lastProgress = r.opts.Now()
 	}
 	lastEvents := 0
+	var truncated error
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		chunk, err := ch.next()
 		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			truncated = &TruncatedError{Events: rn.sum.Events, Err: err}
 			break
 		}
 		if err != nil {
@@ -260,7 +291,20 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader) (*Summary, error) {
 	if rn.started {
 		rn.book.finish(unixTime(rn.clock))
 	}
-	return rn.sum, nil
+	rn.sum.WindowsOutside = r.windowsOutside(rn.sum.First, rn.sum.Last)
+	return rn.sum, truncated
+}
+
+// windowsOutside counts the windows that cover none of first to last: all
+// of them when there were no events.
+func (r *Replayer) windowsOutside(first, last time.Time) int {
+	n := 0
+	for _, w := range r.windows {
+		if first.IsZero() || !w.Until.After(first) || w.Created.After(last) {
+			n++
+		}
+	}
+	return n
 }
 
 // run is one replay's state.
@@ -286,14 +330,25 @@ type run struct {
 	// held ones, earlier chunks released once the batch is applied. A
 	// batch is bounded (MaxBatch), and so are the chunks it spans.
 	batch                []health.Result
-	batchEvents          []int // each result's event number, for errors
+	batchEvents          []int   // each result's event number, for errors
+	batchLags            []int64 // how late each result came, 0: in order
 	batchStart, batchEnd int64
 	held                 []*ingest.Decoded
 
-	// critical holds the keys whose latest result was critical, for
+	// checks indexes, per check, its newest kept result in last, for
 	// direct routing; keyBuf builds lookups without allocating.
-	critical map[string]struct{}
-	keyBuf   []byte
+	checks map[string]int
+	last   []lastResult
+	keyBuf []byte
+}
+
+// lastResult is what the engine's deduplication compares a check's next
+// result with, and whether direct routing has it critical.
+type lastResult struct {
+	time     int64
+	eventID  uint64 // 0: none
+	status   health.Status
+	critical bool
 }
 
 // chunk decodes one chunk of lines and feeds its results.
@@ -360,8 +415,9 @@ func (rn *run) feed(res *health.Result, event int) error {
 		rn.sum.reject("event %d: no timestamp: replay runs on the events' own clock", event)
 		return nil
 	}
+	var lag int64
 	if newest := rn.sum.Last.UnixNano(); !rn.sum.Last.IsZero() && t < newest-int64(rn.opts.BatchWindow) {
-		rn.late(event, time.Duration(newest-t))
+		lag = newest - t
 	}
 	if len(rn.batch) > 0 && (t >= rn.batchStart+int64(rn.opts.BatchWindow) || len(rn.batch) >= rn.opts.MaxBatch) {
 		if err := rn.flush(); err != nil {
@@ -374,17 +430,19 @@ func (rn *run) feed(res *health.Result, event int) error {
 	rn.batchEnd = max(rn.batchEnd, t)
 	rn.batch = append(rn.batch, *res)
 	rn.batchEvents = append(rn.batchEvents, event)
+	rn.batchLags = append(rn.batchLags, lag)
 	if rn.sum.First.IsZero() || t < rn.sum.First.UnixNano() {
 		rn.sum.First = unixTime(t)
 	}
 	if t > rn.sum.Last.UnixNano() {
 		rn.sum.Last = unixTime(t)
 	}
-	rn.direct(res)
 	return nil
 }
 
-// late counts an event that came lag after a newer one.
+// late counts an event the engine kept that came lag after a newer one. A
+// late retry of a result already applied, which the engine discards, is
+// what Vector sends after a timeout and changes nothing.
 func (rn *run) late(event int, lag time.Duration) {
 	if rn.sum.Late == 0 {
 		rn.sum.FirstLate = event
@@ -393,29 +451,58 @@ func (rn *run) late(event int, lag time.Duration) {
 	rn.sum.LateBy = max(rn.sum.LateBy, lag)
 }
 
-// direct counts the result as check-to-pager routing would: a page when a
-// check's result is critical and its previous one was not.
-func (rn *run) direct(res *health.Result) {
-	if res.Status != health.Passing {
-		rn.sum.RawFailing++
-	}
-	if res.Status != health.Critical && len(rn.critical) == 0 {
-		return
-	}
+// direct counts a result as check-to-pager routing would: a page when a
+// check's result is critical and its previous one was not. It reports
+// whether the result counted. A result the engine discards as a duplicate
+// is not counted: the engine's rule (see engine.Engine.Apply) runs here per
+// result, since an Outcome only counts a batch's duplicates. It follows the
+// input alone: a restart's lost last-seen times or a forgotten host, after
+// which the engine judges some late results differently, do not change
+// what a pager receiving the same stream would do.
+func (rn *run) direct(res *health.Result) bool {
 	b := append(rn.keyBuf[:0], res.Region...)
 	b = append(b, 0)
 	b = append(b, res.Host...)
 	b = append(b, 0)
 	b = append(b, res.Check...)
 	rn.keyBuf = b
-	_, was := rn.critical[string(b)]
-	switch {
-	case res.Status == health.Critical && !was:
-		rn.critical[string(b)] = struct{}{}
-		rn.sum.DirectPages++
-	case res.Status != health.Critical && was:
-		delete(rn.critical, string(b))
+	id := eventID(res.EventID)
+	i, seen := rn.checks[string(b)]
+	if !seen {
+		i = len(rn.last)
+		rn.checks[string(b)] = i
+		rn.last = append(rn.last, lastResult{})
 	}
+	last := &rn.last[i]
+	switch {
+	case !seen:
+	case res.Time < last.time,
+		id != 0 && id == last.eventID,
+		id == 0 && res.Time == last.time && res.Status == last.status:
+		return false
+	}
+	last.time, last.eventID, last.status = res.Time, id, res.Status
+	if res.Status != health.Passing {
+		rn.sum.RawFailing++
+	}
+	critical := res.Status == health.Critical
+	if critical && !last.critical {
+		rn.sum.DirectPages++
+	}
+	last.critical = critical
+	return true
+}
+
+// eventID hashes an event_id as the engine does for its duplicate check; 0
+// means none.
+func eventID(b []byte) uint64 {
+	if len(b) == 0 {
+		return 0
+	}
+	if h := xxhash.Sum64(b); h != 0 {
+		return h
+	}
+	return 1
 }
 
 // flush applies the open batch, received at its newest event time.
@@ -429,16 +516,31 @@ func (rn *run) flush() error {
 	}
 	rn.out.Reset()
 	rn.eng.Apply(&health.Batch{Received: unixTime(at), Results: rn.batch}, &rn.out)
-	for _, rj := range rn.out.Rejected {
-		rn.sum.reject("event %d: %s", rn.batchEvents[rj.Index], rj.Err)
+	// The results not rejected count for direct routing, in arrival order.
+	rejected := rn.out.Rejected
+	if !slices.IsSortedFunc(rejected, byIndex) {
+		slices.SortFunc(rejected, byIndex)
+	}
+	next := 0
+	for i := range rn.batch {
+		if next < len(rejected) && rejected[next].Index == i {
+			rn.sum.reject("event %d: %s", rn.batchEvents[i], rejected[next].Err)
+			next++
+			continue
+		}
+		if rn.direct(&rn.batch[i]) && rn.batchLags[i] > 0 {
+			rn.late(rn.batchEvents[i], time.Duration(rn.batchLags[i]))
+		}
 	}
 	rn.absorb()
 	rn.clock = at
 	clear(rn.batch)
-	rn.batch, rn.batchEvents = rn.batch[:0], rn.batchEvents[:0]
+	rn.batch, rn.batchEvents, rn.batchLags = rn.batch[:0], rn.batchEvents[:0], rn.batchLags[:0]
 	rn.release()
 	return nil
 }
+
+func byIndex(a, b engine.Rejection) int { return a.Index - b.Index }
 
 // release gives the held chunks' buffers back to the decoder.
 func (rn *run) release() {

@@ -320,11 +320,44 @@ func TestWindows(t *testing.T) {
 		{Region: "r1", Created: t0.Add(-2 * time.Hour), Until: t0.Add(-time.Hour), Reason: "long over"},
 	}
 	sum := run(t, replay.Options{Windows: windows}, strings.NewReader(b.String()))
-	if sum.Windows != 1 {
-		t.Errorf("%d windows applied, want 1", sum.Windows)
+	if sum.Windows != 1 || sum.WindowsOutside != 1 {
+		t.Errorf("%d windows applied, %d outside the events; want 1 and 1", sum.Windows, sum.WindowsOutside)
 	}
 	if sum.Suppressed[health.SuppressedByMaintenance] != 1 || sum.Pages != 1 || len(sum.Alerts) != 1 || sum.Alerts[0].Check != "raid" {
 		t.Errorf("suppressed %v pages %d alerts %+v: want disk suppressed, raid paging", sum.Suppressed, sum.Pages, sum.Alerts)
+	}
+}
+
+// TestWindowsOutside counts the windows that cover none of the events'
+// time: they were never applied.
+func TestWindowsOutside(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	events := `{"region":"r1","host":"a","check":"disk","status":"ok","timestamp":"2026-03-02T08:00:00Z"}
+{"region":"r1","host":"a","check":"disk","status":"ok","timestamp":"2026-03-02T08:10:00Z"}
+`
+	window := func(from, until time.Duration) health.Window {
+		return health.Window{Region: "r1", Created: t0.Add(from), Until: t0.Add(until), Reason: "test"}
+	}
+	for _, tc := range []struct {
+		name    string
+		window  health.Window
+		in      string
+		outside int
+	}{
+		{"ends before the first event", window(-2*time.Hour, -time.Hour), events, 1},
+		{"ends at the first event", window(-time.Hour, 0), events, 1},
+		{"covers the first event", window(-time.Hour, time.Second), events, 0},
+		{"created at the last event", window(10*time.Minute, time.Hour), events, 0},
+		{"created after the last event", window(11*time.Minute, time.Hour), events, 1},
+		{"spans the events", window(-time.Hour, time.Hour), events, 0},
+		{"no events", window(-time.Hour, time.Hour), "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum := run(t, replay.Options{Windows: []health.Window{tc.window}}, strings.NewReader(tc.in))
+			if sum.WindowsOutside != tc.outside || sum.Windows+sum.WindowsOutside != 1 {
+				t.Errorf("%d windows outside, %d applied; want %d outside", sum.WindowsOutside, sum.Windows, tc.outside)
+			}
+		})
 	}
 }
 

@@ -22,11 +22,14 @@ import (
 type Summary struct {
 	// Events counts the events read, rejected ones included.
 	Events int `json:"events"`
-	// RawFailing counts the valid results whose status is not passing.
+	// RawFailing counts the results the engine kept (not rejected, not
+	// duplicates: a retry, or older than the check's newest) whose status
+	// is not passing.
 	RawFailing int `json:"raw_failing"`
 	// DirectPages counts what check-to-pager routing would page: one page
-	// per (region, host, check) transition into critical, in arrival order,
-	// with no confirmation, grouping or suppression.
+	// per (region, host, check) transition into critical among the results
+	// the engine kept, in arrival order, with no confirmation, grouping or
+	// suppression.
 	DirectPages int `json:"direct_pages"`
 	// Pages counts what healthrouter pages (see report.Pager): alert
 	// series at critical or error severity that stay firing unsuppressed
@@ -52,6 +55,10 @@ type Summary struct {
 	// Windows and Restarts count the maintenance windows applied and the
 	// restarts performed.
 	Windows, Restarts int `json:"-"`
+	// WindowsOutside counts the maintenance windows given that cover none
+	// of the events' time (they end before the first or start after the
+	// last) and so were never applied.
+	WindowsOutside int `json:"-"`
 
 	// Pending is the pending periods applied. Brief counts the alert
 	// series that ended within theirs (never notified: the timeline marks
@@ -61,9 +68,11 @@ type Summary struct {
 	StillPending int            `json:"-"`
 
 	// Late counts events older than one already read by more than the
-	// batch window: replay applies them at its clock, so input out of time
-	// order gives a wrong answer. LateBy is the largest such lag and
-	// FirstLate the first late event's number.
+	// batch window that the engine kept: replay applies them at its clock,
+	// so input out of time order gives a wrong answer. A late duplicate (a
+	// retry of a result already applied) is discarded and not counted.
+	// LateBy is the largest such lag and FirstLate the first late event's
+	// number.
 	Late      int           `json:"-"`
 	LateBy    time.Duration `json:"-"`
 	FirstLate int           `json:"-"`
@@ -257,7 +266,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if s.Late > 0 {
 		ew.printf("warning: %s (the first is event %d) came more than the batch window after newer ones, up to %s late: "+
 			"replay applies them at its clock, so the outcome is wrong; put the input in time order "+
-			"(e.g. jq -c -s 'sort_by(.timestamp)[]')\n",
+			"of the events' own timestamps upstream (replay does not reorder)\n",
 			plural(s.Late, "event"), s.FirstLate, report.ShortDuration(s.LateBy))
 	}
 	for _, e := range s.Errors {

@@ -134,12 +134,15 @@ type Ended struct {
 // Observe accounts for one journal entry, after advancing to its time: a
 // series starts when an alert starts firing unsuppressed or a firing alert
 // changes severity, and ends when it stops firing or changes severity.
-// It returns the series the entry ended, if any.
+// It returns the series the entry ended, if any. Every entry advances the
+// clock, whether or not it concerns a series: a caller that prints what
+// the entry says after Observe returns (a replay's timeline) must see the
+// series due before it fire first.
 func (p *Pager) Observe(t *health.Transition) (Ended, bool) {
+	p.Advance(t.Time)
 	if t.Kind != health.AlertChanged || (t.From != health.AlertFiring && t.To != health.AlertFiring) {
 		return Ended{}, false
 	}
-	p.Advance(t.Time)
 	id := seriesID(t)
 	var ended Ended
 	ok := false

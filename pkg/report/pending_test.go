@@ -160,3 +160,38 @@ func TestReportCountsOpenSeriesAtNow(t *testing.T) {
 		}
 	}
 }
+
+// TestPagerFiresBeforeLaterEntries: a series due before an entry fires
+// while Observe takes the entry, whatever the entry is about, so a timeline
+// printed entry by entry stays in time order.
+func TestPagerFiresBeforeLaterEntries(t *testing.T) {
+	m := time.Minute
+	check := health.Transition{Time: t0.Add(3 * m), Kind: health.CheckChanged,
+		Key: health.Key{Region: "r1", Host: "b", Check: "disk"}, From: health.PhaseSoft, To: health.PhaseHard}
+	for _, tc := range []struct {
+		name  string
+		entry health.Transition
+	}{
+		{"another alert suppressed", alertAt(3*m, health.LevelHost, "r1/b/disk", "inactive", "suppressed",
+			health.SeverityCritical, "region")},
+		{"another alert released", alertAt(3*m, health.LevelHost, "r1/b/disk", "suppressed", "inactive",
+			health.SeverityCritical, "region")},
+		{"a check entry", check},
+		{"another alert firing", alertAt(3*m, health.LevelHost, "r1/b/disk", "inactive", "firing",
+			health.SeverityCritical, "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var order []string
+			p := NewPager(DefaultPending(), func(s *Series, at time.Time) {
+				order = append(order, fmt.Sprintf("%s fired at %s", s.Host, at.Sub(t0)))
+			})
+			first := alertAt(0, health.LevelHost, "r1/a/raid", "inactive", "firing", health.SeverityCritical, "")
+			p.Observe(&first)
+			p.Observe(&tc.entry)
+			order = append(order, fmt.Sprintf("entry at %s", tc.entry.Time.Sub(t0)))
+			if want := []string{"a fired at 2m0s", "entry at 3m0s"}; !reflect.DeepEqual(order, want) {
+				t.Errorf("order %q, want %q", order, want)
+			}
+		})
+	}
+}
