@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/internal/fulldisk"
 )
 
 // TestFullDiskShowsInReadyzAndMetrics: while the disk is full, ingest
@@ -21,7 +20,7 @@ import (
 // /readyz clears.
 func TestFullDiskShowsInReadyzAndMetrics(t *testing.T) {
 	ts := newTestServer(t, true)
-	disk := fillDisk(t, ts.store.Path())
+	disk := fulldisk.Fill(t, ts.store.Path())
 	body := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "critical"),
 		event("web-2.eu-west.example.com", "eu-west", "disk", "passing"))
 
@@ -62,7 +61,7 @@ func TestFullDiskShowsInReadyzAndMetrics(t *testing.T) {
 		t.Errorf("healthrouter_store_commit_failures_total = %v, want counted", s)
 	}
 
-	disk.restore()
+	disk.Restore()
 	// The sender retries; the first commit, retried by the store, lands.
 	var code int
 	for range 100 {
@@ -93,70 +92,4 @@ func readyzStore(t *testing.T, ts *testServer) map[string]any {
 		t.Fatal(err)
 	}
 	return body.Store
-}
-
-// fullDisk stands in for a full disk under an open store: the store file's
-// descriptor is pointed at /dev/full, where every write fails with ENOSPC,
-// while its memory map keeps serving reads.
-type fullDisk struct {
-	t        *testing.T
-	fd, file int // the store's descriptor, and a copy of the file's
-	restored bool
-}
-
-func fillDisk(t *testing.T, path string) *fullDisk {
-	t.Helper()
-	fd := openDescriptor(t, path)
-	saved, err := syscall.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no /dev/full: %v", err)
-	}
-	defer full.Close()
-	if err := syscall.Dup3(int(full.Fd()), fd, syscall.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	d := &fullDisk{t: t, fd: fd, file: saved}
-	t.Cleanup(d.restore)
-	return d
-}
-
-// restore points the descriptor back at the store file.
-func (d *fullDisk) restore() {
-	if d.restored {
-		return
-	}
-	d.restored = true
-	if err := syscall.Dup3(d.file, d.fd, syscall.O_CLOEXEC); err != nil {
-		d.t.Fatal(err)
-	}
-	syscall.Close(d.file)
-}
-
-// openDescriptor finds the process's descriptor open on path.
-func openDescriptor(t *testing.T, path string) int {
-	t.Helper()
-	want, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	for _, e := range entries {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil || target != want {
-			continue
-		}
-		var fd int
-		if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
-			return fd
-		}
-	}
-	t.Fatalf("no descriptor open on %s", want)
-	return -1
 }

@@ -2,11 +2,7 @@ package tracker
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/internal/fulldisk"
 )
 
 // TestFullDiskIsReportedAndNotCounted: a commit the disk refuses is
@@ -50,7 +47,7 @@ func TestFullDiskIsReportedAndNotCounted(t *testing.T) {
 		t.Fatalf("after a durable request: accepted %v, transitions %v", accepted0, transitions0)
 	}
 
-	disk := fillDisk(t, f.st.Path())
+	disk := fulldisk.Fill(t, f.st.Path())
 	failedAt := f.clock.now()
 	if _, err := f.tr.Apply(ctx, request("web-2", "web-3"), "test"); err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("Apply on a full disk: %v, want the disk's error", err)
@@ -72,7 +69,7 @@ func TestFullDiskIsReportedAndNotCounted(t *testing.T) {
 		t.Errorf("not_durable %v, commit failures %v; want 3 and 2", notDurable, failures)
 	}
 
-	disk.restore()
+	disk.Restore()
 	var err error
 	for range 100 { // the store retries the failed commit with a backoff
 		if _, err = f.tr.Apply(ctx, request("web-2"), "test"); err == nil {
@@ -95,70 +92,4 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
-}
-
-// fullDisk stands in for a full disk under an open store: the store file's
-// descriptor is pointed at /dev/full, where every write fails with ENOSPC,
-// while its memory map keeps serving reads.
-type fullDisk struct {
-	t        *testing.T
-	fd, file int // the store's descriptor, and a copy of the file's
-	restored bool
-}
-
-func fillDisk(t *testing.T, path string) *fullDisk {
-	t.Helper()
-	fd := openDescriptor(t, path)
-	saved, err := syscall.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no /dev/full: %v", err)
-	}
-	defer full.Close()
-	if err := syscall.Dup3(int(full.Fd()), fd, syscall.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	d := &fullDisk{t: t, fd: fd, file: saved}
-	t.Cleanup(d.restore)
-	return d
-}
-
-// restore points the descriptor back at the store file.
-func (d *fullDisk) restore() {
-	if d.restored {
-		return
-	}
-	d.restored = true
-	if err := syscall.Dup3(d.file, d.fd, syscall.O_CLOEXEC); err != nil {
-		d.t.Fatal(err)
-	}
-	syscall.Close(d.file)
-}
-
-// openDescriptor finds the process's descriptor open on path.
-func openDescriptor(t *testing.T, path string) int {
-	t.Helper()
-	want, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	for _, e := range entries {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil || target != want {
-			continue
-		}
-		var fd int
-		if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
-			return fd
-		}
-	}
-	t.Fatalf("no descriptor open on %s", want)
-	return -1
 }
