@@ -99,7 +99,7 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 					out.Duplicates++
 					return
 				}
-				id := hashEventID(r.EventID)
+				id := HashEventID(r.EventID)
 				if (id != 0 && id == s.eventID) || (id == 0 && t == r.Time && t == s.updated && r.Status == s.status) {
 					// A repeated event_id, or without one the same
 					// status at the same own timestamp: a retry.
@@ -182,7 +182,7 @@ func (e *Engine) create(i int, reg *region, r *health.Result, t, now int64, out 
 		s.flags = setFlag(setFlag(s.flags, fMaint, m), fMaintHost, mh)
 	}
 	out.Accepted++
-	e.update(reg, hi, idx, r, t, now, hashEventID(r.EventID), true, out)
+	e.update(reg, hi, idx, r, t, now, HashEventID(r.EventID), true, out)
 	// The host was not reporting if all its other checks were stale.
 	e.updateHostNR(reg, hi)
 }

@@ -573,11 +573,12 @@ func unixTime(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-// hashEventID is xxHash64: stable across processes, so a persisted hash
-// still recognises a retry after a restart, and eight bytes a step, so a
-// UUID costs a few nanoseconds under the engine lock. 0 means "no
-// event_id".
-func hashEventID(b []byte) uint64 {
+// HashEventID is how the engine keeps an event_id to recognise a retry:
+// xxHash64, stable across processes, so a persisted hash still recognises
+// a retry after a restart, and eight bytes a step, so a UUID costs a few
+// nanoseconds under the engine lock. 0 means "no event_id". Replay uses it
+// to judge retries as the engine does.
+func HashEventID(b []byte) uint64 {
 	if len(b) == 0 {
 		return 0
 	}

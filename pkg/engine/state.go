@@ -329,7 +329,7 @@ func (e *Engine) addRegion(name string) *region {
 // by Start.
 func (e *Engine) addHost(reg *region, name string) uint32 {
 	h := host{name: name, region: reg.id, due: math.MaxInt64, heapPos: -1,
-		spread: uint16(hashEventID([]byte(name)))}
+		spread: uint16(HashEventID([]byte(name)))}
 	var hi uint32
 	if n := len(e.freeHosts); n > 0 {
 		hi = e.freeHosts[n-1]

@@ -65,8 +65,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/engine"
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -466,7 +464,7 @@ func (rn *run) direct(res *health.Result) bool {
 	b = append(b, 0)
 	b = append(b, res.Check...)
 	rn.keyBuf = b
-	id := eventID(res.EventID)
+	id := engine.HashEventID(res.EventID)
 	i, seen := rn.checks[string(b)]
 	if !seen {
 		i = len(rn.last)
@@ -491,18 +489,6 @@ func (rn *run) direct(res *health.Result) bool {
 	}
 	last.critical = critical
 	return true
-}
-
-// eventID hashes an event_id as the engine does for its duplicate check; 0
-// means none.
-func eventID(b []byte) uint64 {
-	if len(b) == 0 {
-		return 0
-	}
-	if h := xxhash.Sum64(b); h != 0 {
-		return h
-	}
-	return 1
 }
 
 // flush applies the open batch, received at its newest event time.
