@@ -525,6 +525,10 @@ func TestMetricEvents(t *testing.T) {
 		{name: "status tag ignored", event: `{"gauge":{"value":0},"kind":"absolute","name":"health_check_status",` +
 			`"tags":{"check":"c","host":"h","region":"r","status":"critical"}}`,
 			want: res{Region: "r", Host: "h", Check: "c", Status: health.Passing}},
+		{name: "without kind", event: `{"name":"health_check_status","tags":{"host":"h7","region":"r1","check":"m7"},"gauge":{"value":2}}`,
+			want: res{Region: "r1", Host: "h7", Check: "m7", Status: health.Critical}},
+		{name: "counter without kind", event: `{"counter":{"value":2.0},"name":"health_check_status","tags":{"host":"h"}}`,
+			reject: rej{Reason: ReasonInvalidMetric, Err: `metric "health_check_status" must be a gauge`}},
 		{name: "other metric", event: `{"counter":{"value":1.0},"kind":"incremental","name":"cpu_seconds_total","tags":{"host":"h"}}`,
 			reject: rej{Reason: ReasonUnknownMetric, Err: `metric "cpu_seconds_total" is not the status metric "health_check_status"`}},
 		{name: "counter", event: `{"counter":{"value":2.0},"kind":"absolute","name":"health_check_status","tags":{"host":"h"}}`,
@@ -575,6 +579,11 @@ func TestMetricEvents(t *testing.T) {
 	r, j := one(t, d, `{"check":"c","host":"h","kind":"Pod","name":"api-0","region":"r","status":"ok"}`)
 	if j.Index >= 0 || r.Host != "h" {
 		t.Errorf("log event with name and kind: %+v %+v", r, j)
+	}
+	// Nor does a "name" beside a plain "gauge" field, without a kind.
+	r, j = one(t, d, `{"check":"c","gauge":3,"host":"h","name":"fuel","region":"r","status":"ok"}`)
+	if j.Index >= 0 || r.Host != "h" {
+		t.Errorf("log event with name and gauge: %+v %+v", r, j)
 	}
 }
 

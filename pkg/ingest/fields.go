@@ -67,12 +67,18 @@ func (f *fieldSet) get(i field) value {
 }
 
 // isMetric reports whether the event has the shape of a Vector metric: a
-// name, a kind and a value. A log event may have "name" and "kind" fields
-// (Kubernetes objects do), but not a metric value too.
+// name and a value. Vector always adds "kind"; a sender building DESIGN's
+// documented shape by hand may not, so without a kind the value must be an
+// object ("gauge": {"value": N}). A log event may have "name" and "kind"
+// fields (Kubernetes objects do), but not a metric value too.
 func (f *fieldSet) isMetric() bool {
-	const need = 1<<metricName | 1<<metricKind
-	return f.present&need == need && f.vals[metricName].kind == kindString &&
-		f.present&(1<<metricGauge|1<<metricOtherValue) != 0
+	if f.get(metricName).kind != kindString {
+		return false
+	}
+	if f.present&(1<<metricKind) != 0 {
+		return f.present&(1<<metricGauge|1<<metricOtherValue) != 0
+	}
+	return f.get(metricGauge).kind == kindObject || f.get(metricOtherValue).kind == kindObject
 }
 
 // keyEntry says what one JSON key feeds: a set of fields (one key can feed
