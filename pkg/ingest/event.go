@@ -198,13 +198,15 @@ func (dec *Decoded) fill(r *health.Result, fs *fieldSet, names *[numEventFields]
 	if r.Host, f = d.text(fs, fieldHost, names, true); f != nil {
 		return f
 	}
-	if r.Region, f = d.text(fs, fieldRegion, names, false); f != nil {
-		return f
+	// An empty region is a missing one when region_from_host can name it:
+	// a remap that copies an absent field writes "".
+	if v := fs.get(fieldRegion); v.kind == kindString && len(v.b) == 0 && d.regionFromHost != nil {
+		r.Region, f = dec.regionOf(r.Host, names)
+	} else if r.Region, f = d.text(fs, fieldRegion, names, false); f == nil && r.Region == nil {
+		r.Region, f = dec.regionOf(r.Host, names)
 	}
-	if r.Region == nil {
-		if r.Region, f = dec.regionOf(r.Host, names); f != nil {
-			return f
-		}
+	if f != nil {
+		return f
 	}
 	if r.Check, f = d.text(fs, fieldCheck, names, true); f != nil {
 		return f
