@@ -100,9 +100,7 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 					return
 				}
 				id := HashEventID(r.EventID)
-				if (id != 0 && id == s.eventID) || (id == 0 && t == r.Time && t == s.updated && r.Status == s.status) {
-					// A repeated event_id, or without one the same
-					// status at the same own timestamp: a retry.
+				if retried(s, r, t, id) {
 					out.Duplicates++
 					return
 				}
@@ -113,6 +111,23 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 		}
 	}
 	e.create(i, reg, r, t, now, out)
+}
+
+// retried reports whether r, not older than the check's state, repeats a
+// result already applied: the state's event_id; the one before it when
+// timestamps cannot order the two (r has no timestamp of its own, or the
+// state's), as when Vector retries a batch that timed out after the
+// check's next result got in; or, without an event_id, the same status at
+// the same own timestamp. A result of a sender that sets timestamps and
+// ids is ordered by its timestamp before it gets here.
+func retried(s *slot, r *health.Result, t int64, id uint64) bool {
+	if id == 0 {
+		return t == r.Time && t == s.updated && r.Status == s.status
+	}
+	if id == s.eventID {
+		return true
+	}
+	return s.prevEventID != 0 && uint32(id) == s.prevEventID && (r.Time == 0 || t == s.updated)
 }
 
 // findCheck finds a host's check by name without allocating. It first
@@ -231,6 +246,7 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 		s.attempts = 0
 	}
 	e.step(s, nm, r.Status, t)
+	s.prevEventID = uint32(s.eventID)
 	s.updated, s.lastSeen, s.eventID = t, now, eventID
 	if r.Interval > 0 {
 		s.interval = r.Interval

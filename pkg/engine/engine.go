@@ -14,10 +14,12 @@
 // ahead of the receive time: a sender's clock running fast can neither
 // freeze a check nor reorder its results. The engine's clock never goes
 // back: a call given a time before a previous call's (the wall clock
-// stepped back) runs at the previous time. Results older than the state's timestamp, results
-// repeating the state's last event_id, and results without an event_id
-// repeating the state's own timestamp and status (Vector retrying after a
-// timeout) are duplicates and change nothing. A result equal to the state
+// stepped back) runs at the previous time. Results older than the state's
+// timestamp, results repeating the state's last event_id (or the one
+// before it, when no timestamps of their own order the two: Vector
+// retrying a batch that timed out after the check's next result got in),
+// and results without an event_id repeating the state's own timestamp and
+// status are duplicates and change nothing. A result equal to the state
 // only refreshes last-seen and shifts the flap history. Results adding a
 // key past engine.max_checks, or a region past the 10,000th, are rejected
 // (Outcome.Rejected), never silently dropped.

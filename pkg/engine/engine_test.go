@@ -245,6 +245,23 @@ func TestSeverityResolution(t *testing.T) {
 			t.Fatalf("escalation counted as a new page")
 		}
 	})
+
+	// The other way: the alert says what is still wrong, a warning, and
+	// stays one alert (one page in the journal) while its severity drops.
+	t.Run("host drops to the severity still failing", func(t *testing.T) {
+		h := newHarness(t, cfg(func(c *config.Engine) { c.ConfirmAfter = 1 }))
+		h.apply(res("eu", "web-1", "dns", health.Warning), res("eu", "web-1", "disk", health.Critical))
+		h.now = h.now.Add(30 * time.Second)
+		out := h.apply(res("eu", "web-1", "disk", health.Passing))
+		equalLines(t, "drop", alertTransitions(out.Transitions), []string{"alert host eu/web-1/dns firing->firing severity"})
+		if as := h.e.Alerts(); len(as) != 1 || as[0].Severity != health.SeverityWarning || as[0].Value != 1 {
+			t.Fatalf("host alert %+v, want one warning alert for dns", as)
+		}
+		if pages(h.journal) != 1 {
+			t.Fatalf("a lower severity counted as a new page")
+		}
+		h.mustVerify()
+	})
 }
 
 func TestMaxChecks(t *testing.T) {
@@ -446,6 +463,54 @@ func TestApplyBeforeStartPanics(t *testing.T) {
 		}
 	}()
 	e.Apply(&health.Batch{Received: t0}, &Outcome{})
+}
+
+// TestRetryAfterNextResult: Vector retries a batch that timed out
+// although it was applied, and by then the check's next result may have
+// got in. Without timestamps of their own (or with equal ones) the two
+// cannot be ordered by time; the retry must still not move the check back.
+func TestRetryAfterNextResult(t *testing.T) {
+	result := func(st health.Status, eventID string, ts int64) health.Result {
+		r := res("eu", "web-1", "disk", st)
+		r.EventID, r.Time = []byte(eventID), ts
+		return r
+	}
+	own := t0.Add(-time.Minute).UnixNano()
+	tests := []struct {
+		name  string
+		steps []health.Result
+		dup   []int // duplicates per step
+		final health.Status
+	}{
+		{"no timestamps: retry after the next result",
+			[]health.Result{result(health.Critical, "a", 0), result(health.Passing, "b", 0), result(health.Critical, "a", 0)},
+			[]int{0, 0, 1}, health.Passing},
+		{"equal timestamps: retry after the next result",
+			[]health.Result{result(health.Critical, "a", own), result(health.Passing, "b", own), result(health.Critical, "a", own)},
+			[]int{0, 0, 1}, health.Passing},
+		{"no timestamps: two results later the id is forgotten",
+			[]health.Result{result(health.Critical, "a", 0), result(health.Passing, "b", 0), result(health.Passing, "c", 0),
+				result(health.Critical, "a", 0)},
+			[]int{0, 0, 0, 0}, health.Critical},
+		{"own timestamps: a newer result with an earlier id applies",
+			[]health.Result{result(health.Critical, "a", own), result(health.Passing, "b", own+1), result(health.Critical, "a", own+2)},
+			[]int{0, 0, 0}, health.Critical},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(nil))
+			for i, r := range tt.steps {
+				h.now = h.now.Add(time.Second)
+				if out := h.apply(r); out.Duplicates != tt.dup[i] {
+					t.Errorf("step %d (%s %s): %d duplicates, want %d", i, r.Status, r.EventID, out.Duplicates, tt.dup[i])
+				}
+				h.mustVerify()
+			}
+			if info := h.e.HostChecks("web-1"); len(info) != 1 || info[0].Status != tt.final {
+				t.Errorf("checks %+v, want one at %s", info, tt.final)
+			}
+		})
+	}
 }
 
 // TestSlotSize guards the memory budget: a check slot is one cache line.

@@ -21,13 +21,18 @@ type slot struct {
 	team      uint32 // the event's team; 0 when it gave none
 	interval  int32
 	extra     uint32 // 1 + index into Engine.extras; 0 when none
-	status    health.Status
-	hard      health.Status
-	attempts  uint8
-	severity  health.Severity // the event's; SeverityNone when it gave none
-	flapCount uint8
-	sup       uint8 // suppression reason of its alert entry (sup*)
-	flags     uint16
+	// prevEventID is the low half of the event_id before eventID: a retry
+	// of a result that timed out can arrive after the check's next one.
+	// Half a hash fits the slot's spare bytes; it is only compared where
+	// timestamps cannot order the two (see Apply), and is not persisted.
+	prevEventID uint32
+	status      health.Status
+	hard        health.Status
+	attempts    uint8
+	severity    health.Severity // the event's; SeverityNone when it gave none
+	flapCount   uint8
+	sup         uint8 // suppression reason of its alert entry (sup*)
+	flags       uint16
 }
 
 // Slot flags. The first four are facts about the check; member, failing

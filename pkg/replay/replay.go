@@ -345,6 +345,7 @@ type run struct {
 type lastResult struct {
 	time     int64
 	eventID  uint64 // 0: none
+	prevID   uint64 // the event_id before eventID, 0: none
 	status   health.Status
 	critical bool
 }
@@ -476,10 +477,11 @@ func (rn *run) direct(res *health.Result) bool {
 	case !seen:
 	case res.Time < last.time,
 		id != 0 && id == last.eventID,
+		id != 0 && id == last.prevID && res.Time == last.time,
 		id == 0 && res.Time == last.time && res.Status == last.status:
 		return false
 	}
-	last.time, last.eventID, last.status = res.Time, id, res.Status
+	last.time, last.prevID, last.eventID, last.status = res.Time, last.eventID, id, res.Status
 	if res.Status != health.Passing {
 		rn.sum.RawFailing++
 	}
