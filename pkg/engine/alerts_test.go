@@ -115,6 +115,45 @@ func TestFlapWeights(t *testing.T) {
 	}
 }
 
+// TestFlapThresholdsAreStrict: flapping starts above flap.high and stops
+// below flap.low, so a history worth exactly a threshold changes nothing,
+// however the weights would round as binary fractions.
+func TestFlapThresholdsAreStrict(t *testing.T) {
+	tests := []struct {
+		name      string
+		high, low float64
+		results   string // P passing, C critical, oldest first
+		units     uint32 // the history's weighted sum at the end
+		flapping  bool
+	}{
+		{"exactly high does not start", 0.5, 0.25, "PPPPPPPPPPPCPPCPCPCPC", 950, false},
+		{"one more change starts", 0.5, 0.25, "PPPPPPPPPPPCPPCPCPCPCP", 1046, true},
+		{"exactly low does not stop", 0.5, 0.4, "PCPCPCPCPCPCPCPCPCPCPCCPCCCCCCCCCCC", 760, true},
+		{"one more steady result stops", 0.5, 0.4, "PCPCPCPCPCPCPCPCPCPCPCCPCCCCCCCCCCCC", 668, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(func(c *config.Engine) { c.Flap.High, c.Flap.Low = tt.high, tt.low }))
+			for _, c := range tt.results {
+				st := health.Passing
+				if c == 'C' {
+					st = health.Critical
+				}
+				h.now = h.now.Add(30 * time.Second)
+				h.apply(res("eu", "web-1", "ntp", st))
+			}
+			s := &h.e.hosts[0].checks[0]
+			if got := flapSum(s.flapHist); got != tt.units {
+				t.Fatalf("history worth %d units, want %d", got, tt.units)
+			}
+			if s.flappingNow() != tt.flapping {
+				t.Errorf("flapping %v at %.4f (high %g, low %g), want %v", s.flappingNow(), flapFraction(s.flapHist), tt.high, tt.low, tt.flapping)
+			}
+			h.mustVerify()
+		})
+	}
+}
+
 // regionFleet reports "cpu" passing on n hosts of region eu, plus the check
 // on the first running hosts, critical on the first failing of them.
 func regionFleet(n, running, failing int, check string) []health.Result {

@@ -340,12 +340,12 @@ func (e *Engine) step(s *slot, nm *checkName, st health.Status, t int64) {
 	if s.flapHist == 0 && !flapping {
 		return // the common case: nothing changed lately
 	}
-	f := flapFraction(s.flapHist)
+	f := float64(flapSum(s.flapHist))
 	switch {
-	case !flapping && f > e.set.flapHigh:
+	case !flapping && f > e.set.flapHighUnits:
 		s.flags |= fFlapping
 		e.flapping++
-	case flapping && f < e.set.flapLow:
+	case flapping && f < e.set.flapLowUnits:
 		s.flags &^= fFlapping
 		e.flapping--
 	}

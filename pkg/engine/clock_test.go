@@ -56,6 +56,30 @@ func TestClockNeverGoesBack(t *testing.T) {
 	h.mustVerify()
 }
 
+// TestRestartWithClockBehind: a restart on a machine whose clock is behind
+// the saved states (a replaced host, an NTP step during the outage) starts
+// the engine's clock at the newest saved time, so results without their
+// own timestamp are not older than the states they follow.
+func TestRestartWithClockBehind(t *testing.T) {
+	c := cfg(nil)
+	h := newHarness(t, c)
+	h.apply(res("eu", "web-1", "disk", health.Passing))
+	saved := h.now
+	h.now = h.now.Add(-10 * time.Minute)
+	h.restart(c)
+	out := h.apply(res("eu", "web-1", "disk", health.Critical))
+	if out.Accepted != 1 || out.Duplicates != 0 {
+		t.Fatalf("after a restart 10m behind: accepted %d, duplicates %d", out.Accepted, out.Duplicates)
+	}
+	equalLines(t, "transitions", transitionLines(out.Transitions), []string{"check eu/web-1/disk passing->soft"})
+	for _, tr := range out.Transitions {
+		if !tr.Time.Equal(saved) {
+			t.Errorf("transition at %s, want the newest saved time %s", tr.Time, saved)
+		}
+	}
+	h.mustVerify()
+}
+
 // TestRetryWithoutEventID: Vector retries a batch whose response it did not
 // see; events with a timestamp but no event_id come again. The same status
 // at the same own timestamp is a duplicate: counted again, it confirmed a

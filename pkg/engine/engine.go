@@ -251,13 +251,14 @@ type Engine struct {
 }
 
 type settings struct {
-	confirmAfter, recoverAfter uint8
-	staleAfter                 int64
-	flapHigh, flapLow          float64
-	outageRatio                float64
-	minHosts                   int32
-	maxChecks                  int
-	forgetAfter                int64 // 0: never
+	confirmAfter, recoverAfter  uint8
+	staleAfter                  int64
+	flapHigh, flapLow           float64 // fractions, as configured
+	flapHighUnits, flapLowUnits float64 // the same in flap units (see flapSum)
+	outageRatio                 float64
+	minHosts                    int32
+	maxChecks                   int
+	forgetAfter                 int64 // 0: never
 }
 
 // rule is a validated config.CheckRule.
@@ -361,15 +362,17 @@ func resolveSettings(c config.Engine) (settings, error) {
 		return settings{}, fmt.Errorf("engine: forget_after %s: must not be negative", c.ForgetAfter)
 	}
 	return settings{
-		confirmAfter: uint8(c.ConfirmAfter),
-		recoverAfter: uint8(c.RecoverAfter),
-		staleAfter:   int64(c.StaleAfter),
-		flapHigh:     c.Flap.High,
-		flapLow:      c.Flap.Low,
-		outageRatio:  c.Region.OutageRatio,
-		minHosts:     int32(c.Region.MinHosts),
-		maxChecks:    c.MaxChecks,
-		forgetAfter:  int64(c.ForgetAfter),
+		confirmAfter:  uint8(c.ConfirmAfter),
+		recoverAfter:  uint8(c.RecoverAfter),
+		staleAfter:    int64(c.StaleAfter),
+		flapHigh:      c.Flap.High,
+		flapLow:       c.Flap.Low,
+		flapHighUnits: flapThreshold(c.Flap.High),
+		flapLowUnits:  flapThreshold(c.Flap.Low),
+		outageRatio:   c.Region.OutageRatio,
+		minHosts:      int32(c.Region.MinHosts),
+		maxChecks:     c.MaxChecks,
+		forgetAfter:   int64(c.ForgetAfter),
 	}, nil
 }
 

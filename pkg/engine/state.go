@@ -81,24 +81,40 @@ const (
 	flapChanges  = flapSlots - 1
 )
 
-var flapWeights = func() (w [flapChanges]float64) {
-	for i := range w {
-		w[i] = 1.2 - float64(i)*0.4/float64(flapChanges-1)
+// The change into the i-th newest result weighs 1.2 - 0.4·i/19 (Nagios'
+// linear 0.8 to 1.2), that is (114 - 2i)/95: in units of 1/95 the weights
+// are whole, and a history's weighted sum is a whole number of units out of
+// flapUnits, every change. Comparing whole numbers with the thresholds is
+// exact, so a history worth exactly flap.high does not flap ("above") and
+// one worth exactly flap.low goes on flapping ("below"), where sums of
+// binary fractions would fall either side by rounding.
+const flapUnits = 1900
+
+// flapSum is the weighted sum of a change history, in units.
+func flapSum(hist uint32) uint32 {
+	hist &= 1<<flapChanges - 1
+	var sum uint32
+	for i := uint32(0); hist != 0; i, hist = i+1, hist>>1 {
+		if hist&1 != 0 {
+			sum += 114 - 2*i
+		}
 	}
-	return w
-}()
+	return sum
+}
 
 // flapFraction is Nagios' weighted percentage of state changes, as a
 // fraction in [0, 1].
-func flapFraction(hist uint32) float64 {
-	hist &= 1<<flapChanges - 1
-	var sum float64
-	for i := 0; hist != 0; i, hist = i+1, hist>>1 {
-		if hist&1 != 0 {
-			sum += flapWeights[i]
-		}
+func flapFraction(hist uint32) float64 { return float64(flapSum(hist)) / flapUnits }
+
+// flapThreshold converts a flap threshold (a fraction) to units, snapped to
+// the whole unit it means when float rounding left it a hair off (0.3 is
+// 570 units, not 569.9999999999999).
+func flapThreshold(f float64) float64 {
+	u := f * flapUnits
+	if r := math.Round(u); math.Abs(u-r) < 1e-6 {
+		return r
 	}
-	return sum / flapChanges
+	return u
 }
 
 func (s *slot) flappingNow() bool { return s.flags&fFlapping != 0 }

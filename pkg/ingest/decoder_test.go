@@ -154,6 +154,8 @@ func TestDecodeFramingsAndEncodings(t *testing.T) {
 		{"ndjson trailing newline", append(vectorNDJSON(events), '\n'), 3},
 		{"ndjson crlf and blank lines", []byte("\r\n" + string(bytes.Join(events, []byte("\r\n\r\n  \n"))) + "\r\n"), 3},
 		{"object", events[0], 1},
+		{"array after a UTF-8 BOM", append([]byte("\xef\xbb\xbf"), vectorArray(events)...), 3},
+		{"ndjson after a UTF-8 BOM", append([]byte("\xef\xbb\xbf"), vectorNDJSON(events)...), 3},
 		{"object pretty", []byte("{\n  \"check\": \"disk_root\",\n  \"host\": \"web-1\",\n  \"output\": \"OK - 41% used\",\n" +
 			"  \"region\": \"eu-west-1\",\n  \"status\": \"passing\",\n  \"timestamp\": \"2026-08-21T10:00:00.123456789Z\"\n}\n"), 1},
 	}
@@ -253,6 +255,7 @@ func TestTimestampForms(t *testing.T) {
 		{`"2026-08-21T10:00:00+0200"`, 0, false},
 		{`"2026-08-21T10:00:00+24:00"`, 0, false},
 		{`"1969-12-31T23:59:59Z"`, 0, false},
+		{`"1970-01-01T00:00:00Z"`, 0, false}, // 0 means "no timestamp" inside
 		{`"2263-01-01T00:00:00Z"`, 0, false},
 		{`"9999-12-31T23:59:59.999999999+14:00"`, 0, false},
 		{`"2262-04-11T23:47:16Z"`, 0, false},
@@ -266,7 +269,7 @@ func TestTimestampForms(t *testing.T) {
 	}
 	// Well-formed, but not representable: said to be out of range.
 	outOfRange := map[string]bool{
-		`"1969-12-31T23:59:59Z"`: true, `"2263-01-01T00:00:00Z"`: true,
+		`"1969-12-31T23:59:59Z"`: true, `"1970-01-01T00:00:00Z"`: true, `"2263-01-01T00:00:00Z"`: true,
 		`"9999-12-31T23:59:59.999999999+14:00"`: true, `"2262-04-11T23:47:16Z"`: true,
 	}
 	d := newTestDecoder(t, nil)

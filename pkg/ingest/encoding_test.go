@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/golang/snappy"
 )
@@ -145,6 +147,29 @@ func TestPresize(t *testing.T) {
 		same := cap(got) > 0 && &got[:1][0] == &buf[:1][0]
 		if len(got) != 0 || cap(got) != tt.wantCap || same != tt.wantSameBackingArr {
 			t.Errorf("%s: len %d cap %d same %v, want 0, %d, %v", tt.name, len(got), cap(got), same, tt.wantCap, tt.wantSameBackingArr)
+		}
+	}
+}
+
+// TestReadLimitedAtTheEdge: exactly the limit is read; one byte more is
+// refused however the reader hands it over, with its last bytes and
+// io.EOF together included.
+func TestReadLimitedAtTheEdge(t *testing.T) {
+	const limit = 1000
+	readers := map[string]func([]byte) io.Reader{
+		"plain":         func(b []byte) io.Reader { return bytes.NewReader(b) },
+		"data with EOF": func(b []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(b)) },
+		"byte by byte":  func(b []byte) io.Reader { return iotest.OneByteReader(bytes.NewReader(b)) },
+	}
+	for name, reader := range readers {
+		for _, n := range []int{limit - 1, limit, limit + 1, 3 * limit} {
+			buf, err := readLimited(reader(bytes.Repeat([]byte{'x'}, n)), nil, limit)
+			switch {
+			case n > limit && !errors.Is(err, errOverLimit):
+				t.Errorf("%s, %d bytes: err %v, want over the limit", name, n, err)
+			case n <= limit && (err != nil || len(buf) != n):
+				t.Errorf("%s, %d bytes: read %d, err %v; want all of it", name, n, len(buf), err)
+			}
 		}
 	}
 }
