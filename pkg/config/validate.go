@@ -22,6 +22,19 @@ var (
 	keyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 )
 
+// metricEventKeys are the top-level keys of Vector's metric events that
+// the ingest decoder reads (pkg/ingest, buildKeyTables). An event field
+// may not be renamed to one of them: the decoder would feed the key to
+// both, and misread every metric event (fields.check: name) or take a log
+// event for a metric. "timestamp" is the one key both shapes share on
+// purpose, so fields.timestamp, and only it, may keep that name.
+var metricEventKeys = map[string]bool{
+	"name": true, "kind": true, "tags": true, "timestamp": true, "interval_ms": true,
+	// The value of each metric type.
+	"gauge": true, "counter": true, "set": true, "distribution": true,
+	"aggregated_histogram": true, "aggregated_summary": true, "sketch": true,
+}
+
 // routeLabels are the alert labels a PagerDuty route can match on.
 var routeLabels = map[string]bool{"team": true, "region": true, "severity": true, "check": true, "host": true, "level": true}
 
@@ -29,10 +42,28 @@ var routeLabels = map[string]bool{"team": true, "region": true, "severity": true
 // guessed.
 const MinTokenLength = 16
 
-// Validate checks every key and returns all problems found.
+// Validate checks every key and returns all problems found, section by
+// section in the order of the configuration file.
 func (c *Config) Validate() Problems {
 	var v validator
+	v.server(c)
+	v.auth(&c.Auth)
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "console")
+	v.ingest(&c.Ingest)
+	v.engine(&c.Engine)
+	v.checks(c.Checks, c.Engine.ForgetAfter)
+	if c.Grafana != nil {
+		v.grafana(c.Grafana, c.PagerDuty)
+	}
+	if c.PagerDuty != nil {
+		v.pagerDuty(c.PagerDuty)
+	}
+	return v.ps
+}
 
+// server checks the top-level keys and tls.
+func (v *validator) server(c *Config) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.add("listen", "want host:port such as 127.0.0.1:8080")
 	}
@@ -54,30 +85,30 @@ func (c *Config) Validate() Problems {
 			v.addServerOnly("tls.cert_file", "with tls.key_file, not a usable certificate and private key: "+err.Error())
 		}
 	}
+}
 
-	// Tokens come from the environment or a file, never a key of their
-	// own: name where to fix them.
+// auth checks the tokens. They come from the environment or a file, never
+// a key of their own: the problems name where to fix them.
+func (v *validator) auth(a *Auth) {
 	tokenSource := EnvIngestTokens
-	if c.Auth.IngestTokensFile != "" {
+	if a.IngestTokensFile != "" {
 		tokenSource += " / auth.ingest_tokens_file"
 	}
 	adminSource := EnvAdminToken
-	if c.Auth.AdminTokenFile != "" {
+	if a.AdminTokenFile != "" {
 		adminSource += " / auth.admin_token_file"
 	}
-	for i, t := range c.Auth.IngestTokens {
+	for i, t := range a.IngestTokens {
 		if len(t) < MinTokenLength {
 			v.addServerOnly(tokenSource, fmt.Sprintf("token %d is shorter than %d characters", i+1, MinTokenLength))
 		}
 	}
-	if c.Auth.AdminToken != "" && len(c.Auth.AdminToken) < MinTokenLength {
+	if a.AdminToken != "" && len(a.AdminToken) < MinTokenLength {
 		v.addServerOnly(adminSource, fmt.Sprintf("shorter than %d characters", MinTokenLength))
 	}
+}
 
-	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "json", "console")
-
-	in := &c.Ingest
+func (v *validator) ingest(in *Ingest) {
 	v.check(in.MaxBodyBytes > 0, "ingest.max_body_bytes", "must be positive")
 	v.check(in.MaxDecodedBytes >= in.MaxBodyBytes, "ingest.max_decoded_bytes", "must be at least max_body_bytes")
 	v.check(in.MaxEvents > 0, "ingest.max_events", "must be positive")
@@ -105,8 +136,9 @@ func (c *Config) Validate() Problems {
 		"must be at least max_body_bytes, or no body of the largest size is ever read")
 	v.check(in.RequestTimeout > 0, "ingest.request_timeout", "must be positive")
 	v.check(in.DeadLetterMax > 0, "ingest.dead_letter_max", "must be positive")
+}
 
-	e := &c.Engine
+func (v *validator) engine(e *Engine) {
 	v.check(e.ConfirmAfter >= 1 && e.ConfirmAfter <= 20, "engine.confirm_after", "must be between 1 and 20")
 	v.check(e.RecoverAfter >= 1 && e.RecoverAfter <= 20, "engine.recover_after", "must be between 1 and 20")
 	v.check(e.StaleAfter > 0, "engine.stale_after", "must be positive")
@@ -124,8 +156,11 @@ func (c *Config) Validate() Problems {
 	// short gap in its results into a lost host.
 	v.check(e.ForgetAfter == 0 || e.ForgetAfter >= e.StaleAfter, "engine.forget_after",
 		"must be 0 (never) or at least engine.stale_after")
+}
 
-	for i, r := range c.Checks {
+// checks checks the per-check overrides; forgetAfter is engine.forget_after.
+func (v *validator) checks(rules []CheckRule, forgetAfter Duration) {
+	for i, r := range rules {
 		key := "checks[" + strconv.Itoa(i) + "]"
 		if r.Match == "" {
 			v.add(key+".match", "must not be empty")
@@ -138,78 +173,92 @@ func (c *Config) Validate() Problems {
 		v.check(r.ConfirmAfter >= 0 && r.ConfirmAfter <= 20, key+".confirm_after", "must be between 1 and 20 (0 or absent: engine.confirm_after)")
 		v.check(r.RecoverAfter >= 0 && r.RecoverAfter <= 20, key+".recover_after", "must be between 1 and 20 (0 or absent: engine.recover_after)")
 		v.check(r.StaleAfter >= 0, key+".stale_after", "must not be negative")
-		v.check(e.ForgetAfter == 0 || r.StaleAfter <= e.ForgetAfter, key+".stale_after",
+		v.check(forgetAfter == 0 || r.StaleAfter <= forgetAfter, key+".stale_after",
 			"must not exceed engine.forget_after: its checks would be forgotten before they are stale")
 	}
+}
 
-	if g := c.Grafana; g != nil {
-		v.url("grafana.url", g.URL)
-		v.check(g.OrgID >= 1, "grafana.org_id", "must be at least 1")
-		v.uid("grafana.folder_uid", g.FolderUID)
-		// Grafana reserves "general" for its root folder and refuses to
-		// create a folder with that uid.
-		v.check(g.FolderUID != "general", "grafana.folder_uid", `"general" is Grafana's root folder: choose another uid`)
-		v.check(g.FolderTitle != "" && len(g.FolderTitle) <= 190, "grafana.folder_title", "must be 1 to 190 characters")
-		v.check(g.DatasourceUID != "" && len(g.DatasourceUID) <= 40, "grafana.datasource_uid", "must be 1 to 40 characters")
-		iv := g.Interval.D()
-		v.check(iv > 0 && iv%(10*time.Second) == 0, "grafana.interval", "must be a positive multiple of 10s (Grafana's scheduler interval)")
-		v.check(g.Pending.Host >= 0, "grafana.pending.host", "must not be negative")
-		v.check(g.Pending.Region >= 0, "grafana.pending.region", "must not be negative")
-		v.oneOf("grafana.routing", g.Routing, RoutingNotificationSettings, RoutingPolicy)
-		v.check(g.ReconcileEvery >= Duration(10*time.Second), "grafana.reconcile_every", "must be at least 10s")
-		v.check(g.Timeout > 0, "grafana.timeout", "must be positive")
-		v.check(g.PruneAfter > 0, "grafana.prune_after", "must be positive")
-		v.check(g.WatchdogNoEvents > 0, "grafana.watchdog_no_events", "must be positive")
-		v.check(g.GroupWait >= 0, "grafana.group_wait", "must not be negative")
-		v.check(g.GroupInterval > 0, "grafana.group_interval", "must be positive")
-		v.check(g.RepeatInterval > 0, "grafana.repeat_interval", "must be positive")
-		if c.PagerDuty == nil || len(c.PagerDuty.RoutingKeys) == 0 {
-			v.add("grafana", "needs pagerduty.routing_keys: every rule pages through a PagerDuty contact point")
-		}
+// grafana checks the grafana section; pd is the pagerduty section, which
+// every rule pages through (nil when absent).
+func (v *validator) grafana(g *Grafana, pd *PagerDuty) {
+	v.url("grafana.url", g.URL)
+	v.check(g.OrgID >= 1, "grafana.org_id", "must be at least 1")
+	v.uid("grafana.folder_uid", g.FolderUID)
+	// Grafana reserves "general" for its root folder and refuses to
+	// create a folder with that uid.
+	v.check(g.FolderUID != "general", "grafana.folder_uid", `"general" is Grafana's root folder: choose another uid`)
+	v.check(g.FolderTitle != "" && len(g.FolderTitle) <= 190, "grafana.folder_title", "must be 1 to 190 characters")
+	v.check(g.DatasourceUID != "" && len(g.DatasourceUID) <= 40, "grafana.datasource_uid", "must be 1 to 40 characters")
+	iv := g.Interval.D()
+	v.check(iv > 0 && iv%(10*time.Second) == 0, "grafana.interval", "must be a positive multiple of 10s (Grafana's scheduler interval)")
+	v.pending("grafana.pending.host", g.Pending.Host)
+	v.pending("grafana.pending.region", g.Pending.Region)
+	v.oneOf("grafana.routing", g.Routing, RoutingNotificationSettings, RoutingPolicy)
+	v.check(g.ReconcileEvery >= Duration(10*time.Second), "grafana.reconcile_every", "must be at least 10s")
+	v.check(g.Timeout > 0, "grafana.timeout", "must be positive")
+	v.check(g.PruneAfter > 0, "grafana.prune_after", "must be positive")
+	v.check(g.WatchdogNoEvents > 0, "grafana.watchdog_no_events", "must be positive")
+	v.check(g.GroupWait >= 0, "grafana.group_wait", "must not be negative")
+	v.check(g.GroupInterval > 0, "grafana.group_interval", "must be positive")
+	v.check(g.RepeatInterval > 0, "grafana.repeat_interval", "must be positive")
+	if pd == nil || len(pd.RoutingKeys) == 0 {
+		v.add("grafana", "needs pagerduty.routing_keys: every rule pages through a PagerDuty contact point")
 	}
+}
 
-	if p := c.PagerDuty; p != nil {
-		names := make([]string, 0, len(p.RoutingKeys))
-		for name := range p.RoutingKeys {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			key := "pagerduty.routing_keys." + name
-			v.check(keyNamePattern.MatchString(name), key, "name must be lower-case letters, digits, - or _ (at most 40)")
-			v.check(envNamePattern.MatchString(p.RoutingKeys[name]), key,
-				"value names the environment variable holding the key, e.g. HEALTHROUTER_PD_DEFAULT")
-		}
-		if len(p.RoutingKeys) > 0 {
-			_, hasDefault := p.RoutingKeys["default"]
-			v.check(hasDefault, "pagerduty.routing_keys", `needs a key named "default" for alerts no route matches`)
-		}
-		for i, r := range p.Routes {
-			key := "pagerduty.routes[" + strconv.Itoa(i) + "]"
-			_, ok := p.RoutingKeys[r.Key]
-			v.check(ok, key+".key", fmt.Sprintf("%q is not in pagerduty.routing_keys", r.Key))
-			v.check(len(r.Match) > 0, key+".match", "must name at least one label")
-			for _, l := range sortedKeys(r.Match) {
-				lkey := key + ".match." + l
-				switch {
-				case !routeLabels[l]:
-					v.add(lkey, "can match team, region, severity, check, host or level")
-				case l == "severity":
-					v.severity(lkey, r.Match[l])
-				case l == "level":
-					v.oneOf(lkey, r.Match[l], "host", "region")
-				}
+// pending checks a rule's pending period, which becomes its "for". The
+// Grafana client sends that in Go's form, and Grafana reads it as a
+// Prometheus duration, which has no fractions: "500ms" and "2s" pass,
+// "1.5s" is refused on every reconcile.
+func (v *validator) pending(key string, d Duration) {
+	switch {
+	case d < 0:
+		v.add(key, "must not be negative")
+	case d.D() > time.Second && d.D()%time.Second != 0:
+		v.add(key, "must be whole seconds, or under 1s: Grafana refuses a rule's for written as a fraction (1.5s)")
+	}
+}
+
+func (v *validator) pagerDuty(p *PagerDuty) {
+	names := make([]string, 0, len(p.RoutingKeys))
+	for name := range p.RoutingKeys {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		key := "pagerduty.routing_keys." + name
+		v.check(keyNamePattern.MatchString(name), key, "name must be lower-case letters, digits, - or _ (at most 40)")
+		v.check(envNamePattern.MatchString(p.RoutingKeys[name]), key,
+			"value names the environment variable holding the key, e.g. HEALTHROUTER_PD_DEFAULT")
+	}
+	if len(p.RoutingKeys) > 0 {
+		_, hasDefault := p.RoutingKeys["default"]
+		v.check(hasDefault, "pagerduty.routing_keys", `needs a key named "default" for alerts no route matches`)
+	}
+	for i, r := range p.Routes {
+		key := "pagerduty.routes[" + strconv.Itoa(i) + "]"
+		_, ok := p.RoutingKeys[r.Key]
+		v.check(ok, key+".key", fmt.Sprintf("%q is not in pagerduty.routing_keys", r.Key))
+		v.check(len(r.Match) > 0, key+".match", "must name at least one label")
+		for _, l := range sortedKeys(r.Match) {
+			lkey := key + ".match." + l
+			switch {
+			case !routeLabels[l]:
+				v.add(lkey, "can match team, region, severity, check, host or level")
+			case l == "severity":
+				v.severity(lkey, r.Match[l])
+			case l == "level":
+				v.oneOf(lkey, r.Match[l], "host", "region")
 			}
 		}
-		v.url("pagerduty.events_url", p.EventsURL)
-		v.url("pagerduty.api_url", p.APIURL)
-		v.check(p.FallbackAfter > 0, "pagerduty.fallback_after", "must be positive")
-		v.check(p.FallbackRecoverAfter >= 0, "pagerduty.fallback_recover_after", "must not be negative")
-		v.check(p.RatePerMinute >= 1 && p.RatePerMinute <= 10000, "pagerduty.rate_per_minute", "must be between 1 and 10000")
-		v.oneOf("pagerduty.warning", p.Warning, "low", "none")
-		v.check(p.Timeout > 0, "pagerduty.timeout", "must be positive")
 	}
-	return v.ps
+	v.url("pagerduty.events_url", p.EventsURL)
+	v.url("pagerduty.api_url", p.APIURL)
+	v.check(p.FallbackAfter > 0, "pagerduty.fallback_after", "must be positive")
+	v.check(p.FallbackRecoverAfter >= 0, "pagerduty.fallback_recover_after", "must not be negative")
+	v.check(p.RatePerMinute >= 1 && p.RatePerMinute <= 10000, "pagerduty.rate_per_minute", "must be between 1 and 10000")
+	v.oneOf("pagerduty.warning", p.Warning, "low", "none")
+	v.check(p.Timeout > 0, "pagerduty.timeout", "must be positive")
 }
 
 type validator struct{ ps Problems }
@@ -293,5 +342,8 @@ func (v *validator) fields(f Fields) {
 			continue
 		}
 		seen[nf.name] = nf.key
+		if metricEventKeys[nf.name] && !(nf.key == "timestamp" && nf.name == "timestamp") {
+			v.add(key, fmt.Sprintf("%q is a top-level key of Vector's metric events, which would then be read as this field too: choose another name", nf.name))
+		}
 	}
 }
