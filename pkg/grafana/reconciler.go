@@ -91,7 +91,9 @@ type options struct {
 	concurrency int
 }
 
-// Option adjusts a Reconciler.
+// Option adjusts a Reconciler. The service runs with the defaults; the
+// options are there for tests, to inject a clock, an HTTP client and
+// shorter delays.
 type Option func(*options)
 
 // WithClock sets the clock (default: the system clock).
@@ -622,86 +624,103 @@ func verifyPolicy(got, next, want *models.Route) error {
 	return nil
 }
 
+// diffGroups plans the rule-group writes: every desired group Grafana does
+// not hold as desired, then the pruning of groups no longer desired.
 func (r *Reconciler) diffGroups(p *Plan, d *desiredState, snap *snapshot, now time.Time) {
 	byUID := map[string]*models.ProvisionedAlertRule{}
 	for _, rule := range snap.rules {
 		byUID[rule.UID] = rule
 	}
 	desiredUIDs := map[string]bool{}
-	desiredNames := map[string]bool{}
 	for _, g := range d.groups {
-		desiredNames[g.name] = true
 		for _, rule := range g.rules {
 			desiredUIDs[rule.UID] = true
 		}
 	}
-
 	for _, g := range d.groups {
-		have := snap.groups[g.name]
-		body := &models.AlertRuleGroup{Title: g.name, FolderUID: d.folderUID, Interval: g.interval, Rules: append([]*models.ProvisionedAlertRule(nil), g.rules...)}
-		var details []string
-		action := actionCreate
-		inGroup := map[string]*models.ProvisionedAlertRule{}
-		if have != nil {
-			action = actionUpdate
-			if have.Interval != g.interval {
-				details = append(details, fmt.Sprintf("interval %s -> %s",
-					promDuration(time.Duration(have.Interval)*time.Second), promDuration(time.Duration(g.interval)*time.Second)))
-			}
-			for _, rule := range have.Rules {
-				inGroup[rule.UID] = rule
-			}
+		diffGroup(p, g, d.folderUID, snap.groups[g.name], byUID, desiredUIDs)
+	}
+	r.prunePlan(p, d, snap, desiredUIDs, now)
+}
+
+// diffGroup plans the write of desired group g when Grafana holds it
+// otherwise (have, nil when absent). byUID holds every rule of the folder,
+// desiredUIDs the uids of every desired rule.
+func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRuleGroup,
+	byUID map[string]*models.ProvisionedAlertRule, desiredUIDs map[string]bool) {
+	body := &models.AlertRuleGroup{Title: g.name, FolderUID: folderUID, Interval: g.interval, Rules: append([]*models.ProvisionedAlertRule(nil), g.rules...)}
+	var details []string
+	action := actionCreate
+	inGroup := map[string]*models.ProvisionedAlertRule{}
+	if have != nil {
+		action = actionUpdate
+		if have.Interval != g.interval {
+			details = append(details, fmt.Sprintf("interval %s -> %s",
+				promDuration(time.Duration(have.Interval)*time.Second), promDuration(time.Duration(g.interval)*time.Second)))
 		}
-		for _, want := range g.rules {
-			held := inGroup[want.UID]
-			if held == nil {
-				held = byUID[want.UID]
-			}
-			if held == nil {
-				details = append(details, fmt.Sprintf("+ rule %s %q", want.UID, s(want.Title)))
-				continue
-			}
-			diff := diffRule(want, held)
-			if len(diff) > 0 {
-				details = append(details, fmt.Sprintf("~ rule %s %q: %s", want.UID, s(want.Title), strings.Join(diff, "; ")))
-			}
-			if want.Provenance != held.Provenance && len(diff) == 0 && have != nil && held == inGroup[want.UID] {
-				p.Notes = append(p.Notes, fmt.Sprintf("rule %s has provenance %q, not %q (grafana.disable_provenance): "+
-					"Grafana changes a rule's provenance only when a write changes the rule, so it changes with the rule's next update",
-					want.UID, held.Provenance, want.Provenance))
-			}
+		for _, rule := range have.Rules {
+			inGroup[rule.UID] = rule
 		}
-		if have != nil {
-			for _, rule := range have.Rules {
-				switch {
-				case desiredUIDs[rule.UID]:
-				case isManagedRule(rule):
-					details = append(details, fmt.Sprintf("- rule %s %q", rule.UID, s(rule.Title)))
-				default:
-					// Someone else's rule in this group: a group write replaces
-					// the whole group, so it goes along unchanged.
-					body.Rules = append(body.Rules, rule)
-				}
-			}
+	}
+	for _, want := range g.rules {
+		held := inGroup[want.UID]
+		if held == nil {
+			held = byUID[want.UID]
 		}
-		if have != nil && len(details) == 0 {
+		if held == nil {
+			details = append(details, fmt.Sprintf("+ rule %s %q", want.UID, s(want.Title)))
 			continue
 		}
-		if have == nil {
-			n := fmt.Sprintf("%d rules", len(g.rules))
-			if len(g.rules) == 1 {
-				n = "1 rule"
-			}
-			details = append([]string{"interval " + promDuration(time.Duration(g.interval)*time.Second) + ", " + n}, details...)
+		diff := diffRule(want, held)
+		if len(diff) > 0 {
+			details = append(details, fmt.Sprintf("~ rule %s %q: %s", want.UID, s(want.Title), strings.Join(diff, "; ")))
 		}
-		p.add(op{
-			change:      Change{Kind: kindRuleGroup, Action: action, Name: g.name, Details: details},
-			phase:       phaseGroups,
-			independent: true,
-			run:         func(ctx context.Context, a *grafanaAPI) error { return a.putGroup(ctx, body, action) },
-		})
+		if want.Provenance != held.Provenance && len(diff) == 0 && have != nil && held == inGroup[want.UID] {
+			p.Notes = append(p.Notes, fmt.Sprintf("rule %s has provenance %q, not %q (grafana.disable_provenance): "+
+				"Grafana changes a rule's provenance only when a write changes the rule, so it changes with the rule's next update",
+				want.UID, held.Provenance, want.Provenance))
+		}
 	}
+	if have != nil {
+		for _, rule := range have.Rules {
+			switch {
+			case desiredUIDs[rule.UID]:
+			case isManagedRule(rule):
+				details = append(details, fmt.Sprintf("- rule %s %q", rule.UID, s(rule.Title)))
+			default:
+				// Someone else's rule in this group: a group write replaces
+				// the whole group, so it goes along unchanged.
+				body.Rules = append(body.Rules, rule)
+			}
+		}
+	}
+	if have != nil && len(details) == 0 {
+		return
+	}
+	if have == nil {
+		n := fmt.Sprintf("%d rules", len(g.rules))
+		if len(g.rules) == 1 {
+			n = "1 rule"
+		}
+		details = append([]string{"interval " + promDuration(time.Duration(g.interval)*time.Second) + ", " + n}, details...)
+	}
+	p.add(op{
+		change:      Change{Kind: kindRuleGroup, Action: action, Name: g.name, Details: details},
+		phase:       phaseGroups,
+		independent: true,
+		run:         func(ctx context.Context, a *grafanaAPI) error { return a.putGroup(ctx, body, action) },
+	})
+}
 
+// prunePlan plans the removal of healthrouter's rules from the groups no
+// desired group names, as pruneDecision allows: the group is deleted, or
+// rewritten without them when it also holds someone else's rules. Rules
+// that are desired elsewhere move with their desired group's write.
+func (r *Reconciler) prunePlan(p *Plan, d *desiredState, snap *snapshot, desiredUIDs map[string]bool, now time.Time) {
+	desiredNames := map[string]bool{}
+	for _, g := range d.groups {
+		desiredNames[g.name] = true
+	}
 	for _, name := range sortedKeys(snap.groups) {
 		if desiredNames[name] {
 			continue

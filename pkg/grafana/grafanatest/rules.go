@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,7 +156,7 @@ func (s *Server) validateNotificationSettings(ns *models.AlertRuleNotificationSe
 		seen[g] = true
 	}
 	if ns.GroupWait != "" {
-		if _, ok := parsePromDuration(ns.GroupWait); !ok {
+		if _, err := parseDuration(ns.GroupWait); err != nil {
 			return "group wait must be a duration"
 		}
 	}
@@ -165,7 +164,7 @@ func (s *Server) validateNotificationSettings(ns *models.AlertRuleNotificationSe
 		if f.v == "" {
 			continue
 		}
-		if d, ok := parsePromDuration(f.v); !ok || d <= 0 {
+		if d, err := parseDuration(f.v); err != nil || d <= 0 {
 			return f.name + " must be greater than zero"
 		}
 	}
@@ -182,6 +181,7 @@ func (s *Server) stored(in *models.ProvisionedAlertRule, prov string, id int64) 
 	r.OrgID = ptr(s.OrgID)
 	r.Provenance = models.Provenance(prov)
 	r.Updated = strfmt.DateTime(time.Now().UTC().Truncate(time.Millisecond))
+	normaliseNotificationSettings(r.NotificationSettings)
 	for _, q := range r.Data {
 		m := q.Model.(map[string]any)
 		if qt, ok := m["queryType"].(string); ok {
@@ -221,8 +221,8 @@ func ruleJSON(r *models.ProvisionedAlertRule) map[string]any {
 	if r.For != nil {
 		forDur = time.Duration(*r.For)
 	}
-	m["for"] = promDuration(forDur)
-	m["keep_firing_for"] = promDuration(time.Duration(r.KeepFiringFor))
+	m["for"] = formatDuration(forDur)
+	m["keep_firing_for"] = formatDuration(time.Duration(r.KeepFiringFor))
 	m["isPaused"] = r.IsPaused
 	m["provenance"] = string(r.Provenance)
 	if r.NotificationSettings == nil {
@@ -324,16 +324,17 @@ func (s *Server) handleGetRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePostRule(w http.ResponseWriter, r *http.Request) {
-	var body models.ProvisionedAlertRule
-	if !decode(w, r, &body) {
+	var in ruleBody
+	if !decode(w, r, &in) {
 		return
 	}
+	body := in.rule()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if body.UID == "" {
 		body.UID = newUID()
 	}
-	if msg := s.validateRule(&body); msg != "" {
+	if msg := s.validateRule(body); msg != "" {
 		writeJSON(w, http.StatusBadRequest, errBody(msg))
 		return
 	}
@@ -350,16 +351,17 @@ func (s *Server) handlePostRule(w http.ResponseWriter, r *http.Request) {
 		s.intervals[key] = defaultInterval
 	}
 	s.nextID++
-	sr := &storedRule{rule: s.stored(&body, provenanceOf(r), s.nextID), idx: len(s.groupRules(key.folder, key.group))}
+	sr := &storedRule{rule: s.stored(body, provenanceOf(r), s.nextID), idx: len(s.groupRules(key.folder, key.group))}
 	s.rules[body.UID] = sr
 	writeJSON(w, http.StatusCreated, ruleJSON(sr.rule))
 }
 
 func (s *Server) handlePutRule(w http.ResponseWriter, r *http.Request) {
-	var body models.ProvisionedAlertRule
-	if !decode(w, r, &body) {
+	var in ruleBody
+	if !decode(w, r, &in) {
 		return
 	}
+	body := in.rule()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	uid := r.PathValue("uid")
@@ -369,7 +371,7 @@ func (s *Server) handlePutRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body.UID = uid
-	if msg := s.validateRule(&body); msg != "" {
+	if msg := s.validateRule(body); msg != "" {
 		writeJSON(w, http.StatusBadRequest, errBody(msg))
 		return
 	}
@@ -391,7 +393,7 @@ func (s *Server) handlePutRule(w http.ResponseWriter, r *http.Request) {
 	if s.intervals[key] == 0 {
 		s.intervals[key] = defaultInterval
 	}
-	s.rules[uid] = &storedRule{rule: s.stored(&body, prov, old.rule.ID), idx: idx}
+	s.rules[uid] = &storedRule{rule: s.stored(body, prov, old.rule.ID), idx: idx}
 	s.dropEmptyGroups()
 	writeJSON(w, http.StatusOK, ruleJSON(s.rules[uid].rule))
 }
@@ -439,7 +441,7 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &raw) {
 		return
 	}
-	var body models.AlertRuleGroup
+	var body groupBody
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
@@ -479,7 +481,7 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, errBody(fmt.Sprintf("invalid alert rule: rule %d is null", i)))
 			return
 		}
-		rule := cloneRule(br)
+		rule := br.rule()
 		rule.FolderUID, rule.RuleGroup = ptr(folder), ptr(group)
 		if rule.UID == "" {
 			rule.UID = newUID()
@@ -583,53 +585,6 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	s.dropEmptyGroups()
 	w.WriteHeader(http.StatusNoContent)
-}
-
-var promDurationRE = regexp.MustCompile(`^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$`)
-
-// parsePromDuration reads durations as Prometheus' model.ParseDuration
-// does (units y w d h m s ms, in that order), which also accepts Go's
-// "5m0s".
-func parsePromDuration(v string) (time.Duration, bool) {
-	if v == "0" {
-		return 0, true
-	}
-	m := promDurationRE.FindStringSubmatch(v)
-	if v == "" || m == nil {
-		return 0, false
-	}
-	units := []time.Duration{365 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour, time.Hour, time.Minute, time.Second, time.Millisecond}
-	var d time.Duration
-	for i, u := range units {
-		if m[i+1] == "" {
-			continue
-		}
-		n, err := strconv.ParseInt(m[i+1], 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		d += time.Duration(n) * u
-	}
-	return d, true
-}
-
-// promDuration renders d as Grafana returns durations: "5m", "1h30m", "0s".
-func promDuration(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		unit string
-		d    time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
-		if n := d / u.d; n > 0 {
-			b.WriteString(strconv.FormatInt(int64(n), 10))
-			b.WriteString(u.unit)
-			d -= n * u.d
-		}
-	}
-	return b.String()
 }
 
 func str(p *string) string {

@@ -290,18 +290,6 @@ func (s *Server) ContactPoint(uid string) (cp models.EmbeddedContactPoint, integ
 	return cp, "", false
 }
 
-// ContactPointUIDs returns the uids of every integration, sorted.
-func (s *Server) ContactPointUIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var uids []string
-	for _, in := range s.integrations {
-		uids = append(uids, in.cp.UID)
-	}
-	sort.Strings(uids)
-	return uids
-}
-
 // Policy returns the notification policy tree and its provenance.
 func (s *Server) Policy() (*models.Route, string) {
 	s.mu.Lock()
@@ -474,8 +462,9 @@ func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request) {
 	if uid == "" {
 		uid = newUID()
 	}
-	s.nextID++
-	f := &models.Folder{ID: s.nextID, UID: uid, Title: cmd.Title, URL: "/dashboards/f/" + uid, Version: 1}
+	// Folders are known by uid. Grafana also sends a numeric id, which it
+	// deprecates and healthrouter never reads: the fake leaves it out.
+	f := &models.Folder{UID: uid, OrgID: s.OrgID, Title: cmd.Title, URL: "/dashboards/f/" + uid, Version: 1}
 	s.folders[uid] = f
 	writeJSON(w, http.StatusOK, f)
 }
@@ -759,6 +748,7 @@ func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clearProvenance(&tree)
+	normaliseRoute(&tree)
 	s.policy = cloneRoute(&tree)
 	s.policyProv = prov
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "policies updated"})
@@ -801,13 +791,13 @@ func (s *Server) validateTree(root *models.Route) string {
 			if f.v == "" {
 				continue
 			}
-			d, ok := parsePromDuration(f.v)
-			if !ok || d == 0 {
+			d, err := parseDuration(f.v)
+			if err != nil || d == 0 {
 				return fmt.Sprintf("%s: %s must be a non-zero duration, got %q", path, f.name, f.v)
 			}
 		}
 		if r.GroupWait != "" {
-			if _, ok := parsePromDuration(r.GroupWait); !ok {
+			if _, err := parseDuration(r.GroupWait); err != nil {
 				return fmt.Sprintf("%s: invalid group_wait %q", path, r.GroupWait)
 			}
 		}
