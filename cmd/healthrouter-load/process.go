@@ -142,12 +142,11 @@ func tail(path string, n int) string {
 // port of the kernel's choosing.
 type healthrouter struct {
 	*process
-	url          string
-	ingestToken  string
-	adminToken   string
-	client       *http.Client
-	loadedIn     chan time.Duration // the "state loaded" line's took
-	listeningErr chan error
+	url         string
+	ingestToken string
+	adminToken  string
+	client      *http.Client
+	loadedIn    chan time.Duration // the "state loaded" line's took
 }
 
 func newToken() string {

@@ -45,7 +45,7 @@ func TestMaintenanceCommands(t *testing.T) {
 	}
 	id := m[1]
 	until, err := time.Parse(time.RFC3339, m[2])
-	if err != nil || until.Sub(time.Now()) < 119*time.Minute || until.Sub(time.Now()) > 121*time.Minute {
+	if left := time.Until(until); err != nil || left < 119*time.Minute || left > 121*time.Minute {
 		t.Fatalf("until %q (%v), want about 2h from now", m[2], err)
 	}
 

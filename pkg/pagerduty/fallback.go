@@ -183,7 +183,8 @@ func (f *Fallback) Active() bool {
 }
 
 // Open returns the IDs of the alerts whose incidents Fallback opened and
-// has not resolved, sorted.
+// has not resolved, sorted. The service itself does not need it: it is
+// there so tests can see what Fallback holds.
 func (f *Fallback) Open() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -90,9 +90,6 @@ func NewPager(p Pending, onFire func(s *Series, at time.Time)) *Pager {
 	return &Pager{pending: p, onFire: onFire, open: make(map[string]*pendingSeries)}
 }
 
-// Pending is the pending periods the Pager applies.
-func (p *Pager) Pending() Pending { return p.pending }
-
 // Advance fires every series that has stayed firing for its pending period
 // by now.
 func (p *Pager) Advance(now time.Time) {
