@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -181,5 +179,3 @@ func (c *components) status() map[string]any {
 	}
 	return out
 }
-
-func (c *components) routes(r chi.Router, admin, read func(http.Handler) http.Handler) {}

@@ -213,9 +213,11 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 		return fmt.Errorf("ingest: %w", err)
 	}
 	comps := &components{}
+	// One clock for the server's stamps and the tracker's decisions.
+	now := time.Now
 	srv, err := server.New(server.Options{
 		Config: cfg, Decoder: dec, Logger: log, Registry: reg,
-		Status: comps.status, Routes: comps.routes,
+		Status: comps.status, Now: now,
 	})
 	if err != nil {
 		return err
@@ -249,7 +251,7 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 			_ = st.Close() // an earlier error is already being returned
 		}
 	}()
-	tr, err := tracker.Open(cfg, st, log.Named("tracker"), time.Now)
+	tr, err := tracker.Open(cfg, st, log.Named("tracker"), now)
 	if err != nil {
 		stopServing()
 		<-serveErr

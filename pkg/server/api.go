@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
 
 	"github.com/healthrouter/healthrouter/pkg/engine"
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -261,7 +263,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	// that long by now.
 	pending := report.PendingOf(s.cfg)
 	rep, err := report.Build(func(fn func(*health.Transition) bool) error { return t.ScanTransitions(0, fn) },
-		report.Options{Limit: limit, Pending: &pending, Now: time.Now()})
+		report.Options{Limit: limit, Pending: &pending, Now: s.now()})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "building the report: "+err.Error())
 		return
@@ -334,25 +336,50 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	win := health.Window{ID: newID(), Region: req.Region, Host: req.Host, Check: req.Check, Until: req.Until.UTC(), Reason: req.Reason}
-	win, err := t.AddWindow(r.Context(), win)
+	ctx, cancel := context.WithTimeout(r.Context(), s.windowWait)
+	defer cancel()
+	added, err := t.AddWindow(ctx, win)
 	if errors.Is(err, tracker.ErrInvalidWindow) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "maintenance window not saved: "+err.Error())
+		// The tracker withdrew it: nothing is in force, a retry is safe.
+		s.log.Error("maintenance window not saved", zap.Error(err), zap.String("remote", r.RemoteAddr))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "maintenance window not saved, nothing changed: "+err.Error())
 		return
 	}
-	w.Header().Set("Location", "/v1/maintenance/"+win.ID)
-	writeJSON(w, http.StatusCreated, WindowCreated{Window: win, Warnings: windowWarnings(t, win)})
+	warnings := windowWarnings(t, added.Window)
+	if added.Unconfirmed != nil {
+		s.log.Warn("maintenance window in force but not yet on disk", zap.String("id", added.Window.ID),
+			zap.Duration("waited", s.windowWait), zap.NamedError("unconfirmed", added.Unconfirmed))
+		warnings = append(warnings, unconfirmedWarning(added.Unconfirmed))
+	}
+	w.Header().Set("Location", "/v1/maintenance/"+added.Window.ID)
+	writeJSON(w, http.StatusCreated, WindowCreated{Window: added.Window, Warnings: warnings})
+}
+
+// windowCommitWait bounds how long a maintenance change waits for its
+// commit before it is answered with a warning instead: well inside the
+// CLI's 30s timeout, so a slow disk does not make the operator retry a
+// change that is already in force and create a second window.
+const windowCommitWait = 10 * time.Second
+
+// unconfirmedWarning tells the author of a window change that is in force
+// why it is not yet known to be on disk.
+func unconfirmedWarning(err error) string {
+	return fmt.Sprintf("the change is in force, but the store has not confirmed it on disk yet (%v): "+
+		"it keeps writing it, and a restart before it has would undo it; /readyz shows whether commits are failing", err)
 }
 
 // WindowCreated is the answer to POST /v1/maintenance: the window, and
 // what may make it cover less than its author meant.
 type WindowCreated struct {
 	health.Window
-	// Warnings: a region or host no result has named yet. The window is
-	// kept (it may precede them), but a misspelled name covers nothing.
+	// Warnings: a region or host no result has named yet (the window is
+	// kept, as it may precede them, but a misspelled name covers nothing),
+	// or a window in force that the store has not confirmed on disk yet.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -396,13 +423,23 @@ func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	found, err := t.RemoveWindow(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.windowWait)
+	defer cancel()
+	removed, err := t.RemoveWindow(ctx, id)
 	switch {
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "ending window: "+err.Error())
-	case !found:
+	case errors.Is(err, tracker.ErrUnknownWindow):
 		writeError(w, http.StatusNotFound, "no active maintenance window "+strconv.Quote(id))
+	case err != nil:
+		// The tracker put it back in force: a retry is safe.
+		s.log.Error("maintenance window not ended", zap.Error(err), zap.String("remote", r.RemoteAddr))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "maintenance window not ended, it stays in force: "+err.Error())
 	default:
+		if removed.Unconfirmed != nil {
+			// A 204 has no body to carry the warning: it is logged.
+			s.log.Warn("maintenance window ended but its removal is not yet on disk", zap.String("id", id),
+				zap.Duration("waited", s.windowWait), zap.NamedError("unconfirmed", removed.Unconfirmed))
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -93,3 +93,119 @@ func readyzStore(t *testing.T, ts *testServer) map[string]any {
 	}
 	return body.Store
 }
+
+// TestMaintenanceOnFullDisk: a maintenance change whose commit fails is
+// answered 503 and undone, so the answer is true and a retry is safe: the
+// add leaves no window (the retry makes one, not two), the delete leaves
+// the window in force.
+func TestMaintenanceOnFullDisk(t *testing.T) {
+	ts := newTestServer(t, true)
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	window := []byte(`{"region":"eu-west","host":"web-1.eu-west.example.com","until":"` + until + `","reason":"drain"}`)
+	listed := func() []string {
+		t.Helper()
+		resp, data := ts.do(t, "GET", "/v1/maintenance", nil, withToken(ingestToken))
+		var out struct{ Windows []struct{ ID string } }
+		if err := json.Unmarshal(data, &out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /v1/maintenance: %d %s", resp.StatusCode, data)
+		}
+		var ids []string
+		for _, w := range out.Windows {
+			ids = append(ids, w.ID)
+		}
+		return ids
+	}
+	recovered := func(disk *fulldisk.Disk) {
+		t.Helper()
+		disk.Restore()
+		for range 100 { // the store retries the failed commits with a backoff
+			if ts.tracker.Tick(context.Background()) == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("the store did not recover")
+	}
+
+	disk := fulldisk.Fill(t, ts.store.Path())
+	resp, data := ts.do(t, "POST", "/v1/maintenance", window, withToken(adminToken))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(data), "not saved, nothing changed") ||
+		!strings.Contains(string(data), "no space left") {
+		t.Fatalf("POST /v1/maintenance on a full disk: %d %s, want 503 saying nothing changed", resp.StatusCode, data)
+	}
+	if ids := listed(); len(ids) != 0 {
+		t.Fatalf("windows after the refused add: %v", ids)
+	}
+	recovered(disk)
+	if resp, data := ts.do(t, "POST", "/v1/maintenance", window, withToken(adminToken)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("retried POST: %d %s", resp.StatusCode, data)
+	}
+	ids := listed()
+	if len(ids) != 1 {
+		t.Fatalf("windows after the retry: %v, want one", ids)
+	}
+	if stored, err := ts.store.Windows(); err != nil || len(stored) != 1 {
+		t.Fatalf("stored windows %+v (%v), want one", stored, err)
+	}
+
+	disk = fulldisk.Fill(t, ts.store.Path())
+	resp, data = ts.do(t, "DELETE", "/v1/maintenance/"+ids[0], nil, withToken(adminToken))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(data), "stays in force") {
+		t.Fatalf("DELETE on a full disk: %d %s, want 503 saying it stays in force", resp.StatusCode, data)
+	}
+	if got := listed(); len(got) != 1 {
+		t.Fatalf("windows after the refused delete: %v, want it still listed", got)
+	}
+	recovered(disk)
+	if resp, data := ts.do(t, "DELETE", "/v1/maintenance/"+ids[0], nil, withToken(adminToken)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("retried DELETE: %d %s", resp.StatusCode, data)
+	}
+	if stored, err := ts.store.Windows(); err != nil || len(stored) != 0 {
+		t.Fatalf("stored windows after the delete %+v (%v), want none", stored, err)
+	}
+}
+
+// TestMaintenanceUnconfirmed: a maintenance change whose commit is not
+// confirmed within the server's wait (a slow or failing disk) is in force
+// and answered as done, 201 with a warning saying it is not on disk yet,
+// so the operator does not retry it into a second window.
+func TestMaintenanceUnconfirmed(t *testing.T) {
+	ts := newTestServer(t, true)
+	ts.srv.windowWait = 20 * time.Millisecond
+	disk := fulldisk.Fill(t, ts.store.Path())
+	// Two failed commits: the store now backs off 200ms before its next
+	// attempt, longer than the server waits.
+	for range 2 {
+		if resp, _ := ts.post(t, jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "critical"))); resp.StatusCode != 503 {
+			t.Fatalf("ingest on a full disk: %d, want 503", resp.StatusCode)
+		}
+	}
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	resp, data := ts.do(t, "POST", "/v1/maintenance",
+		[]byte(`{"region":"eu-west","until":"`+until+`","reason":"network work"}`), withToken(adminToken))
+	var created WindowCreated
+	if err := json.Unmarshal(data, &created); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v1/maintenance with a slow commit: %d %s, want 201", resp.StatusCode, data)
+	}
+	if w := strings.Join(created.Warnings, "\n"); !strings.Contains(w, "in force, but the store has not confirmed it on disk yet") {
+		t.Fatalf("warnings %q, want one saying the window is not on disk yet", created.Warnings)
+	}
+	if ws := ts.tracker.Windows(); len(ws) != 1 || ws[0].ID != created.ID {
+		t.Fatalf("windows in force %+v, want the one created", ws)
+	}
+	disk.Restore()
+	var stored int
+	for range 100 {
+		ws, err := ts.store.Windows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored = len(ws); stored == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if stored != 1 {
+		t.Fatalf("%d windows stored once the disk has room, want the one created", stored)
+	}
+}

@@ -197,6 +197,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	limit := int64(s.cfg.Ingest.MaxBodyBytes)
 	if r.ContentLength > limit {
 		// Refused from the header alone: the body is never read.
+		s.refuseIngest(r, refusedTooLarge, limitField("ingest.max_body_bytes", limit))
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge,
 			"body of "+strconv.FormatInt(r.ContentLength, 10)+" bytes exceeds ingest.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
@@ -204,6 +205,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ce := r.Header.Get("Content-Encoding")
 	if err := ingest.CheckEncoding(ce); err != nil {
+		s.refuseIngest(r, refusedUnsupportedEncoding, zap.String("content_encoding", capText(ce, 64)))
 		writeError(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	}
@@ -222,6 +224,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
+			s.refuseIngest(r, refusedTooLarge, limitField("ingest.max_body_bytes", limit))
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusRequestEntityTooLarge,
 				"body exceeds ingest.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
@@ -254,7 +257,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "overloaded: decoder busy, retry later")
 		return
 	}
-	received := time.Now()
+	received := s.now()
 	dec, err := s.decoder.Decode(body.request(ce, received))
 	if !body.inPlace() {
 		// The decoder has its own copy (and Raw copies of rejects).
@@ -283,6 +286,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		s.testHookCommitWait()
 	}
 	res, err := pending.Wait(r.Context())
+	if err != nil && r.Context().Err() != nil {
+		// Nobody to answer; the commit goes on, and the retry is deduplicated.
+		s.log.Info("ingest sender went away before its commit was confirmed", zap.String("remote", r.RemoteAddr))
+		return
+	}
 	if err != nil {
 		s.log.Error("ingest not acknowledged", zap.Error(err), zap.String("remote", r.RemoteAddr))
 		w.Header().Set("Retry-After", "1")
@@ -294,11 +302,21 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) decodeError(w http.ResponseWriter, r *http.Request, err error) {
 	var bodyErr *ingest.BodyError
+	in := s.cfg.Ingest
 	switch {
 	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, ingest.ErrDecodedTooLarge), errors.Is(err, ingest.ErrTooManyEvents):
+		switch {
+		case errors.Is(err, ingest.ErrBodyTooLarge):
+			s.refuseIngest(r, refusedTooLarge, limitField("ingest.max_body_bytes", int64(in.MaxBodyBytes)))
+		case errors.Is(err, ingest.ErrDecodedTooLarge):
+			s.refuseIngest(r, refusedDecodedTooLarge, limitField("ingest.max_decoded_bytes", int64(in.MaxDecodedBytes)))
+		default:
+			s.refuseIngest(r, refusedTooManyEvents, limitField("ingest.max_events", int64(in.MaxEvents)))
+		}
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, ingest.ErrUnsupportedEncoding):
+		s.refuseIngest(r, refusedUnsupportedEncoding, zap.String("content_encoding", capText(r.Header.Get("Content-Encoding"), 64)))
 		writeError(w, http.StatusUnsupportedMediaType, err.Error())
 	case errors.As(err, &bodyErr):
 		s.log.Warn("undecodable ingest body", zap.Error(err), zap.String("remote", r.RemoteAddr))

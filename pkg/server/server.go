@@ -44,10 +44,9 @@ type Options struct {
 	// Status adds components' details to /readyz (Grafana reconcile,
 	// PagerDuty outbox); nil when there is nothing to add.
 	Status func() map[string]any
-	// Routes mounts extra endpoints (admin tools, reports) on the router.
-	// Requests are routed on their escaped path: URL parameters arrive
-	// escaped (a "/" in a name as %2F) for the handler to unescape.
-	Routes func(r chi.Router, admin, read func(http.Handler) http.Handler)
+	// Now is the clock ingest stamps batches with and reports count up
+	// to: the tracker's, so both agree. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Server serves healthrouter's HTTP API.
@@ -56,6 +55,7 @@ type Server struct {
 	log     *zap.Logger
 	decoder *ingest.Decoder
 	status  func() map[string]any
+	now     func() time.Time
 	tracker atomic.Pointer[tracker.Tracker] // nil until state is loaded
 
 	ingest, admin tokenSet
@@ -63,6 +63,7 @@ type Server struct {
 	bodyBudget    *byteBudget   // bounds the body bytes they hold (429 past it)
 	decodeSlots   chan struct{} // bounds concurrent decodes: memory and CPU
 	decodeWait    time.Duration // how long a read body waits for a slot (503 past it)
+	windowWait    time.Duration // how long a maintenance change waits for its commit
 	tlsConfig     *tls.Config   // nil: plain HTTP
 	started       time.Time
 	// testHookCommitWait, set by tests, runs before an ingest request
@@ -72,6 +73,10 @@ type Server struct {
 	handler http.Handler
 	metrics *metricsHandler
 	latency *prometheus.HistogramVec
+	// refused counts ingest requests refused for what they are (413, 415),
+	// which Vector drops without retry; refusedLog logs them, sampled.
+	refused    *prometheus.CounterVec
+	refusedLog *sampledLog
 }
 
 // New builds the server; it answers 503 on ingest until SetTracker.
@@ -80,23 +85,37 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("server: config, decoder, logger and registry are required")
 	}
 	cfg := opts.Config
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Server{
 		cfg:         cfg,
 		log:         opts.Logger,
 		decoder:     opts.Decoder,
 		status:      opts.Status,
+		now:         now,
 		ingest:      newTokenSet(cfg.Auth.IngestTokens...),
 		admin:       newTokenSet(cfg.Auth.AdminToken),
 		inflight:    make(chan struct{}, cfg.Ingest.MaxInFlight),
 		bodyBudget:  &byteBudget{limit: int64(cfg.Ingest.MaxInflightBytes)},
 		decodeSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		decodeWait:  5 * time.Second,
+		windowWait:  windowCommitWait,
 		started:     time.Now(),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "healthrouter_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthrouter_ingest_refused_requests_total",
+			Help: "Ingest requests refused for what they are, which Vector drops without retry, by reason: too_large (ingest.max_body_bytes), decoded_too_large (ingest.max_decoded_bytes), too_many_events (ingest.max_events) or unsupported_encoding (Content-Encoding). Each is logged at warn, sampled.",
+		}, []string{"reason"}),
+		refusedLog: newSampledLog(opts.Logger, refusedLogEvery, now),
+	}
+	for _, reason := range refusedReasons {
+		s.refused.WithLabelValues(reason) // every reason exported from the start, at 0
 	}
 	if cfg.TLS.Enabled() {
 		// Loaded here, not in Serve, so a bad pair fails the start before
@@ -107,8 +126,10 @@ func New(opts Options) (*Server, error) {
 		}
 		s.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	if err := opts.Registry.Register(s.latency); err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
+	for _, c := range []prometheus.Collector{s.latency, s.refused} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
 	}
 
 	r := chi.NewRouter()
@@ -149,9 +170,6 @@ func New(opts Options) (*Server, error) {
 	// Profiles of a running server, for finding what the hot path spends;
 	// admin only: they reveal internals and cost CPU.
 	r.With(admin).Route("/debug/pprof", mountProfiles)
-	if opts.Routes != nil {
-		opts.Routes(r, admin, read)
-	}
 	s.handler = r
 	return s, nil
 }
@@ -216,11 +234,9 @@ func mountProfiles(r chi.Router) {
 // SetTracker makes the server ready: state is loaded.
 func (s *Server) SetTracker(t *tracker.Tracker) { s.tracker.Store(t) }
 
-// Handler is the root handler, for tests and custom listeners.
+// Handler is the root handler, without Serve's timeouts and graceful
+// shutdown; only tests use it (httptest servers).
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Open reports whether the server runs without any token (loopback only).
-func (s *Server) Open() bool { return s.open() }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: the
 // listener closes, in-flight requests get ShutdownTimeout to finish, and

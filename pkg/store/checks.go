@@ -36,28 +36,6 @@ func (s *Store) LoadChecks(fn func(*health.CheckState) error) (loaded, skipped i
 	return loaded, skipped, err
 }
 
-// DeleteChecks forgets checks (a host decommissioned and pruned).
-func (s *Store) DeleteChecks(keys []health.Key) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketChecks)
-		var buf []byte
-		for _, k := range keys {
-			buf = appendCheckKey(buf[:0], k)
-			if err := b.Delete(buf); err != nil {
-				return fmt.Errorf("delete check %s: %w", k, err)
-			}
-		}
-		return nil
-	})
-}
-
-// CheckCount is the number of persisted checks.
-func (s *Store) CheckCount() int {
-	var n int
-	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketChecks).Stats().KeyN; return nil })
-	return n
-}
-
 // LastSeq is the sequence of the newest journal entry (0 when empty), from
 // which the engine continues numbering after a restart.
 func (s *Store) LastSeq() (uint64, error) {
@@ -128,22 +106,34 @@ func (s *Store) RejectedCount() int {
 	return s.rejectedN
 }
 
-// PutWindow stores a maintenance window (create or replace).
-func (s *Store) PutWindow(w health.Window) error {
-	v, err := json.Marshal(w)
-	if err != nil {
-		return fmt.Errorf("encode window: %w", err)
+// putWindows stores and deletes the group's maintenance windows in
+// commit order, so the later change to a window wins.
+func putWindows(tx *bolt.Tx, batch []pendingCommit) error {
+	var b *bolt.Bucket // opened only for a group that changes windows
+	for _, pc := range batch {
+		if len(pc.Windows) == 0 && len(pc.DeletedWindows) == 0 {
+			continue
+		}
+		if b == nil {
+			b = tx.Bucket(bucketWindows)
+		}
+		for i := range pc.Windows {
+			w := &pc.Windows[i]
+			v, err := json.Marshal(w)
+			if err != nil {
+				return fmt.Errorf("encode maintenance window %s: %w", w.ID, err)
+			}
+			if err := b.Put([]byte(w.ID), v); err != nil {
+				return fmt.Errorf("put maintenance window %s: %w", w.ID, err)
+			}
+		}
+		for _, id := range pc.DeletedWindows {
+			if err := b.Delete([]byte(id)); err != nil {
+				return fmt.Errorf("delete maintenance window %s: %w", id, err)
+			}
+		}
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketWindows).Put([]byte(w.ID), v)
-	})
-}
-
-// DeleteWindow removes a window; it is not an error if it is gone.
-func (s *Store) DeleteWindow(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketWindows).Delete([]byte(id))
-	})
+	return nil
 }
 
 // Windows returns every stored window, expired ones included (the engine

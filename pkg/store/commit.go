@@ -31,6 +31,13 @@ type Commit struct {
 	// ForgottenHosts are remembered so that late results about them stay
 	// ignored after a restart.
 	ForgottenHosts []health.ForgottenHost
+	// Windows are maintenance windows to store (create or replace), and
+	// DeletedWindows the IDs of windows to remove (ended or withdrawn). They
+	// travel with the alert changes they cause, so a restart never finds
+	// a window without the journal of what it did, or the reverse. Within
+	// a commit deletes apply after puts; across commits the later wins.
+	Windows        []health.Window
+	DeletedWindows []string
 	// Background marks a commit that no acknowledgement depends on: a
 	// checkpoint of last-seen times and flap histories. It is written in
 	// order like any other, but an empty commit's ticket does not wait
@@ -41,7 +48,7 @@ type Commit struct {
 
 func (c *Commit) empty() bool {
 	return len(c.States) == 0 && len(c.Deleted) == 0 && len(c.Transitions) == 0 && len(c.Rejected) == 0 &&
-		len(c.ForgottenHosts) == 0
+		len(c.ForgottenHosts) == 0 && len(c.Windows) == 0 && len(c.DeletedWindows) == 0
 }
 
 // Ticket is a claim on durability: Wait returns once everything submitted up
@@ -164,8 +171,8 @@ func (c *committer) submit(cm *Commit) *Ticket {
 	return &Ticket{c: c, seq: c.submitted, attempts: c.attempts}
 }
 
-// Pending reports how many commits wait to be written, for metrics.
-func (s *Store) Pending() int {
+// QueuedCommits reports how many commits wait to be written, for metrics.
+func (s *Store) QueuedCommits() int {
 	s.commit.mu.Lock()
 	defer s.commit.mu.Unlock()
 	return len(s.commit.pending)
@@ -312,8 +319,10 @@ func (s *Store) write(batch []pendingCommit) error {
 		if rejectedN, err = trim(rejected, rejectedN, s.opts.RejectedMax); err != nil {
 			return fmt.Errorf("trim dead letters: %w", err)
 		}
-		forgottenN, err = s.putForgotten(tx, batch, forgottenN)
-		return err
+		if forgottenN, err = s.putForgotten(tx, batch, forgottenN); err != nil {
+			return err
+		}
+		return putWindows(tx, batch)
 	})
 	if err != nil {
 		return err

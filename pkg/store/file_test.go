@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
@@ -88,5 +90,47 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 	defer s.Close()
 	if loaded, _, err := s.LoadChecks(func(*health.CheckState) error { return nil }); err != nil || loaded != 2000 {
 		t.Errorf("intact copy: %d checks, %v; want 2000", loaded, err)
+	}
+}
+
+// TestOpenRefusesBadFormatVersion: a format version that is not 8 bytes is
+// damage, refused with ErrDamaged and its length, never a panic; one of
+// another value is a different format, refused as such.
+func TestOpenRefusesBadFormatVersion(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   []byte
+		damaged bool
+		want    string
+	}{
+		{"empty", []byte{}, true, "format version is 0 bytes"},
+		{"short", []byte{0, 1}, true, "format version is 2 bytes (0001), want 8"},
+		{"long", make([]byte, 9), true, "format version is 9 bytes"},
+		{"another format", u64(formatVersion + 1), false, fmt.Sprintf("store format %d, this build reads %d", formatVersion+1, formatVersion)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := openTest(t, dir, Options{}).Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaVersion, tt.value) })
+			if cerr := db.Close(); err != nil || cerr != nil {
+				t.Fatal(err, cerr)
+			}
+			for _, ro := range []bool{false, true} {
+				s, err := Open(dir, Options{ReadOnly: ro})
+				if err == nil {
+					s.Close()
+				}
+				if err == nil || errors.Is(err, ErrDamaged) != tt.damaged || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("read-only %v: Open = %v, want an error saying %q (ErrDamaged: %v)", ro, err, tt.want, tt.damaged)
+				}
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -125,7 +126,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		InitialMmapSize: initialMmapSize,
 		ReadOnly:        opts.ReadOnly,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	var pathErr *fs.PathError
@@ -173,6 +174,11 @@ func (s *Store) check(tx *bolt.Tx) error {
 	v := tx.Bucket(bucketMeta).Get(metaVersion)
 	if v == nil {
 		return errors.New("not a healthrouter store: no format version")
+	}
+	if len(v) != 8 {
+		// Written as 8 bytes since format 1: anything else is damage, and
+		// reading it as a number would panic or invent a version.
+		return fmt.Errorf("format version is %d bytes (%x), want 8: %w", len(v), v, ErrDamaged)
 	}
 	if got := binary.BigEndian.Uint64(v); got != formatVersion {
 		return fmt.Errorf("store format %d, this build reads %d", got, formatVersion)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
@@ -19,6 +21,16 @@ func openTest(t testing.TB, dir string, opts Options) *Store {
 		t.Fatalf("open: %v", err)
 	}
 	return s
+}
+
+// checkCount is the number of checks stored.
+func checkCount(t testing.TB, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketChecks).Stats().KeyN; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestCheckRecordRoundTrip(t *testing.T) {
@@ -306,26 +318,72 @@ func TestDeletedOrdering(t *testing.T) {
 	}
 }
 
-func TestWindows(t *testing.T) {
-	s := openTest(t, t.TempDir(), Options{})
-	defer s.Close()
+// TestWindowCommits: windows are stored and deleted through commits, in
+// commit order: the later change to a window wins, within one group
+// (commits submitted together) as across groups, and within a commit the
+// delete applies after the put. What is stored survives a reopen.
+func TestWindowCommits(t *testing.T) {
 	until := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	w1 := health.Window{ID: "a", Region: "eu", Host: "h1", Until: until, Reason: "drain"}
-	w2 := health.Window{ID: "b", Region: "us", Check: "lvm*", Until: until, Reason: "upgrade"}
-	for _, w := range []health.Window{w1, w2} {
-		if err := s.PutWindow(w); err != nil {
-			t.Fatal(err)
+	drain := health.Window{ID: "a", Region: "eu", Host: "h1", Until: until, Reason: "drain"}
+	upgrade := health.Window{ID: "b", Region: "us", Check: "lvm*", Until: until, Reason: "upgrade"}
+	extended := drain
+	extended.Until = until.Add(time.Hour)
+	tests := []struct {
+		name    string
+		commits []*Commit
+		want    []health.Window
+	}{
+		{"put", []*Commit{{Windows: []health.Window{drain, upgrade}}}, []health.Window{drain, upgrade}},
+		{"put then delete", []*Commit{{Windows: []health.Window{drain, upgrade}}, {DeletedWindows: []string{"a"}}},
+			[]health.Window{upgrade}},
+		{"deleting a missing window", []*Commit{{DeletedWindows: []string{"missing"}}}, nil},
+		{"delete then put again", []*Commit{{Windows: []health.Window{drain}}, {DeletedWindows: []string{"a"}},
+			{Windows: []health.Window{extended}}}, []health.Window{extended}},
+		{"replace", []*Commit{{Windows: []health.Window{drain}}, {Windows: []health.Window{extended}}},
+			[]health.Window{extended}},
+		{"put and delete in one commit", []*Commit{{Windows: []health.Window{drain}, DeletedWindows: []string{"a"}}}, nil},
+	}
+	for _, tt := range tests {
+		for _, grouped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/grouped=%v", tt.name, grouped), func(t *testing.T) {
+				dir := t.TempDir()
+				s := openTest(t, dir, Options{})
+				if grouped {
+					// Submitted at once, they are likely written in one
+					// transaction; the last ticket covers them all.
+					var last *Ticket
+					for _, c := range tt.commits {
+						last = s.Submit(c)
+					}
+					if err := last.Wait(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					for _, c := range tt.commits {
+						if err := s.Commit(context.Background(), c); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = openTest(t, dir, Options{})
+				defer s.Close()
+				got, err := s.Windows()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(tt.want) {
+					t.Fatalf("windows %+v, want %+v", got, tt.want)
+				}
+				for i := range got {
+					if got[i].ID != tt.want[i].ID || !got[i].Until.Equal(tt.want[i].Until) || got[i].Check != tt.want[i].Check {
+						t.Errorf("window %d = %+v, want %+v", i, got[i], tt.want[i])
+					}
+				}
+			})
 		}
-	}
-	if err := s.DeleteWindow("a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteWindow("missing"); err != nil {
-		t.Fatalf("deleting a missing window: %v", err)
-	}
-	ws, err := s.Windows()
-	if err != nil || len(ws) != 1 || ws[0].ID != "b" || !ws[0].Until.Equal(until) || ws[0].Check != "lvm*" {
-		t.Fatalf("windows = %+v, %v", ws, err)
 	}
 }
 
@@ -413,11 +471,11 @@ func TestLargeCommitAndDelete(t *testing.T) {
 	if err := s.Commit(context.Background(), &Commit{States: states}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteChecks([]health.Key{states[0].Key, states[1].Key}); err != nil {
+	if err := s.Commit(context.Background(), &Commit{Deleted: []health.Key{states[0].Key, states[1].Key}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.CheckCount(); n != 998 {
-		t.Fatalf("CheckCount = %d, want 998", n)
+	if n := checkCount(t, s); n != 998 {
+		t.Fatalf("%d checks stored, want 998", n)
 	}
 	prev := ""
 	_, _, err := s.LoadChecks(func(st *health.CheckState) error {

@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +94,143 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// failingDisk fills the store's disk and makes the store fail twice, so
+// that its committer sleeps in a backoff of 200ms before the next attempt:
+// a commit submitted now is neither written nor failed while a caller
+// whose context has ended looks at it.
+func failingDisk(t *testing.T, f *fixture) *fulldisk.Disk {
+	t.Helper()
+	disk := fulldisk.Fill(t, f.st.Path())
+	for i := range 2 {
+		d := &ingest.Decoded{Batch: health.Batch{Received: f.clock.now(), Results: []health.Result{{
+			Region: []byte("eu"), Host: []byte("filler"), Check: []byte("c" + string(rune('0'+i))), Status: health.Passing}}}}
+		if _, err := f.tr.Apply(context.Background(), d, "test"); err == nil {
+			t.Fatal("a commit succeeded on a full disk")
+		}
+	}
+	return disk
+}
+
+// recoverDisk restores the disk and waits until a commit submitted after the
+// failed ones is written: the store retries them in order.
+func recoverDisk(t *testing.T, f *fixture, disk *fulldisk.Disk) {
+	t.Helper()
+	disk.Restore()
+	var err error
+	for range 200 {
+		if err = f.tr.Tick(context.Background()); err == nil {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("the store did not recover: %v", err)
+}
+
+// TestAddWindowOnFullDisk: a window whose commit fails is withdrawn and the
+// failure returned, so the API's 503 is true: nothing is in force, and once
+// the disk has room the store holds no trace of it. A retry then makes one
+// window, not two.
+func TestAddWindowOnFullDisk(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.report(health.Critical, euDisk)
+	disk := fulldisk.Fill(t, f.st.Path())
+	win := health.Window{ID: "drain", Region: "eu", Host: "web-1", Until: f.clock.now().Add(time.Hour), Reason: "drain"}
+	if _, err := f.tr.AddWindow(ctx, win); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("AddWindow on a full disk: %v, want the disk's error", err)
+	}
+	if ws := f.tr.Windows(); len(ws) != 0 {
+		t.Fatalf("windows in force after the failed add: %+v", ws)
+	}
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != "" {
+		t.Fatalf("alerts after the failed add %+v, want web-1 firing", as)
+	}
+	recoverDisk(t, f, disk)
+	if ws, err := f.st.Windows(); err != nil || len(ws) != 0 {
+		t.Fatalf("stored windows once the disk recovered: %+v (%v), want none", ws, err)
+	}
+	ch, err := f.tr.AddWindow(ctx, win)
+	if err != nil || ch.Unconfirmed != nil {
+		t.Fatalf("AddWindow once the disk has room: %v %v", err, ch.Unconfirmed)
+	}
+	f.restart()
+	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
+		t.Fatalf("windows after restart %v, want [drain]", ids)
+	}
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != health.SuppressedByMaintenance {
+		t.Fatalf("alerts after restart %+v, want web-1 suppressed by maintenance", as)
+	}
+}
+
+// TestWindowChangeUnconfirmed: when the caller's context ends before the
+// commit of a window change is confirmed, the change stays in force, is
+// reported Unconfirmed rather than failed, and reaches the store once the
+// disk has room.
+func TestWindowChangeUnconfirmed(t *testing.T) {
+	f := newFixture(t, nil)
+	f.report(health.Critical, euDisk)
+	if _, err := f.tr.AddWindow(context.Background(), health.Window{ID: "old", Region: "eu", Host: "web-2",
+		Until: f.clock.now().Add(time.Hour), Reason: "rack move"}); err != nil {
+		t.Fatal(err)
+	}
+	disk := failingDisk(t, f)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	added, err := f.tr.AddWindow(gone, health.Window{ID: "drain", Region: "eu", Host: "web-1",
+		Until: f.clock.now().Add(time.Hour), Reason: "drain"})
+	if err != nil || !errors.Is(added.Unconfirmed, context.Canceled) || added.Window.ID != "drain" {
+		t.Fatalf("AddWindow with its context gone: %+v, %v; want the window, unconfirmed", added, err)
+	}
+	removed, err := f.tr.RemoveWindow(gone, "old")
+	if err != nil || !errors.Is(removed.Unconfirmed, context.Canceled) || removed.Window.Reason != "rack move" {
+		t.Fatalf("RemoveWindow with its context gone: %+v, %v; want the window, unconfirmed", removed, err)
+	}
+	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
+		t.Fatalf("windows in force %v, want [drain]", ids)
+	}
+	recoverDisk(t, f, disk)
+	if ws, err := f.st.Windows(); err != nil || !slices.Equal(windowIDs(ws), []string{"drain"}) {
+		t.Fatalf("stored windows once the disk recovered: %v (%v), want [drain]", windowIDs(ws), err)
+	}
+}
+
+// TestAbandonedRequestIsNotCountedNotDurable: a request whose sender went
+// away before its commit was confirmed counts its events as abandoned, not
+// as not_durable (nothing failed), and its transitions once the commit is
+// written.
+func TestAbandonedRequestIsNotCountedNotDurable(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.tr.Metrics()
+	disk := failingDisk(t, f)
+	notDurable := counterValue(t, m.events.WithLabelValues("not_durable"))
+	transitions := counterValue(t, m.transitions)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := &ingest.Decoded{Batch: health.Batch{Received: f.clock.now(), Results: []health.Result{
+		{Region: []byte("eu"), Host: []byte("web-1"), Check: []byte("disk"), Status: health.Critical},
+		{Region: []byte("eu"), Host: []byte("web-2"), Check: []byte("disk"), Status: health.Critical},
+	}}}
+	if _, err := f.tr.Apply(gone, d, "test"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Apply with its context gone: %v, want context.Canceled", err)
+	}
+	if got := counterValue(t, m.events.WithLabelValues("abandoned")); got != 2 {
+		t.Errorf("abandoned = %v, want 2", got)
+	}
+	if got := counterValue(t, m.events.WithLabelValues("not_durable")); got != notDurable {
+		t.Errorf("not_durable moved from %v to %v for a request nobody waited for", notDurable, got)
+	}
+	if got := counterValue(t, m.transitions); got != transitions {
+		t.Errorf("transitions counted before the commit was written: %v, was %v", got, transitions)
+	}
+	recoverDisk(t, f, disk)
+	// Counted by a goroutine once the commit is written, and recoverDisk's
+	// tick is written after it.
+	for i := 0; counterValue(t, m.transitions) == transitions; i++ {
+		if i == 200 {
+			t.Fatal("the abandoned request's transitions were never counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -79,7 +79,7 @@ func newMetrics(t *Tracker) *Metrics {
 		t: t,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_events_total",
-			Help: "Events received, by result: accepted or duplicate (repeated event_id or older than the state) once on disk, not_durable when the commit failed and the sender was told to retry, or rejected.",
+			Help: "Events received, by result: accepted or duplicate (repeated event_id or older than the state) once on disk, not_durable when the commit failed and the sender was told to retry, abandoned when the sender went away before its commit was confirmed (the commit goes on; a retry is deduplicated), or rejected.",
 		}, []string{"result"}),
 		transitions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_transitions_total",
@@ -135,6 +135,15 @@ func (m *Metrics) applied(accepted, duplicates, transitions int) {
 func (m *Metrics) notDurable(events int) {
 	if events > 0 {
 		m.events.WithLabelValues("not_durable").Add(float64(events))
+	}
+}
+
+// abandoned counts the events of a request whose sender went away (or
+// whose context ended) before its commit was confirmed: the commit goes
+// on, and a retry is deduplicated.
+func (m *Metrics) abandoned(events int) {
+	if events > 0 {
+		m.events.WithLabelValues("abandoned").Add(float64(events))
 	}
 }
 
@@ -227,7 +236,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, float64(stats.Stale))
 	ch <- prometheus.MustNewConstMetric(windowsDesc, prometheus.GaugeValue, float64(windows))
 	ch <- prometheus.MustNewConstMetric(teamsDroppedDesc, prometheus.CounterValue, float64(stats.TeamsDropped))
-	ch <- prometheus.MustNewConstMetric(storePendingDesc, prometheus.GaugeValue, float64(t.store.Pending()))
+	ch <- prometheus.MustNewConstMetric(storePendingDesc, prometheus.GaugeValue, float64(t.store.QueuedCommits()))
 	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(t.store.Size()))
 	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(t.store.RejectedCount()))
 	for _, reason := range []string{skipUnreadable, skipInvalid} {

@@ -55,10 +55,6 @@ type Tracker struct {
 	// skipped counts the persisted checks left out at start-up, by reason
 	// (skipUnreadable, skipInvalid); set by Open, read-only after.
 	skipped map[string]int
-	// endedWindows are the IDs of windows the engine expired that are
-	// still to be deleted from the store (a delete that failed is retried
-	// by the next Tick). Guarded by mu.
-	endedWindows []string
 	// checkpointMu makes checkpoints take turns: a round is sorted and
 	// walked outside mu.
 	checkpointMu sync.Mutex
@@ -118,10 +114,9 @@ func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.
 	clock := now()
 	for _, w := range windows {
 		// A window that ended while the server was down is loaded all the
-		// same: it covers its alerts until the first Apply or Tick, which
-		// journals their release and reports it ended, for
-		// dropEndedWindows to delete it from the store. Leaving it out
-		// here would release its alerts with no journal entry.
+		// same: it covers its alerts until the first Apply or Tick, whose
+		// commit journals their release and deletes the window. Leaving it
+		// out here would release its alerts with no journal entry.
 		eng.LoadWindow(w)
 	}
 	seq, err := st.LastSeq()
@@ -165,12 +160,11 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 // submitted to the store, not yet known to be on disk. It holds nothing of
 // the decoded request.
 type Pending struct {
-	t            *Tracker
-	res          Result
-	ticket       *store.Ticket
-	transitions  int
-	failures     uint64 // commitFailures when the commit was submitted
-	windowsEnded bool
+	t           *Tracker
+	res         Result
+	ticket      *store.Ticket
+	transitions int
+	failures    uint64 // commitFailures when the commit was submitted
 }
 
 // Submit applies a decoded request to the engine and submits the commit of
@@ -178,13 +172,14 @@ type Pending struct {
 // released: the caller frees its decode resources before Wait, so a slow
 // disk holds up acknowledgements, not decoding.
 func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
-	res := Result{Errors: []string{}}
+	res := Result{}
 	received := d.Batch.Received
 	var dead []health.Rejected
+	var errs []eventError
 	for i := range d.Rejected {
 		r := &d.Rejected[i]
 		dead = append(dead, deadLetter(received, remote, r.Index, r.Reason, r.Err, r.Raw))
-		res.addError(r.Index, r.Err)
+		errs = append(errs, eventError{r.Index, r.Err})
 		t.metrics.rejected(r.Reason)
 	}
 
@@ -195,17 +190,17 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 	for _, r := range out.Rejected {
 		index := requestIndex(d.Rejected, r.Index)
 		dead = append(dead, deadLetter(received, remote, index, r.Reason, r.Err, resultEvent(&d.Batch.Results[r.Index])))
-		res.addError(index, r.Err)
+		errs = append(errs, eventError{index, r.Err})
 		t.metrics.rejected(r.Reason)
 	}
 	res.Accepted, res.Duplicates = out.Accepted, out.Duplicates
 	res.Rejected = len(d.Rejected) + len(out.Rejected)
-	p := Pending{t: t, transitions: len(out.Transitions), windowsEnded: len(out.EndedWindows) > 0}
+	p := Pending{t: t, transitions: len(out.Transitions)}
 	newRegions := len(out.NewRegions) > 0
-	t.endedWindows = append(t.endedWindows, out.EndedWindows...)
 	p.failures = t.commitFailures.Load()
 	p.ticket = t.store.Submit(t.commitLocked(dead))
 	t.mu.Unlock()
+	res.Errors = firstErrors(errs)
 	p.res = res
 
 	if newRegions {
@@ -220,23 +215,37 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 // Wait returns the request's result once its transitions are on disk. An
 // error means nothing may be acknowledged: the sender retries and dedup
 // makes the retry harmless. Its events are counted once the commit is
-// durable, as not_durable when it failed.
+// durable, as not_durable when the commit failed, or as abandoned when ctx
+// ended first (the sender went away): that commit goes on, and its
+// transitions are counted once it is written.
 func (p *Pending) Wait(ctx context.Context) (Result, error) {
 	t := p.t
-	if err := t.waitCommit(ctx, p.ticket, p.failures); err != nil {
-		t.metrics.notDurable(p.res.Accepted + p.res.Duplicates)
-		return p.res, fmt.Errorf("commit: %w", err)
-	}
-	t.metrics.applied(p.res.Accepted, p.res.Duplicates, p.transitions)
-	if p.windowsEnded {
-		// The batch is acknowledged whatever happens here: its transitions
-		// are on disk, and a window left in the store is deleted by a
-		// later Tick.
-		if err := t.dropEndedWindows(ctx); err != nil {
-			t.log.Error("deleting ended maintenance windows failed; the next tick retries", zap.Error(err))
+	err := t.waitCommit(ctx, p.ticket, p.failures)
+	switch {
+	case err == nil:
+		t.metrics.applied(p.res.Accepted, p.res.Duplicates, p.transitions)
+		return p.res, nil
+	case gaveUp(err):
+		t.metrics.abandoned(p.res.Accepted + p.res.Duplicates)
+		if p.transitions > 0 {
+			go func(ticket *store.Ticket, transitions int) {
+				// Returns with the commit's first outcome: written, failed,
+				// or the store closed.
+				if ticket.Wait(context.Background()) == nil {
+					t.metrics.applied(0, 0, transitions)
+				}
+			}(p.ticket, p.transitions)
 		}
+	default:
+		t.metrics.notDurable(p.res.Accepted + p.res.Duplicates)
 	}
-	return p.res, nil
+	return p.res, fmt.Errorf("commit: %w", err)
+}
+
+// gaveUp reports whether a commit wait ended because its caller's context
+// did, which says nothing of the commit: it is still queued.
+func gaveUp(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // DeadLetter records a whole request that could not be decoded, so the
@@ -285,7 +294,7 @@ func (t *Tracker) waitCommit(ctx context.Context, ticket *store.Ticket, failures
 			t.failingSince, t.lastErr = time.Time{}, nil
 		}
 		t.healthMu.Unlock()
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed):
+	case gaveUp(err), errors.Is(err, store.ErrClosed):
 	default:
 		t.metrics.commitFailed()
 		t.healthMu.Lock()
@@ -301,8 +310,15 @@ func (t *Tracker) waitCommit(ctx context.Context, ticket *store.Ticket, failures
 
 // commitLocked copies the outcome for the store: the engine reuses its
 // buffers on the next call while the commit is written asynchronously.
+// Windows that ended leave the store in the commit that journals the
+// release of what they covered: deleted before it, a crash in between
+// would restart with those alerts released and nothing journaled; after
+// it, with the window back in force.
 func (t *Tracker) commitLocked(dead []health.Rejected) *store.Commit {
 	c := &store.Commit{Rejected: dead}
+	if n := len(t.out.EndedWindows); n > 0 {
+		c.DeletedWindows = append(make([]string, 0, n), t.out.EndedWindows...)
+	}
 	if n := len(t.out.Changed); n > 0 {
 		c.States = append(make([]health.CheckState, 0, n), t.out.Changed...)
 	}
@@ -330,14 +346,26 @@ func hostsOf(keys []health.Key) []string {
 	return out
 }
 
-func (r *Result) addError(index int, msg string) {
-	if len(r.Errors) >= maxErrors {
-		return
+// eventError is why one event of a request was rejected; index is its
+// position in the request, -1 for the request as a whole.
+type eventError struct {
+	index int
+	msg   string
+}
+
+// firstErrors renders the maxErrors rejections earliest in the request, in
+// request order: the decoder's and the engine's are gathered apart.
+func firstErrors(errs []eventError) []string {
+	slices.SortStableFunc(errs, func(a, b eventError) int { return a.index - b.index })
+	out := make([]string, 0, min(len(errs), maxErrors))
+	for _, e := range errs[:min(len(errs), maxErrors)] {
+		msg := e.msg
+		if e.index >= 0 {
+			msg = "event " + strconv.Itoa(e.index) + ": " + msg
+		}
+		out = append(out, msg)
 	}
-	if index >= 0 {
-		msg = "event " + strconv.Itoa(index) + ": " + msg
-	}
-	r.Errors = append(r.Errors, msg)
+	return out
 }
 
 // requestIndex maps the engine's index of a result (its position among
@@ -458,14 +486,12 @@ func (t *Tracker) Run(ctx context.Context) {
 
 // Tick advances the engine's clock and persists what it decided,
 // deleting the checks of hosts forgotten after engine.forget_after and the
-// maintenance windows that ended (retrying deletes that failed before).
+// maintenance windows that ended.
 func (t *Tracker) Tick(ctx context.Context) error {
 	now := t.now()
 	t.mu.Lock()
 	t.out.Reset()
 	t.eng.Tick(now, &t.out)
-	t.endedWindows = append(t.endedWindows, t.out.EndedWindows...)
-	dropWindows := len(t.endedWindows) > 0
 	transitions := len(t.out.Transitions)
 	var forgotten []string
 	if len(t.out.Forgotten) > 0 {
@@ -483,44 +509,6 @@ func (t *Tracker) Tick(ctx context.Context) error {
 		return err
 	}
 	t.metrics.applied(0, 0, transitions)
-	if dropWindows {
-		return t.dropEndedWindows(ctx)
-	}
-	return nil
-}
-
-// dropEndedWindows deletes from the store the windows the engine expired.
-// It deletes only once the commits journaling their end are on disk:
-// deleted first, a crash in between would restart with the alerts they
-// covered released and nothing journaled. A window added again under the
-// same ID since (extended) is active in the engine and stays. The IDs not
-// deleted are kept for the next try.
-func (t *Tracker) dropEndedWindows(ctx context.Context) error {
-	t.mu.Lock()
-	ids := slices.Clone(t.endedWindows)
-	// Empty, it waits for every commit submitted before it.
-	failures := t.commitFailures.Load()
-	journaled := t.store.Submit(&store.Commit{})
-	t.mu.Unlock()
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := t.waitCommit(ctx, journaled, failures); err != nil {
-		return fmt.Errorf("delete ended maintenance windows: %w", err)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	active := t.eng.Windows()
-	for _, id := range ids {
-		if !slices.ContainsFunc(active, func(w health.Window) bool { return w.ID == id }) {
-			if err := t.store.DeleteWindow(id); err != nil {
-				return fmt.Errorf("delete ended maintenance window %s: %w", id, err)
-			}
-		}
-		if i := slices.Index(t.endedWindows, id); i >= 0 {
-			t.endedWindows = slices.Delete(t.endedWindows, i, i+1)
-		}
-	}
 	return nil
 }
 
@@ -600,48 +588,121 @@ const checkpointPart = 8192
 // ErrInvalidWindow wraps the engine's reasons for refusing a window.
 var ErrInvalidWindow = engine.ErrInvalidWindow
 
-// AddWindow starts a maintenance window, durably.
-func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (health.Window, error) {
+// ErrUnknownWindow means no active maintenance window has the ID given.
+var ErrUnknownWindow = errors.New("no active maintenance window")
+
+// WindowChange is a maintenance window added or ended, in force in the
+// engine.
+type WindowChange struct {
+	Window health.Window
+	// Unconfirmed is why the change is not known to be on disk yet, nil
+	// once it is: the wait for its commit ended first (ctx). The change is
+	// in force and the store goes on writing it; a restart before it has
+	// would undo it.
+	Unconfirmed error
+}
+
+// AddWindow starts a maintenance window (one with the ID of an active
+// window replaces it). The window is stored in the commit that holds the
+// alert changes it causes, in order with every other commit, so a restart
+// finds both or neither; AddWindow returns once that commit is on disk.
+// When the commit fails (a full disk, a closed store) the window is
+// withdrawn, the window it replaced restored, and an error returned: what
+// is in force is as before, and a retry makes no second window. When ctx
+// ends first, the window stays in force with Unconfirmed set.
+func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (WindowChange, error) {
 	now := t.now()
 	w.Created = now
+	if w.ID == "" {
+		w.ID = engine.WindowID(w) // as the engine would, but the commit needs it
+	}
 	t.mu.Lock()
+	replaced, hadOne := t.windowLocked(w.ID)
 	t.out.Reset()
 	if err := t.eng.AddWindow(w, now, &t.out); err != nil {
 		t.mu.Unlock()
-		return w, err // ErrInvalidWindow and the reasons, for the client
+		return WindowChange{Window: w}, err // ErrInvalidWindow and the reasons, for the client
 	}
-	if err := t.store.PutWindow(w); err != nil {
-		t.out.Reset()
-		t.eng.RemoveWindow(w.ID, now, &t.out)
-		t.mu.Unlock()
-		return w, fmt.Errorf("persist window: %w", err)
-	}
+	c := t.commitLocked(nil)
+	c.Windows = []health.Window{w}
 	failures := t.commitFailures.Load()
-	ticket := t.store.Submit(t.commitLocked(nil))
+	ticket := t.store.Submit(c)
 	t.mu.Unlock()
-	return w, t.waitCommit(ctx, ticket, failures)
+	err := t.waitCommit(ctx, ticket, failures)
+	switch {
+	case err == nil:
+		return WindowChange{Window: w}, nil
+	case gaveUp(err):
+		return WindowChange{Window: w, Unconfirmed: err}, nil
+	}
+	// Undone in the engine and, by a commit after the failed one, on disk:
+	// the store retries both in order, so the window never lands alone.
+	now = t.now()
+	t.mu.Lock()
+	t.out.Reset()
+	var undo *store.Commit
+	if hadOne && t.eng.AddWindow(replaced, now, &t.out) == nil {
+		undo = t.commitLocked(nil)
+		undo.Windows = []health.Window{replaced}
+	} else {
+		t.eng.RemoveWindow(w.ID, now, &t.out)
+		undo = t.commitLocked(nil)
+		undo.DeletedWindows = append(undo.DeletedWindows, w.ID)
+	}
+	t.store.Submit(undo)
+	t.mu.Unlock()
+	return WindowChange{Window: w}, fmt.Errorf("store maintenance window %s: %w; it was withdrawn", w.ID, err)
 }
 
-// RemoveWindow ends a maintenance window early. It reports whether the
-// window existed. The window leaves the store before the engine: when the
-// delete fails the window stays in force, as it would after a restart.
-func (t *Tracker) RemoveWindow(ctx context.Context, id string) (bool, error) {
+// RemoveWindow ends a maintenance window early; ErrUnknownWindow when no
+// active window has that ID. The window leaves the store in the commit
+// that journals the release of its alerts. When that commit fails, the
+// window is put back in force and an error returned, so that what is in
+// force matches what a restart would load; when ctx ends first, the window
+// stays ended with Unconfirmed set.
+func (t *Tracker) RemoveWindow(ctx context.Context, id string) (WindowChange, error) {
 	now := t.now()
 	t.mu.Lock()
-	if !slices.ContainsFunc(t.eng.Windows(), func(w health.Window) bool { return w.ID == id }) {
+	w, ok := t.windowLocked(id)
+	if !ok {
 		t.mu.Unlock()
-		return false, nil
-	}
-	if err := t.store.DeleteWindow(id); err != nil {
-		t.mu.Unlock()
-		return true, fmt.Errorf("delete window: %w", err)
+		return WindowChange{}, fmt.Errorf("%w %q", ErrUnknownWindow, id)
 	}
 	t.out.Reset()
 	t.eng.RemoveWindow(id, now, &t.out)
+	c := t.commitLocked(nil)
+	c.DeletedWindows = append(c.DeletedWindows, id)
 	failures := t.commitFailures.Load()
-	ticket := t.store.Submit(t.commitLocked(nil))
+	ticket := t.store.Submit(c)
 	t.mu.Unlock()
-	return true, t.waitCommit(ctx, ticket, failures)
+	err := t.waitCommit(ctx, ticket, failures)
+	switch {
+	case err == nil:
+		return WindowChange{Window: w}, nil
+	case gaveUp(err):
+		return WindowChange{Window: w, Unconfirmed: err}, nil
+	}
+	now = t.now()
+	t.mu.Lock()
+	t.out.Reset()
+	// It fails only for a window that has ended since: then it stays
+	// ended, and the failed commit's retry deletes it.
+	if t.eng.AddWindow(w, now, &t.out) == nil {
+		undo := t.commitLocked(nil)
+		undo.Windows = []health.Window{w}
+		t.store.Submit(undo)
+	}
+	t.mu.Unlock()
+	return WindowChange{Window: w}, fmt.Errorf("end maintenance window %s: %w; it stays in force", id, err)
+}
+
+// windowLocked returns the active window with that ID.
+func (t *Tracker) windowLocked(id string) (health.Window, bool) {
+	ws := t.eng.Windows()
+	if i := slices.IndexFunc(ws, func(w health.Window) bool { return w.ID == id }); i >= 0 {
+		return ws[i], true
+	}
+	return health.Window{}, false
 }
 
 // ErrUnknownHost means no host of that name is tracked (in that region).
