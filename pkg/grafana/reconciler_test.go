@@ -923,6 +923,111 @@ func TestDuplicateOfManagedRuleIsKept(t *testing.T) {
 	}
 }
 
+// TestOthersPagerDutyContactPointsAreKept covers contact points that look
+// like healthrouter's (PagerDuty, named healthrouter-*) but carry their
+// author's uid: only the hr-pd- uid makes one healthrouter's to delete.
+func TestOthersPagerDutyContactPointsAreKept(t *testing.T) {
+	const ownKey = "99999999999999998888888888888888"
+	tests := []struct {
+		name, uid, cpName string
+		note              string // a plan note the first apply must give, if any
+	}{
+		{name: "healthrouter- name of no configured key", uid: "team-b-oncall", cpName: "healthrouter-oncall"},
+		{name: "healthrouter- name of a configured key", uid: "team-b-default", cpName: "healthrouter-default",
+			note: "contact point healthrouter-default already has an integration with uid team-b-default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			if _, err := f.srv.Client().Provisioning.PostContactpoints(provisioning.NewPostContactpointsParams().WithBody(&models.EmbeddedContactPoint{
+				UID: tt.uid, Name: tt.cpName, Type: ptr("pagerduty"),
+				Settings: map[string]any{"integrationKey": ownKey, "severity": "critical"},
+			})); err != nil {
+				t.Fatal(err)
+			}
+			before, _, _ := f.srv.ContactPoint(tt.uid)
+
+			rs := regions("eu-west-1")
+			p := f.apply(t, rs)
+			for _, c := range p.Changes {
+				if c.Kind == kindContactPoint && c.Action != actionCreate {
+					t.Errorf("first apply: %s %s %s, want only creates of its own contact points", c.Action, c.Kind, c.Name)
+				}
+			}
+			if tt.note != "" && !strings.Contains(p.String(), tt.note) {
+				t.Errorf("plan lacks the note %q:\n%s", tt.note, p)
+			}
+			after, key, ok := f.srv.ContactPoint(tt.uid)
+			if !ok {
+				t.Fatalf("contact point %s (%s) was deleted", tt.uid, tt.cpName)
+			}
+			if !reflect.DeepEqual(before, after) || key != ownKey {
+				t.Errorf("contact point %s changed: %+v -> %+v", tt.uid, before, after)
+			}
+			if n := f.srv.CountWrites("DELETE", "/v1/provisioning/contact-points"); n != 0 {
+				t.Errorf("%d contact point deletes", n)
+			}
+			f.assertNoWrites(t, rs)
+			if _, _, ok := f.srv.ContactPoint(tt.uid); !ok {
+				t.Fatalf("contact point %s deleted by the second apply", tt.uid)
+			}
+			if !isManagedContactPoint(&models.EmbeddedContactPoint{UID: contactPointUID("x"), Name: tt.cpName, Type: ptr("pagerduty")}) ||
+				isManagedContactPoint(&before) {
+				t.Error("isManagedContactPoint must need the hr-pd- uid as well as the type and name")
+			}
+		})
+	}
+}
+
+// TestUnlabelledRuleWithOurPrefixIsKept covers a rule whose uid happens to
+// start hr- but that lacks the managed_by label: someone else's, kept in a
+// region group's write and in the pruning of a group.
+func TestUnlabelledRuleWithOurPrefixIsKept(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		group  string
+		second []Region
+		pruned bool // whether the second apply removes healthrouter's rules from the group
+	}{
+		{name: "in a region group", config: "prune: false", group: "eu", second: regions("eu", "ap")},
+		{name: "in a pruned region group", config: "prune: true\nprune_after: 24h", group: "ap",
+			second: []Region{{Name: "eu", LastSeen: t0}, {Name: "ap", LastSeen: t0.Add(-48 * time.Hour)}}, pruned: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{grafana: tt.config})
+			f.apply(t, regions("eu", "ap"))
+			_, ours, _ := f.srv.Group(folder, tt.group)
+			r, _ := f.srv.Rule("hr-host-" + tt.group)
+			r.UID, r.ID, r.Title, r.Labels = "hr-human", 0, ptr("someone's hr- rule"), map[string]string{"team": "x"}
+			r.NotificationSettings = nil
+			if _, err := f.srv.Client().Provisioning.PostAlertRule(provisioning.NewPostAlertRuleParams().WithBody(r)); err != nil {
+				t.Fatal(err)
+			}
+			before := ruleJSONOf(t, f.srv, "hr-human")
+			f.apply(t, tt.second)
+			want := []string{"hr-human"}
+			if !tt.pruned {
+				want = append(want, ours...)
+			}
+			slices.Sort(want)
+			_, uids, _ := f.srv.Group(folder, tt.group)
+			slices.Sort(uids)
+			if !reflect.DeepEqual(uids, want) {
+				t.Fatalf("group %s holds %q, want %q", tt.group, uids, want)
+			}
+			if got := ruleJSONOf(t, f.srv, "hr-human"); got != before {
+				t.Errorf("hr-human changed:\n%s\n%s", before, got)
+			}
+			f.assertNoWrites(t, tt.second)
+			if isManagedRule(r) {
+				t.Error("isManagedRule must need the managed_by label as well as the uid prefix")
+			}
+		})
+	}
+}
+
 func TestPolicyWriteIsVerified(t *testing.T) {
 	tests := []struct {
 		name   string

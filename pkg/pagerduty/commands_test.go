@@ -250,24 +250,33 @@ func TestSendTest(t *testing.T) {
 
 func TestSendTestFailures(t *testing.T) {
 	pd := newFakePD(t)
+	// echoing quotes the routing key in its error answers.
+	echoing := newFakePD(t, pagerdutytest.WithRoutingKeyEcho())
 	tests := []struct {
 		name    string
 		mutate  func(*config.PagerDuty)
 		keyName string
 		wantErr string
 		wantOut string
+		echo    bool
 	}{
-		{"unknown key name", func(*config.PagerDuty) {}, "nope", `"nope" is not in pagerduty.routing_keys`, ""},
+		{"unknown key name", func(*config.PagerDuty) {}, "nope", `"nope" is not in pagerduty.routing_keys`, "", false},
 		{"key not set", func(c *config.PagerDuty) { delete(c.Keys, "storage") }, "storage", "1 of 1",
-			"storage: FAIL: HEALTHROUTER_PD_STORAGE is not set\n"},
+			"storage: FAIL: HEALTHROUTER_PD_STORAGE is not set\n", false},
 		{"key unknown to PagerDuty", func(c *config.PagerDuty) { c.Keys["storage"] = "UnknownKeyUnknownKeyUnknownKey00" }, "",
-			"1 of 2", "storage: FAIL: trigger: PagerDuty answered 400: Event object is invalid: Invalid routing key\n"},
+			"1 of 2", "storage: FAIL: trigger: PagerDuty answered 400: Event object is invalid: Invalid routing key\n", false},
+		{"key unknown to PagerDuty, which quotes it", func(c *config.PagerDuty) { c.Keys["storage"] = "UnknownKeyUnknownKeyUnknownKey00" }, "",
+			"1 of 2", "storage: FAIL: trigger: PagerDuty answered 400: Event object is invalid (routing_key [REDACTED]): Invalid routing key: [REDACTED]\n", true},
 		{"PagerDuty down", func(c *config.PagerDuty) { c.EventsURL = "http://127.0.0.1:1" }, "default", "1 of 1",
-			"default: FAIL: trigger: error calling the API endpoint"},
+			"default: FAIL: trigger: error calling the API endpoint", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(pd.URL())
+			url := pd.URL()
+			if tt.echo {
+				url = echoing.URL()
+			}
+			cfg := testConfig(url)
 			tt.mutate(cfg)
 			var out bytes.Buffer
 			err := SendTest(context.Background(), cfg, tt.keyName, &out)

@@ -900,3 +900,101 @@ func TestOutboxReportsRetryingLanes(t *testing.T) {
 		t.Errorf("incident %+v, want one trigger after the 403s", inc)
 	}
 }
+
+// TestOutboxMasksAnEchoedRoutingKey: when PagerDuty's error answer quotes
+// the routing key, what the outbox reports of it (logs, KeyErrors,
+// Retrying, metrics) shows the key masked.
+func TestOutboxMasksAnEchoedRoutingKey(t *testing.T) {
+	const ghostKey = "GhostKeyUnknownToPagerDuty000004"
+	keys := append([]string{ghostKey}, secrets...)
+	noKey := func(t *testing.T, where, text string) {
+		t.Helper()
+		for _, k := range keys {
+			if strings.Contains(text, k) {
+				t.Errorf("%s shows a routing key: %q", where, text)
+			}
+		}
+	}
+	logsHaveNoKey := func(t *testing.T, logs *observer.ObservedLogs) {
+		t.Helper()
+		for _, e := range logs.All() {
+			noKey(t, "log message", e.Message)
+			for k, v := range e.ContextMap() {
+				noKey(t, "log field "+k, fmt.Sprint(v))
+			}
+		}
+	}
+	metricsHaveNoKey := func(t *testing.T, reg *prometheus.Registry) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					noKey(t, "metric "+mf.GetName()+" label", lp.GetName()+"="+lp.GetValue())
+				}
+			}
+		}
+	}
+
+	t.Run("refusals", func(t *testing.T) {
+		pd := newFakePD(t, pagerdutytest.WithRoutingKeyEcho())
+		env := newOutboxEnv(t, pd, SystemClock{})
+		env.cfg.RoutingKeys["ghost"] = "HEALTHROUTER_PD_GHOST"
+		env.cfg.Keys["ghost"] = ghostKey
+		env.build()
+		env.run()
+
+		bad := trigger("default", hostAlert("eu", "bad", health.SeverityCritical))
+		bad.Event.Payload.Severity = "fatal"
+		env.enqueue(bad, trigger("ghost", hostAlert("eu", "ghost", health.SeverityError)))
+		waitFor(t, "delivery", func() bool { return env.ob.Depth() == 0 })
+
+		want := map[string]string{"ghost": "Event object is invalid (routing_key [REDACTED]): Invalid routing key: [REDACTED]"}
+		if got := env.ob.KeyErrors(); !reflect.DeepEqual(got, want) {
+			t.Errorf("KeyErrors = %q\nwant %q", got, want)
+		}
+		// The answers did quote the keys, so the logs show them masked.
+		reasons := map[string]string{}
+		for _, e := range env.logs.FilterMessage("PagerDuty rejected event; dropped").All() {
+			m := e.ContextMap()
+			reasons[fmt.Sprint(m["key"])] = fmt.Sprint(m["error"]) + " | " + fmt.Sprint(m["reason"])
+		}
+		if len(reasons) != 2 {
+			t.Fatalf("rejections logged for %v, want default and ghost", reasons)
+		}
+		for name, r := range reasons {
+			if strings.Count(r, "[REDACTED]") < 2 {
+				t.Errorf("%s: logged error and reason %q do not both show the masked key", name, r)
+			}
+		}
+		logsHaveNoKey(t, env.logs)
+		metricsHaveNoKey(t, env.reg)
+	})
+
+	t.Run("retries", func(t *testing.T) {
+		clock := newFakeClock()
+		pd := newFakePD(t, pagerdutytest.WithRoutingKeyEcho())
+		env := newOutboxEnv(t, pd, clock)
+		env.build()
+		env.run()
+
+		pd.FailNext(1, http.StatusTooManyRequests)
+		a := hostAlert("eu", "web-1", health.SeverityCritical)
+		env.enqueue(trigger("default", a))
+		waitFor(t, "a throttled attempt", func() bool { return len(env.ob.Retrying()) == 1 })
+		got := env.ob.Retrying()["default"]
+		if !strings.HasPrefix(got, "attempt 1: ") || !strings.Contains(got, "(routing_key [REDACTED])") {
+			t.Errorf("Retrying()[default] = %q, want attempt 1 with the throttle quoting the masked key", got)
+		}
+		noKey(t, "Retrying", got)
+		clock.RunUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+		if inc, _ := pd.Incident(keyDefault, DedupKey(&a)); inc.Triggers != 1 {
+			t.Errorf("incident %+v, want one trigger after the 429", inc)
+		}
+		logsHaveNoKey(t, env.logs)
+		metricsHaveNoKey(t, env.reg)
+	})
+}

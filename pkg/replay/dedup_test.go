@@ -67,3 +67,47 @@ func TestDuplicatesNotCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestSameTimeWithoutEventID: without an event_id, a result repeating a
+// check's timestamp is a duplicate only when it repeats its status too. A
+// check that reports passing and then critical within one second of
+// timestamp resolution changed, and pages.
+func TestSameTimeWithoutEventID(t *testing.T) {
+	line := func(status, id string) string {
+		l := `{"region":"r1","host":"a","check":"disk","status":"` + status + `","timestamp":"2026-03-02T08:00:00Z"`
+		if id != "" {
+			l += `,"event_id":"` + id + `"`
+		}
+		return l + "}\n"
+	}
+	for _, tc := range []struct {
+		name       string
+		in         []string
+		rawFailing int
+		direct     int
+		duplicates int
+	}{
+		{"passing then critical", []string{line("ok", ""), line("critical", "")}, 1, 1, 0},
+		{"critical twice", []string{line("critical", ""), line("critical", "")}, 1, 1, 1},
+		{"critical, passing, critical", []string{line("critical", ""), line("ok", ""), line("critical", "")}, 2, 2, 0},
+		{"passing then critical with event ids", []string{line("ok", "e1"), line("critical", "e2")}, 1, 1, 0},
+	} {
+		// In one batch, and in a batch each: the rule is per result.
+		for _, maxBatch := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/max batch %d", tc.name, maxBatch), func(t *testing.T) {
+				sum := run(t, replay.Options{MaxBatch: maxBatch}, strings.NewReader(strings.Join(tc.in, "")))
+				if sum.RawFailing != tc.rawFailing || sum.DirectPages != tc.direct {
+					t.Errorf("raw failing %d, direct pages %d; want %d and %d", sum.RawFailing, sum.DirectPages,
+						tc.rawFailing, tc.direct)
+				}
+				// Direct routing keeps exactly the results the engine keeps.
+				if sum.Duplicates != tc.duplicates {
+					t.Errorf("engine duplicates %d, want %d", sum.Duplicates, tc.duplicates)
+				}
+				if sum.Events != len(tc.in) || sum.Rejected != 0 {
+					t.Errorf("events %d, rejected %d; want %d and 0", sum.Events, sum.Rejected, len(tc.in))
+				}
+			})
+		}
+	}
+}

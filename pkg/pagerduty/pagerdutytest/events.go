@@ -93,12 +93,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.answer(w, http.StatusMethodNotAllowed, eventsAnswer{Status: "Method not allowed", Message: "use POST"})
+		s.answer(w, http.StatusMethodNotAllowed, "", eventsAnswer{Status: "Method not allowed", Message: "use POST"})
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
-		s.answer(w, http.StatusBadRequest, eventsAnswer{Status: "invalid event", Message: "Event object is invalid",
+		s.answer(w, http.StatusBadRequest, "", eventsAnswer{Status: "invalid event", Message: "Event object is invalid",
 			Errors: []string{"could not read the request body"}})
 		return
 	}
@@ -130,23 +130,23 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if injected != nil {
-		s.fault(w, injected.status)
+		s.fault(w, injected.status, probe.RoutingKey)
 		return
 	}
 
 	if len(body) > maxBodyBytes {
-		s.answer(w, http.StatusBadRequest, eventsAnswer{Status: "invalid event", Message: "Event object is invalid",
+		s.answer(w, http.StatusBadRequest, probe.RoutingKey, eventsAnswer{Status: "invalid event", Message: "Event object is invalid",
 			Errors: []string{"Request body is larger than 512 KB"}})
 		return
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		s.answer(w, http.StatusBadRequest, eventsAnswer{Status: "Unrecognized object", Message: "Event object format is unrecognized",
+		s.answer(w, http.StatusBadRequest, probe.RoutingKey, eventsAnswer{Status: "Unrecognized object", Message: "Event object format is unrecognized",
 			Errors: []string{"Content-Type must be application/json"}})
 		return
 	}
 	ev, payload, problems, parseErr := decodeEvent(body)
 	if parseErr != nil {
-		s.answer(w, http.StatusBadRequest, eventsAnswer{Status: "Unrecognized object", Message: "Event object format is unrecognized",
+		s.answer(w, http.StatusBadRequest, probe.RoutingKey, eventsAnswer{Status: "Unrecognized object", Message: "Event object format is unrecognized",
 			Errors: []string{"JSON parse error"}})
 		return
 	}
@@ -154,7 +154,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "Invalid routing key")
 	}
 	if len(problems) > 0 {
-		s.answer(w, http.StatusBadRequest, eventsAnswer{Status: "invalid event", Message: "Event object is invalid", Errors: problems})
+		s.answer(w, http.StatusBadRequest, probe.RoutingKey, eventsAnswer{Status: "invalid event", Message: "Event object is invalid", Errors: problems})
 		return
 	}
 
@@ -173,10 +173,8 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ingested[key] = recent
 	if len(recent) >= s.rateLimit {
-		s.statuses[http.StatusTooManyRequests]++
 		s.mu.Unlock()
-		writeJSON(w, http.StatusTooManyRequests, eventsAnswer{Status: "throttle event",
-			Message: "Requests for this service are arriving too quickly. Please retry later."})
+		s.answer(w, http.StatusTooManyRequests, key, throttled)
 		return
 	}
 	s.ingested[key] = append(s.ingested[key], now)
@@ -190,19 +188,43 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, eventsAnswer{Status: "success", Message: "Event processed", DedupKey: dedup})
 }
 
-func (s *Server) answer(w http.ResponseWriter, status int, a eventsAnswer) {
+// throttled is the answer to an event over the rate limit.
+var throttled = eventsAnswer{Status: "throttle event",
+	Message: "Requests for this service are arriving too quickly. Please retry later."}
+
+// answer writes a JSON answer to a request naming routingKey ("" when none
+// could be read), quoting the key when the server echoes keys.
+func (s *Server) answer(w http.ResponseWriter, status int, routingKey string, a eventsAnswer) {
 	s.mu.Lock()
 	s.statuses[status]++
+	echo := s.echoKeys && routingKey != ""
 	s.mu.Unlock()
+	if echo {
+		a = quoteKey(a, routingKey)
+	}
 	writeJSON(w, status, a)
+}
+
+// quoteKey names the routing key in an answer's message and in its errors
+// about the key.
+func quoteKey(a eventsAnswer, routingKey string) eventsAnswer {
+	a.Message += " (routing_key " + routingKey + ")"
+	errs := make([]string, len(a.Errors))
+	for i, e := range a.Errors {
+		if strings.Contains(strings.ToLower(e), "routing key") || strings.Contains(e, "routing_key") {
+			e += ": " + routingKey
+		}
+		errs[i] = e
+	}
+	a.Errors = errs
+	return a
 }
 
 // fault answers an injected failure: 429 as PagerDuty's throttle, 5xx as a
 // bare error page (PagerDuty's load balancers do not answer JSON).
-func (s *Server) fault(w http.ResponseWriter, status int) {
+func (s *Server) fault(w http.ResponseWriter, status int, routingKey string) {
 	if status == http.StatusTooManyRequests {
-		s.answer(w, status, eventsAnswer{Status: "throttle event",
-			Message: "Requests for this service are arriving too quickly. Please retry later."})
+		s.answer(w, status, routingKey, throttled)
 		return
 	}
 	s.mu.Lock()

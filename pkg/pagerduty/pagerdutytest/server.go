@@ -46,6 +46,7 @@ type Server struct {
 	services       []Service
 	policies       map[string]EscalationPolicy
 	referencesOnly bool
+	echoKeys       bool
 	restRequests   int
 }
 
@@ -85,6 +86,12 @@ func WithRateLimit(n int, window time.Duration) Option {
 // references even with include[]=integrations, so clients must fetch each
 // integration to learn its key.
 func WithIntegrationReferences() Option { return func(s *Server) { s.referencesOnly = true } }
+
+// WithRoutingKeyEcho makes the Events API quote the routing key a request
+// named in its JSON error answers (a refusal's message and errors[], a
+// throttle's message), as an API quoting the field it objects to may: what
+// a client reports of such an answer must mask the key itself.
+func WithRoutingKeyEcho() Option { return func(s *Server) { s.echoKeys = true } }
 
 // New starts a Server; Close stops it.
 func New(opts ...Option) *Server {

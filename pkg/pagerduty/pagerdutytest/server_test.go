@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -154,6 +156,66 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// TestEventsRoutingKeyEcho: with WithRoutingKeyEcho, JSON error answers
+// quote the key the request named; without it, none does.
+func TestEventsRoutingKeyEcho(t *testing.T) {
+	const unknown = "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+	resolve := func(k string) string { return `{"routing_key":"` + k + `","event_action":"resolve","dedup_key":"d"}` }
+	tests := []struct {
+		name      string
+		body      string
+		fault     int // injected before the request, 0 for none
+		rateLimit bool
+		status    int
+		key       string // the key the answer quotes with echo on
+		keyError  string // the errors[] entry quoting it, "" when only the message does
+	}{
+		{name: "unknown key", body: resolve(unknown), status: 400, key: unknown, keyError: "Invalid routing key: " + unknown},
+		{name: "invalid event", body: `{"routing_key":"` + key + `","event_action":"escalate","dedup_key":"d"}`, status: 400, key: key},
+		{name: "injected throttle", body: resolve(key), fault: 429, status: 429, key: key},
+		{name: "rate limit", body: resolve(key), rateLimit: true, status: 429, key: key},
+		{name: "no key to quote", body: `{"event_action":"resolve","dedup_key":"d"}`, status: 400},
+	}
+	for _, tt := range tests {
+		for _, echo := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/echo %v", tt.name, echo), func(t *testing.T) {
+				opts := []Option{WithRoutingKeys(key)}
+				if echo {
+					opts = append(opts, WithRoutingKeyEcho())
+				}
+				if tt.rateLimit {
+					opts = append(opts, WithRateLimit(0, time.Minute))
+				}
+				s := New(opts...)
+				defer s.Close()
+				if tt.fault != 0 {
+					s.FailNext(1, tt.fault)
+				}
+				status, a := post(t, s, "application/json", tt.body)
+				if status != tt.status {
+					t.Fatalf("status %d (%+v), want %d", status, a, tt.status)
+				}
+				text := a.Message + " " + strings.Join(a.Errors, " ")
+				for _, k := range []string{key, unknown} {
+					quoted := echo && k == tt.key
+					if strings.Contains(text, k) != quoted {
+						t.Errorf("answer %+v quotes %s: %v, want %v", a, k, !quoted, quoted)
+					}
+				}
+				if !echo || tt.key == "" {
+					return
+				}
+				if !strings.HasSuffix(a.Message, " (routing_key "+tt.key+")") {
+					t.Errorf("message %q does not end quoting the key", a.Message)
+				}
+				if tt.keyError != "" && !slices.Contains(a.Errors, tt.keyError) {
+					t.Errorf("errors %q, want %q", a.Errors, tt.keyError)
+				}
+			})
+		}
+	}
 }
 
 func TestEventsRateLimitAndFaults(t *testing.T) {
