@@ -3,10 +3,10 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Why an ingest request is refused for what it is (413, 415): Vector
@@ -21,8 +21,18 @@ const (
 var refusedReasons = []string{refusedTooLarge, refusedDecodedTooLarge, refusedTooManyEvents, refusedUnsupportedEncoding}
 
 // refusedLogEvery is how often each refusal reason is logged at most: a
-// sender misconfigured this way repeats it with every batch.
+// sender misconfigured this way repeats it with every batch, and the
+// counter has the total.
 const refusedLogEvery = 10 * time.Second
+
+// newRefusedLog logs the first refusal of each reason per refusedLogEvery
+// (zap samples by message, and each reason has its own) and drops the
+// rest.
+func newRefusedLog(log *zap.Logger) *zap.Logger {
+	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, refusedLogEvery, 1, 0)
+	}))
+}
 
 // refuseIngest counts an ingest request refused for reason and logs it,
 // sampled, with the sender's address and the limit it passed. Neither the
@@ -33,46 +43,10 @@ func (s *Server) refuseIngest(r *http.Request, reason string, limit zap.Field) {
 	if r.ContentLength >= 0 {
 		fields = append(fields, zap.Int64("content_length", r.ContentLength))
 	}
-	s.refusedLog.warn(reason, "ingest request refused: the sender drops this batch without retry", fields...)
+	s.refusedLog.Warn("ingest request refused ("+reason+"): the sender drops this batch without retry", fields...)
 }
 
 // limitField names the configured limit a request passed, and its value.
 func limitField(name string, value int64) zap.Field {
 	return zap.String("limit", name+"="+strconv.FormatInt(value, 10))
-}
-
-// sampledLog logs at most one line per key every interval, so a flood of
-// the same event costs a line, not a line per request. The line it logs
-// says how many it left out since the previous one.
-type sampledLog struct {
-	log   *zap.Logger
-	every time.Duration
-	now   func() time.Time
-
-	mu      sync.Mutex
-	last    map[string]time.Time
-	skipped map[string]int
-}
-
-func newSampledLog(log *zap.Logger, every time.Duration, now func() time.Time) *sampledLog {
-	return &sampledLog{log: log, every: every, now: now, last: map[string]time.Time{}, skipped: map[string]int{}}
-}
-
-// warn logs msg at warn level unless a line for key was logged within the
-// interval. Keys must come from a fixed set: each is remembered.
-func (l *sampledLog) warn(key, msg string, fields ...zap.Field) {
-	l.mu.Lock()
-	now := l.now()
-	if last, ok := l.last[key]; ok && now.Sub(last) < l.every {
-		l.skipped[key]++
-		l.mu.Unlock()
-		return
-	}
-	skipped := l.skipped[key]
-	l.last[key], l.skipped[key] = now, 0
-	l.mu.Unlock()
-	if skipped > 0 {
-		fields = append(fields, zap.Int("not_logged_since_last", skipped))
-	}
-	l.log.Warn(msg, fields...)
 }

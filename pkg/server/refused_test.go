@@ -6,12 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 )
@@ -95,37 +92,5 @@ func TestRefusedRequestsCountedAndLogged(t *testing.T) {
 				t.Errorf("the token was logged: %s", s)
 			}
 		})
-	}
-}
-
-// TestSampledLog: one line per key per interval, each key on its own
-// clock, and the line after a quiet spell says how many were left out.
-func TestSampledLog(t *testing.T) {
-	core, logs := observer.New(zap.InfoLevel)
-	var mu sync.Mutex
-	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
-	l := newSampledLog(zap.New(core), 10*time.Second, clock)
-
-	l.warn("a", "refused")
-	l.warn("a", "refused")
-	l.warn("b", "refused")
-	advance(9 * time.Second)
-	l.warn("a", "refused")
-	advance(time.Second)
-	l.warn("a", "refused")
-	l.warn("a", "refused")
-
-	type line struct {
-		skipped any
-	}
-	var got []line
-	for _, e := range logs.All() {
-		got = append(got, line{e.ContextMap()["not_logged_since_last"]})
-	}
-	want := []line{{nil}, {nil}, {int64(2)}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("lines %v, want %v", got, want)
 	}
 }

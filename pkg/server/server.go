@@ -76,7 +76,7 @@ type Server struct {
 	// refused counts ingest requests refused for what they are (413, 415),
 	// which Vector drops without retry; refusedLog logs them, sampled.
 	refused    *prometheus.CounterVec
-	refusedLog *sampledLog
+	refusedLog *zap.Logger
 }
 
 // New builds the server; it answers 503 on ingest until SetTracker.
@@ -112,7 +112,7 @@ func New(opts Options) (*Server, error) {
 			Name: "healthrouter_ingest_refused_requests_total",
 			Help: "Ingest requests refused for what they are, which Vector drops without retry, by reason: too_large (ingest.max_body_bytes), decoded_too_large (ingest.max_decoded_bytes), too_many_events (ingest.max_events) or unsupported_encoding (Content-Encoding). Each is logged at warn, sampled.",
 		}, []string{"reason"}),
-		refusedLog: newSampledLog(opts.Logger, refusedLogEvery, now),
+		refusedLog: newRefusedLog(opts.Logger),
 	}
 	for _, reason := range refusedReasons {
 		s.refused.WithLabelValues(reason) // every reason exported from the start, at 0
