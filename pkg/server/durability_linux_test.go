@@ -37,6 +37,9 @@ func TestFullDiskShowsInReadyzAndMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(data), "no space left") {
 		t.Fatalf("ingest on a full disk: %d %s, want 503 naming the disk error", resp.StatusCode, data)
 	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 for a commit that failed has no Retry-After")
+	}
 
 	ready := readyzStore(t, ts)
 	if ready["failing"] != true || ready["failing_since"] == nil ||

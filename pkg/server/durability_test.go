@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -111,7 +113,10 @@ func TestShutdownCutsStalledClients(t *testing.T) {
 	defer conn.Close()
 	// Headers and part of a body; the rest never comes.
 	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n[", ingestToken)
-	time.Sleep(100 * time.Millisecond) // the request is being read
+	// Not ready, the handler answers 503 at once; the server then waits
+	// for the rest of the body before it sends the answer. Shut down only
+	// once the request got that far.
+	waitAnswered(t, srv, ingest.EventsPath, http.StatusServiceUnavailable)
 	cancel()
 
 	select {
@@ -136,5 +141,36 @@ func TestShutdownCutsStalledClients(t *testing.T) {
 	fields := cut[0].ContextMap()
 	if fields["connections"] != int64(1) || fields["requests_in_flight"] != int64(1) {
 		t.Errorf("cut logged %v, want 1 connection with 1 request in flight", fields)
+	}
+}
+
+// waitReading waits until an ingest request holds body bytes: it is in its
+// handler, reading the body.
+func waitReading(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); srv.bodyBudget.used.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no ingest request started reading its body")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitAnswered waits until a handler of route has returned code.
+func waitAnswered(t *testing.T, srv *Server, route string, code int) {
+	t.Helper()
+	h := srv.latency.WithLabelValues(route, strconv.Itoa(code)).(prometheus.Histogram)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var m dto.Metric
+		if err := h.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetHistogram().GetSampleCount() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s request answered %d", route, code)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

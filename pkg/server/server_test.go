@@ -68,7 +68,8 @@ func newTestServer(t testing.TB, ready bool, opts ...option) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{Logger: log})
+	// Bounded as serve bounds it.
+	st, err := store.Open(cfg.DataDir, store.Options{Logger: log, JournalMax: cfg.Engine.JournalMax, RejectedMax: cfg.Ingest.DeadLetterMax})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,6 +285,21 @@ func TestOversizedBodyRefusedBeforeRead(t *testing.T) {
 	}
 }
 
+// A body refused from its Content-Length is left unread, so the connection
+// is closed rather than kept alive: net/http would otherwise read and
+// discard up to 256 KiB of it before the next request.
+func TestOversizedBodyClosesTheConnection(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxBodyBytes = 1 << 10 })
+	body := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", strings.Repeat("x", 2<<10)))
+	resp, data := ts.do(t, "POST", "/v1/events", body, withToken(ingestToken))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(data), fmt.Sprintf("body of %d bytes", len(body))) {
+		t.Fatalf("%d %s, want 413 refused from the Content-Length", resp.StatusCode, data)
+	}
+	if !resp.Close {
+		t.Errorf("413 left the connection open (Connection %q)", resp.Header.Get("Connection"))
+	}
+}
+
 func TestNotReadyAnswers503(t *testing.T) {
 	ts := newTestServer(t, false)
 	ok := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing"))
@@ -304,58 +320,37 @@ func TestNotReadyAnswers503(t *testing.T) {
 
 func TestOverloadAnswers429(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxInFlight = 1 })
-	deadline := time.Now().Add(10 * time.Second)
-hold:
-	for {
-		// Hold the only slot with a request whose body trickles in.
-		pr, pw := io.Pipe()
-		t.Cleanup(func() { pw.Close() }) // a failed test must not leave it hanging
-		req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
-		req.Header.Set("Authorization", "Bearer "+ingestToken)
-		held := make(chan int, 1) // the holder's status once answered
-		go func() {
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				held <- 0
-				return
-			}
-			resp.Body.Close()
-			held <- resp.StatusCode
-		}()
-		_, _ = pw.Write([]byte("["))
-		for {
-			select {
-			case status := <-held:
-				// A probe reached the server first and took the slot: the
-				// holder was refused. Hold it again.
-				if status != http.StatusTooManyRequests {
-					t.Fatalf("the holder was answered %d before its body was complete", status)
-				}
-				continue hold
-			default:
-			}
-			resp, _ := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
-			if resp.StatusCode == http.StatusTooManyRequests {
-				if resp.Header.Get("Retry-After") == "" {
-					t.Fatal("429 without Retry-After")
-				}
-				break
-			}
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("probe: %d", resp.StatusCode)
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("never saw 429 with the only slot taken")
-			}
-			time.Sleep(10 * time.Millisecond)
+	// Hold the only slot with a request whose body trickles in.
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // a failed test must not leave it hanging
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	held := make(chan int, 1) // the holder's status once answered
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			held <- 0
+			return
 		}
-		// The holder, once its body is complete, is applied as usual.
-		_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
-		pw.Close()
-		if status := <-held; status != http.StatusOK {
-			t.Fatalf("the request holding the slot: %d, want 200", status)
-		}
-		return
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	_, _ = pw.Write([]byte("["))
+	// Probe only once the holder is reading its body, so holding the
+	// slot: a probe first would take the slot, and the holder's 429
+	// would wait for the rest of its body, which net/http reads before
+	// answering on a connection it keeps.
+	waitReading(t, ts.srv)
+	resp, data := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with the only slot taken: %d (Retry-After %q) %s, want 429 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), data)
+	}
+	// The holder, once its body is complete, is applied as usual.
+	_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
+	pw.Close()
+	if status := <-held; status != http.StatusOK {
+		t.Fatalf("the request holding the slot: %d, want 200", status)
 	}
 }
 
@@ -610,9 +605,9 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		got <- resp.StatusCode
 	}()
 	_, _ = pw.Write([]byte("[" + event("web-1.eu-west.example.com", "eu-west", "disk", "passing")))
-	time.Sleep(100 * time.Millisecond)
+	waitReading(t, srv)
 	cancel()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // let the shutdown begin; finishing first would test less
 	_, _ = pw.Write([]byte("]"))
 	pw.Close()
 	if code := <-got; code != 200 {
@@ -634,6 +629,43 @@ func TestUndecodableBodyIsDeadLettered(t *testing.T) {
 	rej, err := ts.tracker.Rejected(10)
 	if err != nil || len(rej) != 1 || rej[0].Reason != ingest.BodyInvalidJSON || rej[0].Event != "certainly not json" || rej[0].Remote != "127.0.0.1" {
 		t.Fatalf("dead letters %+v, %v", rej, err)
+	}
+}
+
+// /v1/rejected answers at most 10,000 dead letters whatever limit asks
+// for, also when ingest.dead_letter_max keeps more: one answer stays a
+// bounded amount of JSON.
+func TestRejectedListIsCapped(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.DeadLetterMax = 20000 })
+	const kept = 10050
+	dead := make([]health.Rejected, kept)
+	for i := range dead {
+		dead[i] = health.Rejected{Time: time.Now(), Reason: ingest.ReasonMissingField, Error: "host is missing", Index: i, Event: "{}"}
+	}
+	if err := ts.store.Commit(context.Background(), &store.Commit{Rejected: dead}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.store.RejectedCount(); n != kept {
+		t.Fatalf("%d dead letters kept, want %d", n, kept)
+	}
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"", 100},
+		{"?limit=7", 7},
+		{"?limit=20000", 10000},
+	} {
+		resp, data := ts.do(t, http.MethodGet, "/v1/rejected"+tt.query, nil, withToken(ingestToken))
+		var out struct{ Rejected []health.Rejected }
+		if err := json.Unmarshal(data, &out); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/rejected%s: %d %v", tt.query, resp.StatusCode, err)
+		}
+		if len(out.Rejected) != tt.want {
+			t.Errorf("GET /v1/rejected%s: %d dead letters, want %d", tt.query, len(out.Rejected), tt.want)
+		} else if first := out.Rejected[0].Seq; first != kept {
+			t.Errorf("GET /v1/rejected%s starts at seq %d, want the newest (%d)", tt.query, first, kept)
+		}
 	}
 }
 

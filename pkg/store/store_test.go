@@ -186,6 +186,14 @@ func TestWaitHonoursContext(t *testing.T) {
 	defer s.failWrite.Store(nil)
 	tk := s.Submit(&Commit{States: []health.CheckState{state("r", "h", "c", health.Critical)}})
 	_ = tk.Wait(context.Background()) // first failure
+	// Holding bolt's writer lock stalls the retry: it can neither succeed
+	// nor fail while the ticket waits, so only the context can end the
+	// wait, however late its timer fires on a busy machine.
+	stall, err := s.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Rollback() // before Close, which waits for the retry
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Submit(&Commit{}).Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {

@@ -14,6 +14,7 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
 	"github.com/healthrouter/healthrouter/pkg/internal/fulldisk"
+	"github.com/healthrouter/healthrouter/pkg/store"
 )
 
 // TestFullDiskIsReportedAndNotCounted: a commit the disk refuses is
@@ -84,6 +85,40 @@ func TestFullDiskIsReportedAndNotCounted(t *testing.T) {
 	}
 	if h := f.tr.StoreHealth(); !h.FailingSince.IsZero() || h.LastError != nil {
 		t.Errorf("StoreHealth after recovery = %+v, want cleared", h)
+	}
+}
+
+// TestOlderSuccessKeepsFailureReported: a request submitted before a
+// commit that failed may learn that its own commit was written only after
+// that failure. Its success says nothing of the disk now, so StoreHealth
+// (and /readyz) goes on reporting the failure until a commit submitted
+// after it is written.
+func TestOlderSuccessKeepsFailureReported(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	older := f.tr.Submit(f.request(health.Critical, euDisk), "test")
+	// An empty commit's ticket waits for every commit before it: once it
+	// returns, the older commit is on disk though nobody has waited for it.
+	if err := f.st.Submit(&store.Commit{}).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	disk := fulldisk.Fill(t, f.st.Path())
+	failedAt := f.clock.now()
+	if _, err := f.tr.Apply(ctx, f.request(health.Critical, euCPU), "test"); err == nil {
+		t.Fatal("a commit succeeded on a full disk")
+	}
+	f.clock.add(time.Minute)
+	if res, err := older.Wait(ctx); err != nil || res.Accepted != 1 {
+		t.Fatalf("the older request: %+v, %v; want accepted: its commit was written", res, err)
+	}
+	if h := f.tr.StoreHealth(); !h.FailingSince.Equal(failedAt) || h.LastError == nil {
+		t.Errorf("StoreHealth after an older commit's success = %+v, want failing since %v", h, failedAt)
+	}
+
+	recoverDisk(t, f, disk)
+	if h := f.tr.StoreHealth(); !h.FailingSince.IsZero() || h.LastError != nil {
+		t.Errorf("StoreHealth once a later commit is written = %+v, want cleared", h)
 	}
 }
 
@@ -225,10 +260,11 @@ func TestAbandonedRequestIsNotCountedNotDurable(t *testing.T) {
 		t.Errorf("transitions counted before the commit was written: %v, was %v", got, transitions)
 	}
 	recoverDisk(t, f, disk)
-	// Counted by a goroutine once the commit is written, and recoverDisk's
-	// tick is written after it.
-	for i := 0; counterValue(t, m.transitions) == transitions; i++ {
-		if i == 200 {
+	// Counted by a goroutine once the commit is written, which recoverDisk's
+	// tick is after; that goroutine's wake-up is not ordered with the
+	// tick's, so wait for the count itself, with room for a loaded machine.
+	for deadline := time.Now().Add(10 * time.Second); counterValue(t, m.transitions) == transitions; {
+		if time.Now().After(deadline) {
 			t.Fatal("the abandoned request's transitions were never counted")
 		}
 		time.Sleep(10 * time.Millisecond)

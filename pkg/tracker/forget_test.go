@@ -102,15 +102,20 @@ func (f *fixture) restart() {
 // report applies one result per key (region/host/check) at the clock.
 func (f *fixture) report(st health.Status, keys ...health.Key) {
 	f.t.Helper()
+	if _, err := f.tr.Apply(context.Background(), f.request(st, keys...), "test"); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// request is a decoded request of one result per key at the clock.
+func (f *fixture) request(st health.Status, keys ...health.Key) *ingest.Decoded {
 	d := &ingest.Decoded{Batch: health.Batch{Received: f.clock.now()}}
 	for _, k := range keys {
 		d.Batch.Results = append(d.Batch.Results, health.Result{
 			Region: []byte(k.Region), Host: []byte(k.Host), Check: []byte(k.Check), Status: st,
 		})
 	}
-	if _, err := f.tr.Apply(context.Background(), d, "test"); err != nil {
-		f.t.Fatal(err)
-	}
+	return d
 }
 
 // tracked lists the region/host of every host the tracker knows.
