@@ -236,11 +236,15 @@ func maintenanceRemove(args []string, stdout, stderr io.Writer) error {
 			errs = append(errs, errors.New("rm: empty window id"))
 			continue
 		}
-		if err := c.do(context.Background(), http.MethodDelete, "/v1/maintenance/"+url.PathEscape(id), nil, nil); err != nil {
+		var ended server.WindowEnded // only when there is a warning
+		if err := c.do(context.Background(), http.MethodDelete, "/v1/maintenance/"+url.PathEscape(id), nil, &ended); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		fmt.Fprintf(stdout, "window %s ended\n", id)
+		for _, warning := range ended.Warnings {
+			fmt.Fprintln(stderr, "warning: "+warning)
+		}
 	}
 	return errors.Join(errs...)
 }

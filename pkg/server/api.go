@@ -344,16 +344,13 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		// The tracker withdrew it: nothing is in force, a retry is safe.
-		s.log.Error("maintenance window not saved", zap.Error(err), zap.String("remote", r.RemoteAddr))
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "maintenance window not saved, nothing changed: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "maintenance window: "+err.Error())
 		return
 	}
 	warnings := windowWarnings(t, added.Window)
 	if added.Unconfirmed != nil {
 		s.log.Warn("maintenance window in force but not yet on disk", zap.String("id", added.Window.ID),
-			zap.Duration("waited", s.windowWait), zap.NamedError("unconfirmed", added.Unconfirmed))
+			zap.NamedError("unconfirmed", added.Unconfirmed))
 		warnings = append(warnings, unconfirmedWarning(added.Unconfirmed))
 	}
 	w.Header().Set("Location", "/v1/maintenance/"+added.Window.ID)
@@ -363,7 +360,9 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 // windowCommitWait bounds how long a maintenance change waits for its
 // commit before it is answered with a warning instead: well inside the
 // CLI's 30s timeout, so a slow disk does not make the operator retry a
-// change that is already in force and create a second window.
+// change that is already in force and create a second window. A change
+// is never answered as failed once it is in force: the store writes its
+// commits in order and retries a failed one until it succeeds.
 const windowCommitWait = 10 * time.Second
 
 // unconfirmedWarning tells the author of a window change that is in force
@@ -430,18 +429,23 @@ func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, tracker.ErrUnknownWindow):
 		writeError(w, http.StatusNotFound, "no active maintenance window "+strconv.Quote(id))
 	case err != nil:
-		// The tracker put it back in force: a retry is safe.
-		s.log.Error("maintenance window not ended", zap.Error(err), zap.String("remote", r.RemoteAddr))
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "maintenance window not ended, it stays in force: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "maintenance window: "+err.Error())
+	case removed.Unconfirmed != nil:
+		// A 204 has no body: the warning needs one.
+		s.log.Warn("maintenance window ended but its removal is not yet on disk", zap.String("id", id),
+			zap.NamedError("unconfirmed", removed.Unconfirmed))
+		writeJSON(w, http.StatusOK, WindowEnded{ID: id, Warnings: []string{unconfirmedWarning(removed.Unconfirmed)}})
 	default:
-		if removed.Unconfirmed != nil {
-			// A 204 has no body to carry the warning: it is logged.
-			s.log.Warn("maintenance window ended but its removal is not yet on disk", zap.String("id", id),
-				zap.Duration("waited", s.windowWait), zap.NamedError("unconfirmed", removed.Unconfirmed))
-		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// WindowEnded is the answer to DELETE /v1/maintenance/{id} when there is
+// something to say (otherwise 204, no body): the window has ended, but the
+// store has not confirmed it on disk yet.
+type WindowEnded struct {
+	ID       string   `json:"id"`
+	Warnings []string `json:"warnings"`
 }
 
 // newID is a random window id: unguessable, so ids do not leak how many

@@ -210,6 +210,7 @@ func (c *committer) loop() {
 		} else {
 			c.failedAttempt, c.failedUpTo, c.lastErr = c.attempts, last, err
 			failures++
+			c.s.failedWrites.Add(1)
 		}
 		close(c.done)
 		c.done = make(chan struct{})
@@ -327,10 +328,27 @@ func (s *Store) write(batch []pendingCommit) error {
 	if err != nil {
 		return err
 	}
+	var transitions int
+	for _, pc := range batch {
+		transitions += len(pc.Transitions)
+	}
+	s.transitionsWritten.Add(uint64(transitions))
 	s.mu.Lock()
 	s.journalN, s.rejectedN, s.rejectedSeq, s.forgottenN = journalN, rejectedN, rejectedSeq, forgottenN
 	s.mu.Unlock()
 	return nil
+}
+
+// WriteStats is what the group committer wrote and failed to write since
+// Open.
+type WriteStats struct {
+	Transitions  uint64 // journal entries written
+	FailedWrites uint64 // group writes that failed; each is retried
+}
+
+// WriteStats reports the committer's counts, for metrics.
+func (s *Store) WriteStats() WriteStats {
+	return WriteStats{Transitions: s.transitionsWritten.Load(), FailedWrites: s.failedWrites.Load()}
 }
 
 // record is one check write: a put, or a delete when val is nil (an

@@ -76,6 +76,11 @@ type Store struct {
 	// for a full or broken disk.
 	failWrite atomic.Pointer[error]
 
+	// transitionsWritten and failedWrites count, for metrics, where it
+	// happens: each journal entry once it is on disk, each group write
+	// that failed (and is retried), whoever waited on them.
+	transitionsWritten, failedWrites atomic.Uint64
+
 	mu          sync.Mutex // guards the counters and queues below
 	queues      map[string]*Queue
 	journalN    int

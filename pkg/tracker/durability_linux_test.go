@@ -122,7 +122,7 @@ func TestOlderSuccessKeepsFailureReported(t *testing.T) {
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t *testing.T, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
@@ -163,32 +163,30 @@ func recoverDisk(t *testing.T, f *fixture, disk *fulldisk.Disk) {
 	t.Fatalf("the store did not recover: %v", err)
 }
 
-// TestAddWindowOnFullDisk: a window whose commit fails is withdrawn and the
-// failure returned, so the API's 503 is true: nothing is in force, and once
-// the disk has room the store holds no trace of it. A retry then makes one
-// window, not two.
+// TestAddWindowOnFullDisk: a window added while the disk refuses writes is
+// in force at once and reported Unconfirmed with the disk's error, never
+// withdrawn: the store retries the commit in order until it lands, so a
+// client told "nothing changed" would add a second window. Once the disk
+// has room the window and its alert changes are written together.
 func TestAddWindowOnFullDisk(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	f.report(health.Critical, euDisk)
 	disk := fulldisk.Fill(t, f.st.Path())
 	win := health.Window{ID: "drain", Region: "eu", Host: "web-1", Until: f.clock.now().Add(time.Hour), Reason: "drain"}
-	if _, err := f.tr.AddWindow(ctx, win); err == nil || !strings.Contains(err.Error(), "no space left") {
-		t.Fatalf("AddWindow on a full disk: %v, want the disk's error", err)
+	ch, err := f.tr.AddWindow(ctx, win)
+	if err != nil || ch.Unconfirmed == nil || !strings.Contains(ch.Unconfirmed.Error(), "no space left") {
+		t.Fatalf("AddWindow on a full disk: %+v, %v; want it unconfirmed with the disk's error", ch, err)
 	}
-	if ws := f.tr.Windows(); len(ws) != 0 {
-		t.Fatalf("windows in force after the failed add: %+v", ws)
+	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
+		t.Fatalf("windows in force %v, want [drain]", ids)
 	}
-	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != "" {
-		t.Fatalf("alerts after the failed add %+v, want web-1 firing", as)
+	if as := f.tr.Alerts(); len(as) != 1 || as[0].Suppressed != health.SuppressedByMaintenance {
+		t.Fatalf("alerts %+v, want web-1 suppressed by maintenance", as)
 	}
 	recoverDisk(t, f, disk)
-	if ws, err := f.st.Windows(); err != nil || len(ws) != 0 {
-		t.Fatalf("stored windows once the disk recovered: %+v (%v), want none", ws, err)
-	}
-	ch, err := f.tr.AddWindow(ctx, win)
-	if err != nil || ch.Unconfirmed != nil {
-		t.Fatalf("AddWindow once the disk has room: %v %v", err, ch.Unconfirmed)
+	if ws, err := f.st.Windows(); err != nil || !slices.Equal(windowIDs(ws), []string{"drain"}) {
+		t.Fatalf("stored windows once the disk recovered: %v (%v), want [drain]", windowIDs(ws), err)
 	}
 	f.restart()
 	if ids := windowIDs(f.tr.Windows()); !slices.Equal(ids, []string{"drain"}) {
@@ -269,4 +267,47 @@ func TestAbandonedRequestIsNotCountedNotDurable(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestTransitionsCountedOnDisk: healthrouter_ingest_transitions_total
+// follows the journal whatever wrote to it: an ingest request, a window
+// change, and a request whose commit failed and was written by the
+// store's retry after its sender had been told to retry.
+func TestTransitionsCountedOnDisk(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.tr.Metrics()
+	journaled := func() float64 {
+		t.Helper()
+		seq, err := f.st.LastSeq()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(seq)
+	}
+	check := func(when string) {
+		t.Helper()
+		if got, want := counterValue(t, m.transitions), journaled(); got != want {
+			t.Fatalf("%s: transitions_total %v, journal holds %v", when, got, want)
+		}
+	}
+	f.report(health.Critical, euDisk)
+	check("after ingest")
+	if ch, err := f.tr.AddWindow(context.Background(), health.Window{ID: "drain", Region: "eu", Host: "web-1",
+		Until: f.clock.now().Add(time.Hour), Reason: "drain"}); err != nil || ch.Unconfirmed != nil {
+		t.Fatal(err, ch.Unconfirmed)
+	}
+	check("after a window")
+
+	disk := fulldisk.Fill(t, f.st.Path())
+	d := &ingest.Decoded{Batch: health.Batch{Received: f.clock.now(), Results: []health.Result{
+		{Region: []byte("eu"), Host: []byte("web-2"), Check: []byte("disk"), Status: health.Critical}}}}
+	if _, err := f.tr.Apply(context.Background(), d, "test"); err == nil {
+		t.Fatal("Apply on a full disk was acknowledged")
+	}
+	failures := counterValue(t, m.commitFailures)
+	if failures == 0 {
+		t.Fatal("a failed write was not counted")
+	}
+	recoverDisk(t, f, disk)
+	check("after the failed commit was retried")
 }

@@ -64,14 +64,14 @@ const (
 type Metrics struct {
 	t           *Tracker
 	events      *prometheus.CounterVec
-	transitions prometheus.Counter
 	rejects     *prometheus.CounterVec
 	checkpoints *prometheus.CounterVec
 	ckptSeconds prometheus.Histogram
 	ckptStates  prometheus.Counter
-	// commitFailures counts commits whose write failed: each is retried
-	// by the store, and nothing waiting on it is acknowledged meanwhile.
-	commitFailures prometheus.Counter
+	// transitions and commitFailures are the store's counts (see
+	// store.WriteStats), taken where the writes happen rather than from
+	// whoever waited on them.
+	transitions, commitFailures prometheus.CounterFunc
 }
 
 func newMetrics(t *Tracker) *Metrics {
@@ -81,10 +81,10 @@ func newMetrics(t *Tracker) *Metrics {
 			Name: "healthrouter_ingest_events_total",
 			Help: "Events received, by result: accepted or duplicate (repeated event_id or older than the state) once on disk, not_durable when the commit failed and the sender was told to retry, abandoned when the sender went away before its commit was confirmed (the commit goes on; a retry is deduplicated), or rejected.",
 		}, []string{"result"}),
-		transitions: prometheus.NewCounter(prometheus.CounterOpts{
+		transitions: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_transitions_total",
 			Help: "State changes decided by the engine (checks and alerts), counted once on disk.",
-		}),
+		}, func() float64 { return float64(t.store.WriteStats().Transitions) }),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_rejected_total",
 			Help: "Events rejected and dead-lettered, by reason.",
@@ -102,10 +102,10 @@ func newMetrics(t *Tracker) *Metrics {
 			Name: "healthrouter_checkpoint_states_total",
 			Help: "Check states written by checkpoints.",
 		}),
-		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		commitFailures: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "healthrouter_store_commit_failures_total",
-			Help: "Commits (ingest requests, ticks, checkpoints, admin changes) the store failed to write, as from a full or failing disk; the store retries them, and no request waiting on one is acknowledged.",
-		}),
+			Help: "Group writes (of ingest requests, ticks, checkpoints, admin changes) the store failed, as on a full or failing disk; the store retries each, and no request waiting on one is acknowledged.",
+		}, func() float64 { return float64(t.store.WriteStats().FailedWrites) }),
 	}
 }
 
@@ -118,15 +118,12 @@ func (m *Metrics) checkpointed(result string, states int, d time.Duration) {
 	m.ckptStates.Add(float64(states))
 }
 
-func (m *Metrics) applied(accepted, duplicates, transitions int) {
+func (m *Metrics) applied(accepted, duplicates int) {
 	if accepted > 0 {
 		m.events.WithLabelValues("accepted").Add(float64(accepted))
 	}
 	if duplicates > 0 {
 		m.events.WithLabelValues("duplicate").Add(float64(duplicates))
-	}
-	if transitions > 0 {
-		m.transitions.Add(float64(transitions))
 	}
 }
 
@@ -146,8 +143,6 @@ func (m *Metrics) abandoned(events int) {
 		m.events.WithLabelValues("abandoned").Add(float64(events))
 	}
 }
-
-func (m *Metrics) commitFailed() { m.commitFailures.Inc() }
 
 func (m *Metrics) rejected(reason string) {
 	m.events.WithLabelValues("rejected").Inc()

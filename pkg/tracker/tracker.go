@@ -160,11 +160,10 @@ func (t *Tracker) Apply(ctx context.Context, d *ingest.Decoded, remote string) (
 // submitted to the store, not yet known to be on disk. It holds nothing of
 // the decoded request.
 type Pending struct {
-	t           *Tracker
-	res         Result
-	ticket      *store.Ticket
-	transitions int
-	failures    uint64 // commitFailures when the commit was submitted
+	t        *Tracker
+	res      Result
+	ticket   *store.Ticket
+	failures uint64 // commitFailures when the commit was submitted
 }
 
 // Submit applies a decoded request to the engine and submits the commit of
@@ -195,7 +194,7 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 	}
 	res.Accepted, res.Duplicates = out.Accepted, out.Duplicates
 	res.Rejected = len(d.Rejected) + len(out.Rejected)
-	p := Pending{t: t, transitions: len(out.Transitions)}
+	p := Pending{t: t}
 	newRegions := len(out.NewRegions) > 0
 	p.failures = t.commitFailures.Load()
 	p.ticket = t.store.Submit(t.commitLocked(dead))
@@ -216,26 +215,17 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 // error means nothing may be acknowledged: the sender retries and dedup
 // makes the retry harmless. Its events are counted once the commit is
 // durable, as not_durable when the commit failed, or as abandoned when ctx
-// ended first (the sender went away): that commit goes on, and its
-// transitions are counted once it is written.
+// ended first (the sender went away): that commit goes on. Transitions are
+// counted by the store as it writes them.
 func (p *Pending) Wait(ctx context.Context) (Result, error) {
 	t := p.t
 	err := t.waitCommit(ctx, p.ticket, p.failures)
 	switch {
 	case err == nil:
-		t.metrics.applied(p.res.Accepted, p.res.Duplicates, p.transitions)
+		t.metrics.applied(p.res.Accepted, p.res.Duplicates)
 		return p.res, nil
 	case gaveUp(err):
 		t.metrics.abandoned(p.res.Accepted + p.res.Duplicates)
-		if p.transitions > 0 {
-			go func(ticket *store.Ticket, transitions int) {
-				// Returns with the commit's first outcome: written, failed,
-				// or the store closed.
-				if ticket.Wait(context.Background()) == nil {
-					t.metrics.applied(0, 0, transitions)
-				}
-			}(p.ticket, p.transitions)
-		}
 	default:
 		t.metrics.notDurable(p.res.Accepted + p.res.Duplicates)
 	}
@@ -296,7 +286,6 @@ func (t *Tracker) waitCommit(ctx context.Context, ticket *store.Ticket, failures
 		t.healthMu.Unlock()
 	case gaveUp(err), errors.Is(err, store.ErrClosed):
 	default:
-		t.metrics.commitFailed()
 		t.healthMu.Lock()
 		t.commitFailures.Add(1)
 		if t.failingSince.IsZero() {
@@ -492,7 +481,6 @@ func (t *Tracker) Tick(ctx context.Context) error {
 	t.mu.Lock()
 	t.out.Reset()
 	t.eng.Tick(now, &t.out)
-	transitions := len(t.out.Transitions)
 	var forgotten []string
 	if len(t.out.Forgotten) > 0 {
 		forgotten = hostsOf(t.out.Forgotten)
@@ -505,11 +493,7 @@ func (t *Tracker) Tick(ctx context.Context) error {
 			zap.Int("hosts", len(forgotten)), zap.Duration("forget_after", t.cfg.ForgetAfter.D()),
 			zap.Strings("first", forgotten[:min(len(forgotten), 20)]))
 	}
-	if err := t.waitCommit(ctx, ticket, failures); err != nil {
-		return err
-	}
-	t.metrics.applied(0, 0, transitions)
-	return nil
+	return t.waitCommit(ctx, ticket, failures)
 }
 
 // Checkpoint writes last-seen times and flap histories changed since the
@@ -596,20 +580,21 @@ var ErrUnknownWindow = errors.New("no active maintenance window")
 type WindowChange struct {
 	Window health.Window
 	// Unconfirmed is why the change is not known to be on disk yet, nil
-	// once it is: the wait for its commit ended first (ctx). The change is
-	// in force and the store goes on writing it; a restart before it has
-	// would undo it.
+	// once it is: the wait for its commit ended first (ctx), or the write
+	// failed (a full disk) and the store retries it, in order, until it
+	// succeeds. The change is in force; a restart before it is written
+	// would undo it. It is never withdrawn: the store's retry could land
+	// it after all, and a client told "nothing changed" would make a
+	// second window.
 	Unconfirmed error
 }
 
 // AddWindow starts a maintenance window (one with the ID of an active
 // window replaces it). The window is stored in the commit that holds the
 // alert changes it causes, in order with every other commit, so a restart
-// finds both or neither; AddWindow returns once that commit is on disk.
-// When the commit fails (a full disk, a closed store) the window is
-// withdrawn, the window it replaced restored, and an error returned: what
-// is in force is as before, and a retry makes no second window. When ctx
-// ends first, the window stays in force with Unconfirmed set.
+// finds both or neither; AddWindow returns once that commit is on disk,
+// or with Unconfirmed set when ctx ends or the write fails first. The only
+// errors are the engine's refusals (ErrInvalidWindow).
 func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (WindowChange, error) {
 	now := t.now()
 	w.Created = now
@@ -617,7 +602,6 @@ func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (WindowChange,
 		w.ID = engine.WindowID(w) // as the engine would, but the commit needs it
 	}
 	t.mu.Lock()
-	replaced, hadOne := t.windowLocked(w.ID)
 	t.out.Reset()
 	if err := t.eng.AddWindow(w, now, &t.out); err != nil {
 		t.mu.Unlock()
@@ -625,41 +609,13 @@ func (t *Tracker) AddWindow(ctx context.Context, w health.Window) (WindowChange,
 	}
 	c := t.commitLocked(nil)
 	c.Windows = []health.Window{w}
-	failures := t.commitFailures.Load()
-	ticket := t.store.Submit(c)
-	t.mu.Unlock()
-	err := t.waitCommit(ctx, ticket, failures)
-	switch {
-	case err == nil:
-		return WindowChange{Window: w}, nil
-	case gaveUp(err):
-		return WindowChange{Window: w, Unconfirmed: err}, nil
-	}
-	// Undone in the engine and, by a commit after the failed one, on disk:
-	// the store retries both in order, so the window never lands alone.
-	now = t.now()
-	t.mu.Lock()
-	t.out.Reset()
-	var undo *store.Commit
-	if hadOne && t.eng.AddWindow(replaced, now, &t.out) == nil {
-		undo = t.commitLocked(nil)
-		undo.Windows = []health.Window{replaced}
-	} else {
-		t.eng.RemoveWindow(w.ID, now, &t.out)
-		undo = t.commitLocked(nil)
-		undo.DeletedWindows = append(undo.DeletedWindows, w.ID)
-	}
-	t.store.Submit(undo)
-	t.mu.Unlock()
-	return WindowChange{Window: w}, fmt.Errorf("store maintenance window %s: %w; it was withdrawn", w.ID, err)
+	return WindowChange{Window: w, Unconfirmed: t.submitLocked(ctx, c)}, nil
 }
 
 // RemoveWindow ends a maintenance window early; ErrUnknownWindow when no
 // active window has that ID. The window leaves the store in the commit
-// that journals the release of its alerts. When that commit fails, the
-// window is put back in force and an error returned, so that what is in
-// force matches what a restart would load; when ctx ends first, the window
-// stays ended with Unconfirmed set.
+// that journals the release of its alerts; as for AddWindow, Unconfirmed
+// says when that commit is not known to be on disk yet.
 func (t *Tracker) RemoveWindow(ctx context.Context, id string) (WindowChange, error) {
 	now := t.now()
 	t.mu.Lock()
@@ -672,28 +628,15 @@ func (t *Tracker) RemoveWindow(ctx context.Context, id string) (WindowChange, er
 	t.eng.RemoveWindow(id, now, &t.out)
 	c := t.commitLocked(nil)
 	c.DeletedWindows = append(c.DeletedWindows, id)
+	return WindowChange{Window: w, Unconfirmed: t.submitLocked(ctx, c)}, nil
+}
+
+// submitLocked submits c, releases t.mu and waits for c to be on disk.
+func (t *Tracker) submitLocked(ctx context.Context, c *store.Commit) error {
 	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(c)
 	t.mu.Unlock()
-	err := t.waitCommit(ctx, ticket, failures)
-	switch {
-	case err == nil:
-		return WindowChange{Window: w}, nil
-	case gaveUp(err):
-		return WindowChange{Window: w, Unconfirmed: err}, nil
-	}
-	now = t.now()
-	t.mu.Lock()
-	t.out.Reset()
-	// It fails only for a window that has ended since: then it stays
-	// ended, and the failed commit's retry deletes it.
-	if t.eng.AddWindow(w, now, &t.out) == nil {
-		undo := t.commitLocked(nil)
-		undo.Windows = []health.Window{w}
-		t.store.Submit(undo)
-	}
-	t.mu.Unlock()
-	return WindowChange{Window: w}, fmt.Errorf("end maintenance window %s: %w; it stays in force", id, err)
+	return t.waitCommit(ctx, ticket, failures)
 }
 
 // windowLocked returns the active window with that ID.
@@ -739,7 +682,6 @@ func (t *Tracker) ForgetHost(ctx context.Context, region, host string) ([]health
 		t.mu.Unlock()
 		return nil, fmt.Errorf("%w %q in region %q", ErrUnknownHost, host, region)
 	}
-	transitions := len(t.out.Transitions)
 	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(t.commitLocked(nil))
 	t.mu.Unlock()
@@ -747,7 +689,6 @@ func (t *Tracker) ForgetHost(ctx context.Context, region, host string) ([]health
 	if err := t.waitCommit(ctx, ticket, failures); err != nil {
 		return keys, fmt.Errorf("commit forgetting %s/%s: %w", region, host, err)
 	}
-	t.metrics.applied(0, 0, transitions)
 	return keys, nil
 }
 
