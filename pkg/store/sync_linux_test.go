@@ -3,14 +3,13 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/internal/fulldisk"
 )
 
 // A commit is acknowledged only once the disk has it: every group commit
@@ -37,9 +36,9 @@ func TestCommitsAreSynced(t *testing.T) {
 			s.db.NoSync, s.db.NoGrowSync, s.db.NoFreelistSync)
 	}
 
-	restore := redirect(t, s.Path(), "/dev/null")
+	unsyncable := fulldisk.Redirect(t, s.Path(), "/dev/null")
 	err := s.Commit(ctx, commit(4))
-	restore()
+	unsyncable.Restore()
 	if err == nil {
 		t.Fatal("a commit was acknowledged though its sync could not succeed")
 	}
@@ -55,55 +54,4 @@ func TestCommitsAreSynced(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// redirect points this process's descriptor on path at target until the
-// returned function (or the test's end) points it back.
-func redirect(t *testing.T, path, target string) (restore func()) {
-	t.Helper()
-	want, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	fd := -1
-	for _, e := range entries {
-		if link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && link == want {
-			if fd, err = strconv.Atoi(e.Name()); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	if fd < 0 {
-		t.Fatalf("no descriptor open on %s", want)
-	}
-	saved, err := syscall.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(target, os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("cannot open %s: %v", target, err)
-	}
-	defer f.Close()
-	if err := syscall.Dup3(int(f.Fd()), fd, syscall.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore = func() {
-		if restored {
-			return
-		}
-		restored = true
-		if err := syscall.Dup3(saved, fd, syscall.O_CLOEXEC); err != nil {
-			t.Fatal(err)
-		}
-		syscall.Close(saved)
-	}
-	t.Cleanup(restore)
-	return restore
 }

@@ -1,7 +1,8 @@
 // Package fulldisk makes an open file's writes fail as on a full disk, for
 // tests of what a process does when its disk fills up: the file's
 // descriptor is pointed at /dev/full, where every write fails with ENOSPC,
-// while memory maps of the file keep serving reads. Linux only.
+// while memory maps of the file keep serving reads (or at another device,
+// such as /dev/null, whose fsync fails). Linux only.
 package fulldisk
 
 import (
@@ -24,17 +25,27 @@ type Disk struct {
 // /dev/full or /proc/self/fd is missing.
 func Fill(t testing.TB, path string) *Disk {
 	t.Helper()
+	return Redirect(t, path, "/dev/full")
+}
+
+// Redirect points this process's descriptor on path at the device target
+// until Restore (or the test's end): /dev/full fails writes, /dev/null
+// takes them but fails fsync. It skips the test where target or
+// /proc/self/fd is missing.
+func Redirect(t testing.TB, path, target string) *Disk {
+	t.Helper()
 	fd := descriptor(t, path)
 	saved, err := syscall.Dup(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	dev, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no /dev/full: %v", err)
+		syscall.Close(saved)
+		t.Skipf("no %s: %v", target, err)
 	}
-	defer full.Close()
-	if err := syscall.Dup3(int(full.Fd()), fd, syscall.O_CLOEXEC); err != nil {
+	defer dev.Close()
+	if err := syscall.Dup3(int(dev.Fd()), fd, syscall.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
 	d := &Disk{t: t, fd: fd, file: saved}
