@@ -32,7 +32,7 @@ type Commit struct {
 	// ignored after a restart.
 	ForgottenHosts []health.ForgottenHost
 	// Windows are maintenance windows to store (create or replace), and
-	// DeletedWindows the IDs of windows to remove (ended or removed). They
+	// DeletedWindows the IDs of windows to remove (expired or ended early). They
 	// travel with the alert changes they cause, so a restart never finds
 	// a window without the journal of what it did, or the reverse. Within
 	// a commit deletes apply after puts; across commits the later wins.
