@@ -38,6 +38,10 @@ var metricEventKeys = map[string]bool{
 // routeLabels are the alert labels a PagerDuty route can match on.
 var routeLabels = map[string]bool{"team": true, "region": true, "severity": true, "check": true, "host": true, "level": true}
 
+// maxPending bounds a rule's pending period: from 365 days Grafana writes
+// it with a year unit ("1y").
+const maxPending = 365 * 24 * time.Hour
+
 // MinTokenLength is the shortest bearer token accepted: shorter ones can be
 // guessed.
 const MinTokenLength = 16
@@ -209,11 +213,15 @@ func (v *validator) grafana(g *Grafana, pd *PagerDuty) {
 // pending checks a rule's pending period, which becomes its "for". The
 // Grafana client sends that in Go's form, and Grafana reads it as a
 // Prometheus duration, which has no fractions: "500ms" and "2s" pass,
-// "1.5s" is refused on every reconcile.
+// "1.5s" is refused on every reconcile. Grafana writes a year or more
+// back as "1y", a unit the client cannot read, so every later reconcile
+// would fail reading the group.
 func (v *validator) pending(key string, d Duration) {
 	switch {
 	case d < 0:
 		v.add(key, "must not be negative")
+	case d.D() >= maxPending:
+		v.add(key, "must be under 365 days: Grafana writes a longer for as years, which its API client cannot read back")
 	case d.D() > time.Second && d.D()%time.Second != 0:
 		v.add(key, "must be whole seconds, or under 1s: Grafana refuses a rule's for written as a fraction (1.5s)")
 	}

@@ -59,7 +59,7 @@ func TestFieldRenamesAvoidMetricEventKeys(t *testing.T) {
 	}
 }
 
-func TestPendingHasNoFraction(t *testing.T) {
+func TestPendingIsWhatGrafanaReadsBack(t *testing.T) {
 	const base = "pagerduty: {routing_keys: {default: PD}}\ngrafana:\n  pending: "
 	tests := []struct {
 		pending, msg string
@@ -71,6 +71,8 @@ func TestPendingHasNoFraction(t *testing.T) {
 		{"{host: 1500ms}", "must be whole seconds", []string{"grafana.pending.host"}},
 		{"{region: 1m0.5s}", "must be whole seconds", []string{"grafana.pending.region"}},
 		{"{host: -1s}", "must not be negative", []string{"grafana.pending.host"}},
+		{"{host: 8759h59m59s}", "", nil},
+		{"{region: 8760h}", "must be under 365 days", []string{"grafana.pending.region"}},
 	}
 	for _, tt := range tests {
 		got := problemKeys(t, base+tt.pending+"\n", tt.msg)
