@@ -99,7 +99,8 @@ type OutboxOptions struct {
 //     sent, and no incident is open for that dedup_key makes both moot:
 //     neither is sent. A trigger that was sent once, whatever came back
 //     (a timeout included), always gets its resolve; one whose attempts
-//     never got a whole request out (connection refused) was not sent.
+//     never got a whole request out (connection refused) or were all
+//     answered 429 (not ingested) was not sent.
 //     The outbox knows which incidents are open because it records, in a KV
 //     bucket, every dedup_key whose trigger PagerDuty accepted and whose
 //     resolve it has not.
@@ -145,8 +146,8 @@ type entry struct {
 	id  uint64
 	rec record
 	// attempted: the event was sent at least once (or may have been, before
-	// a restart). PagerDuty may have acted on it whatever the answer was, a
-	// timeout included, so it is never merged away.
+	// a restart). PagerDuty may have acted on it whatever the answer was
+	// but 429, a timeout included, so it is never merged away.
 	attempted bool
 }
 
@@ -584,9 +585,10 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 
 		result, reached, err := o.send(ctx, l, e)
 		o.budget.finish(l.routingKey.Reveal(), o.clock.Now())
-		if err != nil && !reached {
-			// A request that never left cannot have opened an incident:
-			// its trigger may still be merged with a later resolve.
+		if err != nil && (!reached || result == ResultRateLimited) {
+			// A request that never left cannot have opened an incident,
+			// nor can one PagerDuty answered 429 (it does not ingest the
+			// event): its trigger may still be merged with a later resolve.
 			o.mu.Lock()
 			e.attempted = reachedBefore
 			o.mu.Unlock()

@@ -756,6 +756,34 @@ func TestOutboxMergesATriggerThatNeverConnected(t *testing.T) {
 	}
 }
 
+// PagerDuty does not ingest an event it answers 429: a trigger refused so
+// is as unsent as one that never connected, and the resolve that clears
+// its alert makes both moot. On-call is not paged, once PagerDuty takes
+// events again, for an alert that has already cleared.
+func TestOutboxMergesARateLimitedTrigger(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	pd.FailNext(1000, http.StatusTooManyRequests)
+	a := hostAlert("eu", "throttled", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited) >= 1 })
+	env.enqueue(resolve("default", a))
+	if d := env.ob.Depth(); d != 0 {
+		t.Errorf("depth %d after the resolve, want the pair merged", d)
+	}
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged) + eventsTotal(t, env.reg, ActionResolve, ResultMerged); n != 2 {
+		t.Errorf("%v events merged, want 2", n)
+	}
+	pd.ClearFaults()
+	clock.Advance(time.Hour)
+	if evs := pd.Events(); len(evs) != 0 {
+		t.Errorf("PagerDuty got %d events for an alert that cleared while it answered 429", len(evs))
+	}
+}
+
 // After a restart the head of a lane may have reached PagerDuty just before
 // the process stopped: it counts as attempted. Later entries were never sent
 // and still merge.
