@@ -16,9 +16,11 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
-// Enqueuer takes events for delivery; *Outbox is one.
+// Enqueuer takes events for delivery, and takes back triggers not sent
+// yet; *Outbox is one.
 type Enqueuer interface {
 	Enqueue(msgs ...Message) error
+	Withdraw(resolves ...Message) error
 }
 
 // FallbackOptions configures a Fallback; every field is optional.
@@ -411,7 +413,8 @@ func (f *Fallback) enqueue(changes []change) []error {
 
 // recoverLocked stops direct paging now that Grafana answers again. A
 // resolve the outbox refuses as invalid can never be sent: its incident is
-// logged and forgotten rather than keep Fallback active for ever.
+// logged and forgotten rather than keep Fallback active for ever. When
+// incidents are left to humans, triggers not sent yet are withdrawn.
 func (f *Fallback) recoverLocked() error {
 	resolve := f.cfg.ResolveOwn()
 	owned := len(f.incidents)
@@ -441,6 +444,21 @@ func (f *Fallback) recoverLocked() error {
 		if len(f.incidents) > 0 {
 			// Stay active: the next Update queues the rest.
 			return fmt.Errorf("pagerduty fallback: resolve on recovery: %w", errors.Join(errs...))
+		}
+	}
+	if !resolve && len(f.incidents) > 0 {
+		// Incidents are left to humans, but a trigger still queued (PagerDuty
+		// throttling or down) has opened none yet: Grafana pages now, so it
+		// is taken back rather than page after the handover, maybe for an
+		// alert that has cleared by then, with nobody to resolve it.
+		msgs := make([]Message, 0, len(f.incidents))
+		for _, id := range sortedKeys(f.incidents) {
+			inc := f.incidents[id]
+			msgs = append(msgs, Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)})
+		}
+		if err := f.out.Withdraw(msgs...); err != nil {
+			// Stay active: the next Update tries again.
+			return fmt.Errorf("pagerduty fallback: withdraw unsent pages on recovery: %w", err)
 		}
 	}
 	f.log.Info("Grafana reachable again: direct paging stopped",

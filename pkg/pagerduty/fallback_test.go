@@ -2,6 +2,7 @@ package pagerduty
 
 import (
 	"errors"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -213,6 +214,31 @@ func TestFallbackLeavesIncidentsWhenResolveOnRecoveryIsOff(t *testing.T) {
 	}
 }
 
+// Leaving incidents to humans on recovery does not send, after Grafana has
+// taken over, a page still queued because PagerDuty was throttling: nobody
+// would resolve it.
+func TestFallbackWithdrawsUnsentPagesWhenLeavingIncidentsToHumans(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	off := false
+	env.cfg.ResolveOnRecovery = &off
+	env.pd.FailNext(1000, http.StatusTooManyRequests)
+	if err := env.fb.Update(t0.Add(time.Hour), grafanaSince(t0), []health.Alert{web1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited) >= 1 })
+	if d := env.ob.Depth(); d != 1 {
+		t.Fatalf("depth %d, want the throttled trigger queued", d)
+	}
+	env.pd.ClearFaults()
+	env.updateWith(t0.Add(2*time.Hour), grafanaSince(time.Time{}), web1)
+	if env.fb.Active() || len(env.fb.Open()) != 0 {
+		t.Errorf("after recovery: active %v, still tracking %v", env.fb.Active(), env.fb.Open())
+	}
+	if incs := env.pd.Incidents(); len(incs) != 0 {
+		t.Errorf("PagerDuty got %+v after Grafana took over", incs)
+	}
+}
+
 func TestFallbackRestartNeitherRetriggersNorForgets(t *testing.T) {
 	env := newFallbackEnv(t, FallbackOptions{})
 	env.update(t0.Add(time.Hour), t0, web1, nas1)
@@ -274,6 +300,15 @@ func (f *flakyEnqueuer) Enqueue(msgs ...Message) error {
 		return errors.New("disk full")
 	}
 	f.got = append(f.got, msgs...)
+	return nil
+}
+
+func (f *flakyEnqueuer) Withdraw(msgs ...Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing {
+		return errors.New("disk full")
+	}
 	return nil
 }
 

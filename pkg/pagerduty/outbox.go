@@ -404,6 +404,36 @@ func (o *Outbox) validate(msg *Message) error {
 	return nil
 }
 
+// Withdraw takes back the never-sent triggers of the incidents that msgs,
+// their resolves, would close: each resolve merges with them as Enqueue
+// would merge it, but is itself never queued. It is how direct paging stops
+// without resolving (resolve_on_recovery: false): an incident PagerDuty
+// already has is left to humans, one it does not have yet is not opened
+// after Grafana has taken over. A trigger that may have reached PagerDuty
+// stays queued. On error nothing was withdrawn.
+func (o *Outbox) Withdraw(msgs ...Message) error {
+	for i := range msgs {
+		if msgs[i].Event.Action != ActionResolve {
+			return fmt.Errorf("pagerduty outbox: withdraw message %d: %w: not a resolve", i, ErrInvalidMessage)
+		}
+		if err := o.validate(&msgs[i]); err != nil {
+			return fmt.Errorf("pagerduty outbox: withdraw message %d: %w", i, err)
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	plan := o.planLocked(msgs)
+	plan.appends, plan.mergedBatch = nil, nil // the resolves themselves are never sent
+	if len(plan.mergedIDs) == 0 {
+		return nil
+	}
+	if err := o.queue.Delete(plan.mergedIDs...); err != nil {
+		return fmt.Errorf("pagerduty outbox: withdraw triggers: %w", err)
+	}
+	o.applyMergesLocked(plan)
+	return nil
+}
+
 // mergePlan is what Enqueue will do: the messages to append, and the queued
 // (mergedIDs) and same-batch (mergedBatch) events made moot.
 type mergePlan struct {

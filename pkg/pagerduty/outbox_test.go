@@ -784,6 +784,44 @@ func TestOutboxMergesARateLimitedTrigger(t *testing.T) {
 	}
 }
 
+// Withdraw takes back a trigger PagerDuty never ingested and leaves alone
+// one it has: that incident stays open, and no resolve is sent for it.
+func TestOutboxWithdrawTakesBackOnlyUnsentTriggers(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	sent := hostAlert("eu", "paged", health.SeverityCritical)
+	env.enqueue(trigger("default", sent))
+	waitFor(t, "the first trigger", func() bool { return env.ob.Depth() == 0 })
+	pd.FailNext(1000, http.StatusTooManyRequests)
+	unsent := hostAlert("eu", "throttled", health.SeverityCritical)
+	env.enqueue(trigger("default", unsent))
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited) >= 1 })
+
+	if err := env.ob.Withdraw(trigger("default", unsent)); !errors.Is(err, ErrInvalidMessage) {
+		t.Errorf("Withdraw(trigger) = %v, want ErrInvalidMessage", err)
+	}
+	if err := env.ob.Withdraw(resolve("default", sent), resolve("default", unsent)); err != nil {
+		t.Fatalf("Withdraw: %v", err)
+	}
+	if d := env.ob.Depth(); d != 0 {
+		t.Errorf("depth %d after withdrawing, want 0", d)
+	}
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged); n != 1 {
+		t.Errorf("%v triggers withdrawn, want 1", n)
+	}
+	pd.ClearFaults()
+	clock.Advance(time.Hour)
+	if inc, ok := pd.Incident(keyDefault, DedupKey(&sent)); !ok || !inc.Open || inc.Resolves != 0 {
+		t.Errorf("the incident PagerDuty had = %+v (found %v), want left open", inc, ok)
+	}
+	if inc, ok := pd.Incident(keyDefault, DedupKey(&unsent)); ok {
+		t.Errorf("the withdrawn trigger reached PagerDuty: %+v", inc)
+	}
+}
+
 // After a restart the head of a lane may have reached PagerDuty just before
 // the process stopped: it counts as attempted. Later entries were never sent
 // and still merge.
