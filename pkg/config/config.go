@@ -4,6 +4,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"time"
 )
@@ -319,4 +321,18 @@ func defaultPagerDuty() PagerDuty {
 // is healthy again (default true).
 func (p *PagerDuty) ResolveOwn() bool {
 	return p.ResolveOnRecovery == nil || *p.ResolveOnRecovery
+}
+
+// KeyFingerprint identifies the routing key named name without revealing
+// it, "" when the key is not set. It is stored where a later run must tell
+// whether the key changed: a resolve reaches PagerDuty's incident only
+// through the key that opened it. A truncated SHA-256 of a 128-bit random
+// key identifies the key and gives nothing away.
+func (p *PagerDuty) KeyFingerprint(name string) string {
+	key := p.Keys[name].Reveal()
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("healthrouter/pagerduty-routing-key\x00" + key))
+	return hex.EncodeToString(sum[:8])
 }

@@ -259,3 +259,23 @@ func TestLinkURL(t *testing.T) {
 		}
 	}
 }
+
+// A routing key's fingerprint tells whether the key changed between runs,
+// and never gives the key away.
+func TestKeyFingerprint(t *testing.T) {
+	const a, b = "R0ut1ngKeyDefault000000000000001", "R0ut1ngKeyDefault000000000000002"
+	pd := &PagerDuty{Keys: map[string]Secret{"default": a, "rotated": b, "unset": ""}}
+	fp := pd.KeyFingerprint("default")
+	if len(fp) != 16 || strings.Contains(a, fp) || strings.Contains(fp, a[:8]) {
+		t.Errorf("fingerprint %q", fp)
+	}
+	if again := (&PagerDuty{Keys: map[string]Secret{"other": a}}).KeyFingerprint("other"); again != fp {
+		t.Errorf("the same key under another name: %q, want %q", again, fp)
+	}
+	if pd.KeyFingerprint("rotated") == fp {
+		t.Error("two keys share a fingerprint")
+	}
+	if got := pd.KeyFingerprint("unset") + pd.KeyFingerprint("missing"); got != "" {
+		t.Errorf("unset keys: %q, want none", got)
+	}
+}

@@ -103,6 +103,10 @@ type Fallback struct {
 type incident struct {
 	DedupKey string `json:"dedup_key"`
 	Key      string `json:"key"` // routing key name: the resolve must use the same key
+	// KeyFingerprint identifies the key's value it was opened through
+	// (config.PagerDuty.KeyFingerprint): a resolve through a key rotated
+	// since then would be dropped by PagerDuty. Empty in older records.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	// Severity is the PagerDuty severity it was opened at; empty in records
 	// written before severities were tracked, which stand for any severity.
 	Severity string    `json:"severity,omitempty"`
@@ -110,8 +114,10 @@ type incident struct {
 }
 
 // NewFallback restores the fallback state from kv. Incidents opened through
-// a routing key no longer in the configuration cannot be resolved by
-// healthrouter: they are logged (resolve them in PagerDuty) and forgotten.
+// a routing key no longer in the configuration, or through a value of it
+// since replaced (a rotated key), cannot be resolved by healthrouter: they
+// are logged (resolve them in PagerDuty) and forgotten. An alert of theirs
+// that still pages is paged anew through the new key.
 func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOptions) (*Fallback, error) {
 	if cfg == nil {
 		return nil, errors.New("pagerduty fallback: no pagerduty configuration")
@@ -149,6 +155,12 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 			id := strings.TrimPrefix(key, fallbackIncidentPrefix)
 			if _, configured := cfg.RoutingKeys[inc.Key]; !configured {
 				f.log.Error("forgetting a direct page whose routing key is no longer configured; resolve it in PagerDuty",
+					zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
+				orphans = append(orphans, key)
+				return true
+			}
+			if inc.KeyFingerprint != "" && inc.KeyFingerprint != cfg.KeyFingerprint(inc.Key) {
+				f.log.Error("forgetting a direct page opened through a routing key since replaced; resolve it in PagerDuty",
 					zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
 				orphans = append(orphans, key)
 				return true
@@ -321,7 +333,8 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 		case !f.pended(now, a):
 			continue
 		}
-		inc := incident{DedupKey: dedup, Key: RouteKey(f.cfg, a), Severity: sev, Opened: now}
+		key := RouteKey(f.cfg, a)
+		inc := incident{DedupKey: dedup, Key: key, KeyFingerprint: f.cfg.KeyFingerprint(key), Severity: sev, Opened: now}
 		triggers = append(triggers, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: Event(a, f.url)}})
 	}
 	for id, dedup := range f.refused {

@@ -444,6 +444,69 @@ func TestFallbackForgetsIncidentsOfRemovedKeys(t *testing.T) {
 	assertLogsClean(t, env.logs)
 }
 
+// A resolve reaches PagerDuty's incident only through the key that opened
+// it: after the key is rotated (same name, new value), the incidents
+// opened through the old one are reported and forgotten, the page still
+// queued under it is dropped, and an alert that still pages is paged anew
+// through the new key.
+func TestFallbackForgetsIncidentsOfReplacedKeys(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1, nas1)
+	assertOpen(t, env, "default:host/eu/web-1/critical", "storage:host/eu/nas-1/error")
+	stored, _, err := env.store.kv("pagerduty_fallback").Get(fallbackIncidentPrefix + "host/eu/nas-1")
+	if err != nil || !strings.Contains(string(stored), env.cfg.KeyFingerprint("storage")) || strings.Contains(string(stored), keyStorage) {
+		t.Fatalf("incident record %s (%v): want the key's fingerprint, never the key", stored, err)
+	}
+
+	// PagerDuty throttles: a new storage page stays queued under the old key.
+	nas2 := nas1
+	nas2.Host = "nas-2"
+	env.pd.FailNext(1000, http.StatusTooManyRequests)
+	if err := env.fb.Update(t0.Add(time.Hour+time.Minute), grafanaSince(t0), []health.Alert{web1, nas1, nas2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited) >= 1 })
+
+	const rotated = "R0ut1ngKeyStorage000000000000003"
+	env.pd.AddRoutingKeys(rotated)
+	env.cfg.Keys["storage"] = rotated
+	env.restart()
+	env.pd.ClearFaults()
+	if got := env.fb.Open(); !reflect.DeepEqual(got, []string{"host/eu/web-1"}) {
+		t.Errorf("restored incidents = %v, want only web-1's", got)
+	}
+	if n := len(env.logs.FilterMessage("forgetting a direct page opened through a routing key since replaced; resolve it in PagerDuty").All()); n != 2 {
+		t.Errorf("%d forgotten incidents logged, want nas-1's and nas-2's", n)
+	}
+	if n := len(env.logs.FilterMessage("dropping queued event: it was queued under a value of its routing key since replaced").All()); n != 1 {
+		t.Errorf("%d dropped events logged, want nas-2's trigger", n)
+	}
+	if d := env.ob.Depth(); d != 0 {
+		t.Errorf("depth %d after restart, want the old key's page dropped", d)
+	}
+
+	// nas-1 still fails: paged anew through the new key, then resolved
+	// there when everything clears. The old incident is left to humans.
+	env.update(t0.Add(2*time.Hour), t0, web1, nas1)
+	if inc, ok := env.pd.Incident(rotated, DedupKey(&nas1)); !ok || !inc.Open {
+		t.Errorf("nas-1 through the rotated key: %+v (found %v), want paged anew", inc, ok)
+	}
+	env.update(t0.Add(3*time.Hour), t0)
+	if inc, _ := env.pd.Incident(rotated, DedupKey(&nas1)); inc.Open || inc.Resolves != 1 {
+		t.Errorf("nas-1 through the rotated key after clearing: %+v", inc)
+	}
+	if _, ok := env.pd.Incident(rotated, DedupKey(&nas2)); ok {
+		t.Error("nas-2's page queued under the old key went out through the new one")
+	}
+	if inc, _ := env.pd.Incident(keyStorage, DedupKey(&nas1)); !inc.Open {
+		t.Errorf("nas-1 through the old key: %+v, want left open for humans", inc)
+	}
+	if inc, _ := env.pd.Incident(keyDefault, DedupKey(&web1)); inc.Open {
+		t.Errorf("web-1: %+v, want resolved", inc)
+	}
+	assertLogsClean(t, env.logs)
+}
+
 // A message the outbox refuses (here: a route to a key whose variable is
 // unset) must not hold back the rest of the batch.
 func TestFallbackOneBadMessageDoesNotBlockTheOthers(t *testing.T) {

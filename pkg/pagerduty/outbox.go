@@ -128,7 +128,11 @@ type Outbox struct {
 type lane struct {
 	name       string
 	routingKey config.Secret
-	wake       chan struct{}
+	// fingerprint identifies routingKey's value in queued records: an
+	// event queued under a value since replaced is not sent through the
+	// new one.
+	fingerprint string
+	wake        chan struct{}
 
 	// Guarded by Outbox.mu.
 	entries  []*entry
@@ -153,14 +157,20 @@ type entry struct {
 
 // record is an event as the queue stores it: the key's name, never the key.
 type record struct {
-	Key    string            `json:"key"`
-	Event  pagerduty.V2Event `json:"event"`
-	Queued time.Time         `json:"queued"`
+	Key string `json:"key"`
+	// KeyFingerprint identifies the key's value when the event was queued
+	// (config.PagerDuty.KeyFingerprint); empty in older records.
+	KeyFingerprint string            `json:"key_fingerprint,omitempty"`
+	Event          pagerduty.V2Event `json:"event"`
+	Queued         time.Time         `json:"queued"`
 }
 
 // NewOutbox loads what q holds from an earlier run, ready to be delivered by
 // Run, and the open incidents recorded in open. Queued events for routing
-// keys that are no longer configured are logged and dropped.
+// keys that are no longer configured, or were queued under a value of the
+// key since replaced, are logged and dropped: PagerDuty applies a resolve
+// only through the key that opened the incident, and a trigger whose alert
+// still fires is paged anew through the new key.
 func NewOutbox(cfg *config.PagerDuty, q Queue, open KV, opts OutboxOptions) (*Outbox, error) {
 	if cfg == nil {
 		return nil, errors.New("pagerduty outbox: no pagerduty configuration")
@@ -199,7 +209,7 @@ func NewOutbox(cfg *config.PagerDuty, q Queue, open KV, opts OutboxOptions) (*Ou
 		if key == "" {
 			continue
 		}
-		o.lanes[name] = &lane{name: name, routingKey: key, wake: make(chan struct{}, 1)}
+		o.lanes[name] = &lane{name: name, routingKey: key, fingerprint: cfg.KeyFingerprint(name), wake: make(chan struct{}, 1)}
 	}
 	if err := o.load(); err != nil {
 		return nil, err
@@ -227,6 +237,14 @@ func (o *Outbox) load() error {
 		l := o.lanes[rec.Key]
 		if l == nil {
 			o.log.Error("dropping queued event: its routing key is no longer configured",
+				zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
+				zap.String("dedup_key", rec.Event.DedupKey))
+			o.m.events.WithLabelValues(rec.Event.Action, ResultRejected).Inc()
+			drop = append(drop, id)
+			return true
+		}
+		if rec.KeyFingerprint != "" && rec.KeyFingerprint != l.fingerprint {
+			o.log.Error("dropping queued event: it was queued under a value of its routing key since replaced",
 				zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
 				zap.String("dedup_key", rec.Event.DedupKey))
 			o.m.events.WithLabelValues(rec.Event.Action, ResultRejected).Inc()
@@ -335,7 +353,7 @@ func (o *Outbox) Enqueue(msgs ...Message) error {
 	if len(plan.appends) > 0 {
 		data := make([][]byte, len(plan.appends))
 		for i, msg := range plan.appends {
-			b, err := json.Marshal(record{Key: msg.Key, Event: msg.Event, Queued: now})
+			b, err := json.Marshal(o.record(msg, now))
 			if err != nil {
 				return fmt.Errorf("pagerduty outbox: encode event: %w", err)
 			}
@@ -358,7 +376,7 @@ func (o *Outbox) Enqueue(msgs ...Message) error {
 	}
 	for i, msg := range plan.appends {
 		l := o.lanes[msg.Key]
-		l.entries = append(l.entries, &entry{id: ids[i], rec: record{Key: msg.Key, Event: msg.Event, Queued: now}})
+		l.entries = append(l.entries, &entry{id: ids[i], rec: o.record(msg, now)})
 		o.depth++
 		select {
 		case l.wake <- struct{}{}:
@@ -432,6 +450,11 @@ func (o *Outbox) Withdraw(msgs ...Message) error {
 	}
 	o.applyMergesLocked(plan)
 	return nil
+}
+
+// record is msg as queued at now.
+func (o *Outbox) record(msg Message, now time.Time) record {
+	return record{Key: msg.Key, KeyFingerprint: o.lanes[msg.Key].fingerprint, Event: msg.Event, Queued: now}
 }
 
 // mergePlan is what Enqueue will do: the messages to append, and the queued

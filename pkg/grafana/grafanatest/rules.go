@@ -190,13 +190,13 @@ func (s *Server) stored(in *models.ProvisionedAlertRule, prov string, id int64) 
 		if q.RelativeTimeRange == nil {
 			q.RelativeTimeRange = &models.RelativeTimeRange{}
 		}
-		if !isExpression(q) {
-			if _, ok := m["intervalMs"]; !ok {
-				m["intervalMs"] = float64(1000)
-			}
-			if _, ok := m["maxDataPoints"]; !ok {
-				m["maxDataPoints"] = float64(43200)
-			}
+		// AlertQuery.PreSave fills in these defaults for every query,
+		// server-side expressions included.
+		if _, ok := m["intervalMs"]; !ok {
+			m["intervalMs"] = float64(1000)
+		}
+		if _, ok := m["maxDataPoints"]; !ok {
+			m["maxDataPoints"] = float64(43200)
 		}
 	}
 	return r
