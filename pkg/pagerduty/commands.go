@@ -221,7 +221,7 @@ func verifyKey(ctx context.Context, cfg *config.PagerDuty, client *pagerduty.Cli
 	}
 	match, found := byKey[key.Reveal()]
 	if !found {
-		return "no PagerDuty service has an integration with this routing key", false, nil
+		return "no service this API token can see has an integration with this routing key (keys of Event Orchestrations, or of services outside the token's teams, cannot be checked)", false, nil
 	}
 	svc, in := match.service, match.integration
 	svcName := fmt.Sprintf("service %q (%s)", svc.Name, svc.ID)
