@@ -90,6 +90,7 @@ func TestDashboard(t *testing.T) {
 		"healthrouter_alert", "healthrouter_alert_suppressed", "healthrouter_last_event_timestamp_seconds",
 		"healthrouter_grafana_up", "healthrouter_grafana_reconcile_total", "healthrouter_grafana_last_success_timestamp_seconds",
 		"healthrouter_grafana_writes_total", "healthrouter_pagerduty_outbox_depth",
+		"healthrouter_ingest_refused_requests_total", "healthrouter_pagerduty_rejections_total",
 	} {
 		if !strings.Contains(all, m) {
 			t.Errorf("no panel shows %s", m)
