@@ -22,18 +22,23 @@ var (
 	keyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 )
 
+// MetricValueKeys are the value kinds of Vector's metric JSON besides
+// "gauge", the one a status metric carries.
+var MetricValueKeys = []string{"counter", "set", "distribution", "aggregated_histogram", "aggregated_summary", "sketch"}
+
 // metricEventKeys are the top-level keys of Vector's metric events that
 // the ingest decoder reads (pkg/ingest, buildKeyTables). An event field
 // may not be renamed to one of them: the decoder would feed the key to
 // both, and misread every metric event (fields.check: name) or take a log
 // event for a metric. "timestamp" is the one key both shapes share on
 // purpose, so fields.timestamp, and only it, may keep that name.
-var metricEventKeys = map[string]bool{
-	"name": true, "kind": true, "tags": true, "timestamp": true, "interval_ms": true,
-	// The value of each metric type.
-	"gauge": true, "counter": true, "set": true, "distribution": true,
-	"aggregated_histogram": true, "aggregated_summary": true, "sketch": true,
-}
+var metricEventKeys = func() map[string]bool {
+	keys := map[string]bool{"name": true, "kind": true, "tags": true, "timestamp": true, "interval_ms": true, "gauge": true}
+	for _, k := range MetricValueKeys {
+		keys[k] = true
+	}
+	return keys
+}()
 
 // routeLabels are the alert labels a PagerDuty route can match on.
 var routeLabels = map[string]bool{"team": true, "region": true, "severity": true, "check": true, "host": true, "level": true}

@@ -171,9 +171,6 @@ func prefixWord(k []byte) uint64 {
 	return w
 }
 
-// metricValueKeys are the value kinds of Vector's metric JSON besides gauge.
-var metricValueKeys = []string{"counter", "set", "distribution", "aggregated_histogram", "aggregated_summary", "sketch"}
-
 // buildKeyTables resolves the configured field names and label keys into
 // the lookup tables, refusing empty or duplicate names.
 func (d *Decoder) buildKeyTables(f config.Fields) error {
@@ -211,7 +208,7 @@ func (d *Decoder) buildKeyTables(f config.Fields) error {
 	d.topKeys.add("gauge", 1<<metricGauge, -1)
 	d.topKeys.add("timestamp", 1<<metricTimestamp, -1)
 	d.topKeys.add("interval_ms", 1<<metricIntervalMs, -1)
-	for _, k := range metricValueKeys {
+	for _, k := range config.MetricValueKeys {
 		d.topKeys.add(k, 1<<metricOtherValue, -1)
 	}
 	for i, l := range d.labelKeys {
