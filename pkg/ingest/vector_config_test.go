@@ -3,10 +3,13 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -227,8 +230,15 @@ func TestExampleCheckScript(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	bracketed := "TCP_TARGET=[127.0.0.1]:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	for _, env := range [][]string{
 		{"TCP_TARGET=127.0.0.1:1"},
+		{bracketed, `TCP_CHECK=tcp "quoted"`},
 		{"TCP_TARGET=127.0.0.1:1", "DISK_WARN=0", "DISK_CRIT=0", "LOAD_WARN_PER_CPU=0", "LOAD_CRIT_PER_CPU=0"},
 	} {
 		cmd := exec.Command(sh, filepath.Join(vectorDir, "checks", "example-check.sh"))
@@ -257,8 +267,95 @@ func TestExampleCheckScript(t *testing.T) {
 				}
 			}
 		}
+		if env[0] == bracketed && !strings.Contains(string(out), `{"check":"tcp \"quoted\"","status":"passing"`) {
+			t.Errorf("a quoted check name, or a bracketed address that accepts connections: %s", out)
+		}
 		if env[len(env)-1] == "LOAD_CRIT_PER_CPU=0" && !strings.Contains(string(out), `"check":"disk_root","status":"critical"`) {
 			t.Errorf("with thresholds at 0 the disk check does not fail: %s", out)
 		}
+	}
+}
+
+// vrlReserved are the identifiers VRL's lexer reserves (vectordotdev/vrl,
+// src/parser/lex.rs): a program naming a variable so does not compile, and
+// Vector refuses to start.
+var vrlReserved = []string{"array", "bool", "boolean", "break", "continue", "do", "emit", "float",
+	"for", "forall", "foreach", "all", "each", "any", "try", "undefined", "int", "integer", "iter",
+	"object", "regex", "string", "traverse", "timestamp", "duration", "unless", "walk", "while", "loop"}
+
+var (
+	vrlString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	vrlIdent  = regexp.MustCompile(`(^|[^.\w])([a-z_]\w*)(\s*!?\s*\()?`)
+)
+
+// vrlReservedNames returns the reserved words a VRL program uses outside
+// strings, paths and function calls: as variables.
+func vrlReservedNames(program string) []string {
+	var found []string
+	for _, line := range strings.Split(vrlString.ReplaceAllString(program, `""`), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		for _, m := range vrlIdent.FindAllStringSubmatch(line, -1) {
+			if m[3] == "" && slices.Contains(vrlReserved, m[2]) {
+				found = append(found, m[2])
+			}
+		}
+	}
+	return found
+}
+
+func TestVRLReservedNames(t *testing.T) {
+	tests := []struct {
+		program string
+		want    []string
+	}{
+		{"timestamp = .timestamp\nif timestamp == null { timestamp = now() }", []string{"timestamp", "timestamp", "timestamp"}},
+		{`ts = .timestamp` + "\n" + `. = {"timestamp": ts, "string": string!(.s)} # timestamp`, nil},
+		{"x = int(.a) ?? float(.a) ?? object!(.b)", nil},
+		{"string = 1", []string{"string"}},
+	}
+	for _, tt := range tests {
+		if got := vrlReservedNames(tt.program); !slices.Equal(got, tt.want) {
+			t.Errorf("%q: %v, want %v", tt.program, got, tt.want)
+		}
+	}
+}
+
+// Every remap program in vector/ compiles as far as VRL's reserved words
+// go: nothing here runs Vector, and a reserved word as a variable stops it
+// from starting.
+func TestVectorRemapsAvoidReservedWords(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(vectorDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no pipeline in %s: %v", vectorDir, err)
+	}
+	remaps := 0
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Transforms map[string]struct {
+				Type   string `yaml:"type"`
+				Source string `yaml:"source"`
+			} `yaml:"transforms"`
+		}
+		if err := yaml.Unmarshal(raw, &cfg); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for name, tr := range cfg.Transforms {
+			if tr.Type != "remap" {
+				continue
+			}
+			remaps++
+			if bad := vrlReservedNames(tr.Source); len(bad) > 0 {
+				t.Errorf("%s: transforms.%s uses VRL's reserved words %v as variables", file, name, bad)
+			}
+		}
+	}
+	if remaps == 0 {
+		t.Fatal("no remap transform checked")
 	}
 }

@@ -34,7 +34,7 @@ emit() {
 		severity=",\"severity\":\"$4\""
 	fi
 	printf '{"check":"%s","status":"%s","output":"%s"%s}\n' \
-		"$1" "$2" "$(json_string "$3")" "$severity"
+		"$(json_string "$1")" "$2" "$(json_string "$3")" "$severity"
 }
 
 check_disk() {
@@ -84,6 +84,9 @@ tcp_connect() {
 check_tcp() {
 	host=${TCP_TARGET%:*}
 	port=${TCP_TARGET##*:}
+	# [::1]:22 names an IPv6 address; nc and /dev/tcp take it bare.
+	host=${host#[}
+	host=${host%]}
 	if ! command -v nc >/dev/null 2>&1 && ! { command -v bash && command -v timeout; } >/dev/null 2>&1; then
 		# No way to test: say nothing rather than report a failure that
 		# is not one. healthrouter flags the check as stale if it was
