@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-openapi/runtime"
 	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/go-openapi/strfmt"
 	goapi "github.com/grafana/grafana-openapi-client-go/client"
 	"github.com/grafana/grafana-openapi-client-go/client/folders"
 	ghealth "github.com/grafana/grafana-openapi-client-go/client/health"
@@ -363,17 +364,81 @@ func (a *grafanaAPI) deleteContactPoint(ctx context.Context, uid, name string) e
 	return nil
 }
 
-func (a *grafanaAPI) getPolicy(ctx context.Context) (*models.Route, error) {
-	ok, err := a.c.Provisioning.GetPolicyTreeWithParams(provisioning.NewGetPolicyTreeParamsWithContext(ctx))
-	if err != nil {
-		return nil, a.wrap("GET notification policies", err)
+// policyPath is the provisioning API's notification policy tree, relative to
+// the client's base path.
+const policyPath = "/v1/provisioning/policies"
+
+// getPolicy reads the notification policy tree. It goes through the client's
+// transport (auth, org, timeouts, error handling as every other call) but
+// decodes the answer itself: see policyTree for why.
+func (a *grafanaAPI) getPolicy(ctx context.Context) (*policyTree, error) {
+	const op = "GET notification policies"
+	res, err := a.c.Transport.Submit(&runtime.ClientOperation{
+		ID:                 "GetPolicyTree",
+		Method:             http.MethodGet,
+		PathPattern:        policyPath,
+		ProducesMediaTypes: []string{runtime.JSONMime},
+		ConsumesMediaTypes: []string{runtime.JSONMime},
+		Schemes:            []string{"http", "https"},
+		Params:             runtime.ClientRequestWriterFunc(func(runtime.ClientRequest, strfmt.Registry) error { return nil }),
+		Reader: runtime.ClientResponseReaderFunc(func(resp runtime.ClientResponse, c runtime.Consumer) (any, error) {
+			if resp.Code() != http.StatusOK {
+				return nil, runtime.NewAPIError("[GET "+policyPath+"] GetPolicyTree", resp, resp.Code())
+			}
+			var raw json.RawMessage
+			if err := c.Consume(resp.Body(), &raw); err != nil {
+				return nil, &undecodableAnswer{status: resp.Code(), err: err}
+			}
+			tree, err := parsePolicyTree(raw)
+			if err != nil {
+				return nil, &undecodableAnswer{status: resp.Code(), err: err}
+			}
+			return tree, nil
+		}),
+		Context: ctx,
+	})
+	var bad *undecodableAnswer
+	if errors.As(err, &bad) {
+		// Grafana answered: a tree it sends that healthrouter cannot read
+		// is not an outage, and must not page as one.
+		return nil, fmt.Errorf("%s: grafana answered %d with a tree healthrouter cannot read: %w", op, bad.status, bad.err)
 	}
-	return ok.Payload, nil
+	if err != nil {
+		return nil, a.wrap(op, err)
+	}
+	return res.(*policyTree), nil
 }
 
-func (a *grafanaAPI) putPolicy(ctx context.Context, tree *models.Route, action string) error {
-	p := provisioning.NewPutPolicyTreeParamsWithContext(ctx).WithBody(tree)
-	if _, err := a.c.Provisioning.PutPolicyTree(p); err != nil {
+// undecodableAnswer is a successful answer whose body could not be read.
+type undecodableAnswer struct {
+	status int
+	err    error
+}
+
+func (e *undecodableAnswer) Error() string { return e.err.Error() }
+func (e *undecodableAnswer) Unwrap() error { return e.err }
+
+// putPolicy replaces the whole notification policy tree.
+func (a *grafanaAPI) putPolicy(ctx context.Context, tree *policyTree, action string) error {
+	_, err := a.c.Transport.Submit(&runtime.ClientOperation{
+		ID:                 "PutPolicyTree",
+		Method:             http.MethodPut,
+		PathPattern:        policyPath,
+		ProducesMediaTypes: []string{runtime.JSONMime},
+		ConsumesMediaTypes: []string{runtime.JSONMime},
+		Schemes:            []string{"http", "https"},
+		Params: runtime.ClientRequestWriterFunc(func(req runtime.ClientRequest, _ strfmt.Registry) error {
+			return req.SetBodyParam(tree)
+		}),
+		Reader: runtime.ClientResponseReaderFunc(func(resp runtime.ClientResponse, _ runtime.Consumer) (any, error) {
+			if resp.Code() != http.StatusAccepted {
+				return nil, runtime.NewAPIError("[PUT "+policyPath+"] PutPolicyTree", resp, resp.Code())
+			}
+			return nil, nil
+		}),
+		Context: ctx,
+	})
+	if err != nil {
 		return a.wrap("PUT notification policies", err)
 	}
 	a.wrote(kindPolicy, action, "healthrouter route")

@@ -69,10 +69,12 @@ func diffRule(want, have *models.ProvisionedAlertRule) []string {
 		d = append(d, "annotations changed: "+strings.Join(a, ", "))
 	}
 	d = append(d, diffNotification(want.NotificationSettings, have.NotificationSettings)...)
-	// Provenance is not compared: Grafana sets a rule's provenance only when
-	// a group write changes the rule, so a write for provenance alone would
-	// change nothing and be sent again on every reconcile. The reconciler
-	// notes the difference instead.
+	// Provenance is not compared: Grafana stamps the written provenance on
+	// every rule of a group it writes, changed or not, so a rule's
+	// provenance follows its group's next write. Groups are not rewritten
+	// for provenance alone, which would rewrite every group at once when
+	// grafana.disable_provenance is switched; the reconciler notes the
+	// difference instead.
 	if want.Record != nil || have.Record != nil {
 		if !reflect.DeepEqual(want.Record, have.Record) {
 			d = append(d, "recording settings changed")
@@ -343,7 +345,7 @@ func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
 	if want.DisableResolveMessage != have.DisableResolveMessage {
 		d = append(d, fmt.Sprintf("disableResolveMessage %t -> %t", have.DisableResolveMessage, want.DisableResolveMessage))
 	}
-	if want.Provenance != have.Provenance && !provenanceLocked(want.Provenance, have.Provenance) {
+	if want.Provenance != have.Provenance && !provenanceLocked(want.Provenance, have.Provenance) && provenanceWritable(have.Provenance) {
 		d = append(d, fmt.Sprintf("provenance %q -> %q", have.Provenance, want.Provenance))
 	}
 	ws, hs := settingsMap(want.Settings), settingsMap(have.Settings)
@@ -363,11 +365,20 @@ func diffContactPoint(want, have *models.EmbeddedContactPoint) []string {
 	return d
 }
 
-// provenanceLocked reports whether Grafana refuses to change an object's
-// provenance from have to want. Its API never clears a provenance ("cannot
-// change provenance from 'api' to ”"), so a write asking to fails every
-// time; such objects are written keeping the provenance they have.
+// provenanceLocked reports whether Grafana refuses to change a contact
+// point's or the policy tree's provenance from have to want. Those
+// endpoints never clear a provenance ("cannot change provenance from 'api'
+// to ”"), so a write asking to fails every time; such objects are written
+// keeping the provenance they have, which works only for api
+// (provenanceWritable). Rule group writes may clear api (groupCanStamp).
 func provenanceLocked[W, H ~string](want W, have H) bool { return want == "" && have != "" }
+
+// provenanceWritable reports whether healthrouter can write an object
+// Grafana holds with provenance have. Grafana lets an API write keep the
+// stored provenance or replace none, and healthrouter writes api or none:
+// an object with any other provenance ("file", from Grafana's provisioning
+// files) is read-only to it.
+func provenanceWritable[H ~string](have H) bool { return have == "" || have == "api" }
 
 // settingsMap turns contact-point settings into plain JSON values.
 func settingsMap(v any) map[string]any {
@@ -396,150 +407,4 @@ func isManagedRoute(r *models.Route) bool {
 		}
 	}
 	return r.Match[ManagedByLabel] == ManagedByValue
-}
-
-// routeView is the comparable form of a policy route.
-type routeView struct {
-	Receiver       string
-	Matchers       []string
-	GroupBy        []string
-	GroupWait      time.Duration
-	GroupInterval  time.Duration
-	RepeatInterval time.Duration
-	Continue       bool
-	Mute, Active   []string
-	Routes         []routeView
-}
-
-func viewRoute(r *models.Route) routeView {
-	v := routeView{Receiver: r.Receiver, Continue: r.Continue}
-	for _, m := range r.ObjectMatchers {
-		v.Matchers = append(v.Matchers, strings.Join(m, "\x00"))
-	}
-	for k, val := range r.Match {
-		v.Matchers = append(v.Matchers, k+"\x00=\x00"+val)
-	}
-	for k, val := range r.MatchRe {
-		v.Matchers = append(v.Matchers, k+"\x00=~\x00"+val)
-	}
-	for _, m := range r.Matchers {
-		if m == nil {
-			continue
-		}
-		regex := m.IsRegex != nil && *m.IsRegex
-		op := "!="
-		switch {
-		case regex && m.IsEqual:
-			op = "=~"
-		case regex:
-			op = "!~"
-		case m.IsEqual:
-			op = "="
-		}
-		v.Matchers = append(v.Matchers, s(m.Name)+"\x00"+op+"\x00"+s(m.Value))
-	}
-	sort.Strings(v.Matchers)
-	v.GroupBy = append([]string(nil), r.GroupBy...)
-	sort.Strings(v.GroupBy)
-	v.GroupWait, _ = parseDuration(r.GroupWait)
-	v.GroupInterval, _ = parseDuration(r.GroupInterval)
-	v.RepeatInterval, _ = parseDuration(r.RepeatInterval)
-	v.Mute = append([]string(nil), r.MuteTimeIntervals...)
-	v.Active = append([]string(nil), r.ActiveTimeIntervals...)
-	sort.Strings(v.Mute)
-	sort.Strings(v.Active)
-	for _, c := range r.Routes {
-		if c != nil {
-			v.Routes = append(v.Routes, viewRoute(c))
-		}
-	}
-	return v
-}
-
-func sameRoute(a, b *models.Route) bool {
-	return reflect.DeepEqual(normalizeNil(viewRoute(a)), normalizeNil(viewRoute(b)))
-}
-
-// normalizeNil makes empty slices nil so that [] equals null.
-func normalizeNil(v routeView) routeView {
-	if len(v.Matchers) == 0 {
-		v.Matchers = nil
-	}
-	if len(v.GroupBy) == 0 {
-		v.GroupBy = nil
-	}
-	if len(v.Mute) == 0 {
-		v.Mute = nil
-	}
-	if len(v.Active) == 0 {
-		v.Active = nil
-	}
-	if len(v.Routes) == 0 {
-		v.Routes = nil
-	}
-	for i := range v.Routes {
-		v.Routes[i] = normalizeNil(v.Routes[i])
-	}
-	return v
-}
-
-// withManagedRoute returns a copy of tree with healthrouter's sub-route set
-// to want (first among the root's routes when it was absent, in place when
-// present), or removed when want is nil. Every other route is kept as is.
-// Provenance fields are dropped: Grafana sets them from the request header.
-func withManagedRoute(tree *models.Route, want *models.Route) *models.Route {
-	out := cloneRoute(tree)
-	var kept []*models.Route
-	placed := false
-	for _, r := range out.Routes {
-		if !isManagedRoute(r) {
-			kept = append(kept, r)
-			continue
-		}
-		if want != nil && !placed {
-			kept = append(kept, cloneRoute(want))
-			placed = true
-		}
-	}
-	if want != nil && !placed {
-		kept = append([]*models.Route{cloneRoute(want)}, kept...)
-	}
-	out.Routes = kept
-	clearProvenance(out)
-	return out
-}
-
-func cloneRoute(r *models.Route) *models.Route {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("grafana: encoding a policy route: %v", err)) // plain data; cannot fail
-	}
-	var c models.Route
-	if err := json.Unmarshal(raw, &c); err != nil {
-		panic(fmt.Sprintf("grafana: decoding a policy route: %v", err))
-	}
-	return &c
-}
-
-func clearProvenance(r *models.Route) {
-	r.Provenance = ""
-	for _, c := range r.Routes {
-		if c != nil {
-			clearProvenance(c)
-		}
-	}
-}
-
-// managedRoutes returns healthrouter's routes among the root's children.
-func managedRoutes(tree *models.Route) []*models.Route {
-	var out []*models.Route
-	if tree == nil {
-		return nil
-	}
-	for _, r := range tree.Routes {
-		if isManagedRoute(r) {
-			out = append(out, r)
-		}
-	}
-	return out
 }

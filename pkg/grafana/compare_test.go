@@ -38,8 +38,9 @@ var ruleFields = map[string]func(r *models.ProvisionedAlertRule){
 	// Identity and bookkeeping: the uid is how rules are matched, the
 	// id and update time are Grafana's.
 	"ID": nil, "UID": nil, "Updated": nil,
-	// Grafana changes provenance only along with the rule: a difference
-	// in it alone is a note (TestDisableProvenance), never a write.
+	// Grafana stamps provenance on every rule of a group it writes: a
+	// difference in it alone is a note (TestDisableProvenance), and the
+	// group's next write changes it.
 	"Provenance": nil,
 }
 

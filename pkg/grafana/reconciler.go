@@ -47,6 +47,9 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	status Status
+	// notes are the last successful reconcile's plan notes: a note is
+	// logged as a warning when it first appears, not on every reconcile.
+	notes map[string]bool
 }
 
 // Status is what the last reconcile attempts came to, for /readyz.
@@ -279,9 +282,18 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	} else {
 		r.log.Info("grafana reconciled", zap.Int("changes", len(done.Changes)))
 	}
+	// Notes say what healthrouter leaves alone and why (a group it cannot
+	// write leaves a region's rules stale): each is worth a warning once.
+	seen := make(map[string]bool, len(done.Notes))
 	for _, n := range done.Notes {
-		r.log.Debug("grafana reconcile note", zap.String("note", n))
+		seen[n] = true
+		if r.notes[n] {
+			r.log.Debug("grafana reconcile note", zap.String("note", n))
+		} else {
+			r.log.Warn("grafana reconcile note", zap.String("note", n))
+		}
 	}
+	r.notes = seen
 }
 
 // noteContact updates reachability from the outcome of a call to Grafana.
@@ -326,7 +338,7 @@ type snapshot struct {
 	// groups of healthrouter's folder that are desired or hold its rules.
 	groups        map[string]*models.AlertRuleGroup
 	contactPoints []*models.EmbeddedContactPoint
-	policy        *models.Route
+	policy        *policyTree
 }
 
 // isManagedRule reports whether a rule is healthrouter's: it carries the
@@ -448,13 +460,16 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 		}
 		details := diffContactPoint(dc.cp, have)
 		stored, _ := settingsMap(have.Settings)[keyFingerprintSetting].(string)
-		keyChanged := dc.fingerprint != "" && stored != dc.fingerprint
-		if keyChanged {
-			details = append(details, "routing key from $"+dc.envVar+" differs from the one Grafana holds")
-		}
 		if dc.fingerprint == "" {
 			p.Notes = append(p.Notes, fmt.Sprintf("contact point %s: $%s is not set, so its routing key cannot be checked; Grafana keeps the key it has",
 				dc.cp.Name, dc.envVar))
+		}
+		if !provenanceWritable(have.Provenance) {
+			p.Notes = append(p.Notes, readOnlyContactPointNote(dc, have.Provenance, details, stored))
+			continue
+		}
+		if dc.fingerprint != "" && stored != dc.fingerprint {
+			details = append(details, "routing key from $"+dc.envVar+" differs from the one Grafana holds")
 		}
 		locked := provenanceLocked(dc.cp.Provenance, have.Provenance)
 		if locked {
@@ -492,6 +507,11 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 	sort.Slice(stale, func(i, j int) bool { return stale[i].UID < stale[j].UID })
 	for _, cp := range stale {
 		uid, name := cp.UID, cp.Name
+		if !provenanceWritable(cp.Provenance) {
+			p.Notes = append(p.Notes, fmt.Sprintf("contact point %s is no longer configured, but it has provenance %q (from Grafana's "+
+				"provisioning files), so healthrouter leaves it: remove it from those files and delete it in Grafana", name, cp.Provenance))
+			continue
+		}
 		locked := provenanceLocked(r.b.provenance, cp.Provenance)
 		p.add(op{
 			change: Change{Kind: kindContactPoint, Action: actionDelete, Name: name, Details: []string{"routing key no longer configured"}},
@@ -504,6 +524,29 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 			},
 		})
 	}
+}
+
+// readOnlyContactPointNote explains why a contact point healthrouter wants
+// is left as Grafana holds it: its provenance (from Grafana's provisioning
+// files, such as those healthrouter export writes) is one the API cannot
+// change, so Grafana would refuse every write. details are how it differs
+// from the desired one, storedFingerprint the key fingerprint it carries.
+func readOnlyContactPointNote(dc *desiredContactPoint, provenance string, details []string, storedFingerprint string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "contact point %s has provenance %q (from Grafana's provisioning files), which Grafana does not let the API change, "+
+		"so healthrouter does not write it", dc.cp.Name, provenance)
+	if dc.fingerprint != "" && storedFingerprint != "" && storedFingerprint != dc.fingerprint {
+		details = append(details, "routing key from $"+dc.envVar+" differs from the one Grafana holds")
+	}
+	if len(details) > 0 {
+		b.WriteString("; it differs from what healthrouter wants (" + strings.Join(details, "; ") + "), and such changes do not reach it")
+	}
+	if dc.fingerprint != "" && storedFingerprint == "" {
+		b.WriteString("; its routing key cannot be checked against $" + dc.envVar + ", so a rotated key reaches it only through those files")
+	}
+	b.WriteString("; to let healthrouter manage it, remove it from the provisioning files and delete it in Grafana " +
+		"(healthrouter then re-creates it), or keep those files up to date instead")
+	return b.String()
 }
 
 func isManagedContactPoint(cp *models.EmbeddedContactPoint) bool {
@@ -523,13 +566,13 @@ func (dc *desiredContactPoint) withKey(key, fingerprint string) *models.Embedded
 }
 
 func (r *Reconciler) diffPolicy(p *Plan, d *desiredState, snap *snapshot) {
-	managed := managedRoutes(snap.policy)
+	managed := snap.policy.managed()
 	want := d.policyRoute
 	// Provenance belongs to the whole tree. It is healthrouter's concern
 	// only while the tree holds its route.
 	var held models.Provenance
 	if snap.policy != nil {
-		held = snap.policy.Provenance
+		held = snap.policy.provenance
 	}
 	provChanges := want != nil && held != r.b.provenance && !provenanceLocked(r.b.provenance, held)
 	if (want != nil || len(managed) > 0) && provenanceLocked(r.b.provenance, held) {
@@ -544,7 +587,7 @@ func (r *Reconciler) diffPolicy(p *Plan, d *desiredState, snap *snapshot) {
 	case want != nil && len(managed) == 0:
 		change = Change{Kind: kindPolicy, Action: actionCreate, Name: "route managed_by=" + ManagedByValue,
 			Details: []string{"first child of the root policy, to " + want.Receiver + routeTargets(want)}}
-	case want != nil && (len(managed) > 1 || !sameRoute(managed[0], want) || provChanges):
+	case want != nil && (len(managed) > 1 || !sameRouteJSON(managed[0], routeJSON(want)) || provChanges):
 		details := []string{"to " + want.Receiver + routeTargets(want)}
 		if provChanges {
 			details = append(details, fmt.Sprintf("provenance %q -> %q (of the whole tree)", held, r.b.provenance))
@@ -588,7 +631,7 @@ func (r *Reconciler) writePolicy(ctx context.Context, a *grafanaAPI, want *model
 	}
 	next := withManagedRoute(tree, want)
 	writeCtx := ctx
-	if provenanceLocked(r.b.provenance, tree.Provenance) {
+	if provenanceLocked(r.b.provenance, tree.provenance) {
 		writeCtx = keepingProvenance(ctx)
 	}
 	if err := a.putPolicy(writeCtx, next, action); err != nil {
@@ -603,22 +646,21 @@ func (r *Reconciler) writePolicy(ctx context.Context, a *grafanaAPI, want *model
 
 // verifyPolicy checks the tree read back after a write (got) against the one
 // written (next): healthrouter's route is exactly want (absent when want is
-// nil), and every other route is as written.
-func verifyPolicy(got, next, want *models.Route) error {
+// nil), and every other route is as written, compared as Grafana stores
+// routes (it may reorder keys and matchers and rewrite durations).
+func verifyPolicy(got, next *policyTree, want *models.Route) error {
 	const prefix = "verify notification policies: "
-	ours := managedRoutes(got)
+	ours := got.managed()
 	switch {
 	case want == nil && len(ours) > 0:
 		return errors.New(prefix + "healthrouter's route is still in the tree read back (changed concurrently?)")
 	case want != nil && len(ours) != 1:
 		return fmt.Errorf(prefix+"the tree read back holds %d routes matching %s=%s, want 1 (changed concurrently?)",
 			len(ours), ManagedByLabel, ManagedByValue)
-	case want != nil && !sameRoute(ours[0], want):
+	case want != nil && !sameRouteJSON(ours[0], routeJSON(want)):
 		return errors.New(prefix + "healthrouter's route read back differs from the one written (changed concurrently?)")
 	}
-	// With healthrouter's route set to want in both, what differs is
-	// someone else's.
-	if !sameRoute(withManagedRoute(got, want), withManagedRoute(next, want)) {
+	if !sameOtherRoutes(got, next) {
 		return errors.New(prefix + "the other routes read back differ from the ones written (changed concurrently?)")
 	}
 	return nil
@@ -627,10 +669,7 @@ func verifyPolicy(got, next, want *models.Route) error {
 // diffGroups plans the rule-group writes: every desired group Grafana does
 // not hold as desired, then the pruning of groups no longer desired.
 func (r *Reconciler) diffGroups(p *Plan, d *desiredState, snap *snapshot, now time.Time) {
-	byUID := map[string]*models.ProvisionedAlertRule{}
-	for _, rule := range snap.rules {
-		byUID[rule.UID] = rule
-	}
+	rules := newRuleIndex(snap.rules)
 	desiredUIDs := map[string]bool{}
 	for _, g := range d.groups {
 		for _, rule := range g.rules {
@@ -638,20 +677,41 @@ func (r *Reconciler) diffGroups(p *Plan, d *desiredState, snap *snapshot, now ti
 		}
 	}
 	for _, g := range d.groups {
-		diffGroup(p, g, d.folderUID, snap.groups[g.name], byUID, desiredUIDs)
+		diffGroup(p, g, d.folderUID, snap.groups[g.name], rules, desiredUIDs, r.b.provenance)
 	}
 	r.prunePlan(p, d, snap, desiredUIDs, now)
 }
 
+// ruleIndex is every rule Grafana holds, by uid and by group.
+type ruleIndex struct {
+	byUID   map[string]*models.ProvisionedAlertRule
+	byGroup map[[2]string][]*models.ProvisionedAlertRule // by folder uid and group, in Grafana's order
+}
+
+func newRuleIndex(all []*models.ProvisionedAlertRule) *ruleIndex {
+	x := &ruleIndex{byUID: map[string]*models.ProvisionedAlertRule{}, byGroup: map[[2]string][]*models.ProvisionedAlertRule{}}
+	for _, rule := range all {
+		x.byUID[rule.UID] = rule
+		k := [2]string{s(rule.FolderUID), s(rule.RuleGroup)}
+		x.byGroup[k] = append(x.byGroup[k], rule)
+	}
+	return x
+}
+
 // diffGroup plans the write of desired group g when Grafana holds it
-// otherwise (have, nil when absent). byUID holds every rule of the folder,
-// desiredUIDs the uids of every desired rule.
+// otherwise (have, nil when absent). desiredUIDs holds the uids of every
+// desired rule; sent is the provenance healthrouter writes with.
 func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRuleGroup,
-	byUID map[string]*models.ProvisionedAlertRule, desiredUIDs map[string]bool) {
+	rules *ruleIndex, desiredUIDs map[string]bool, sent models.Provenance) {
 	body := &models.AlertRuleGroup{Title: g.name, FolderUID: folderUID, Interval: g.interval, Rules: append([]*models.ProvisionedAlertRule(nil), g.rules...)}
 	var details []string
 	action := actionCreate
 	inGroup := map[string]*models.ProvisionedAlertRule{}
+	// touched are the rules Grafana holds that the write updates or
+	// deletes: it stamps sent on each (store.UpdateCalculatedRuleFields
+	// adds every rule of the groups a write touches to its update, changed
+	// or not), or refuses the whole write when one's provenance forbids.
+	var touched []*models.ProvisionedAlertRule
 	if have != nil {
 		action = actionUpdate
 		if have.Interval != g.interval {
@@ -661,11 +721,30 @@ func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRul
 		for _, rule := range have.Rules {
 			inGroup[rule.UID] = rule
 		}
+		touched = append(touched, have.Rules...)
 	}
+	inBody := map[string]bool{}
+	for _, want := range g.rules {
+		inBody[want.UID] = true
+	}
+	sources := map[[2]string]bool{}
+	var restamp []string // healthrouter's rules whose provenance the next write of g changes
 	for _, want := range g.rules {
 		held := inGroup[want.UID]
 		if held == nil {
-			held = byUID[want.UID]
+			held = rules.byUID[want.UID]
+			if held != nil {
+				// Moving in: Grafana also rewrites the group it leaves.
+				touched = append(touched, held)
+				if src := [2]string{s(held.FolderUID), s(held.RuleGroup)}; !sources[src] {
+					sources[src] = true
+					for _, rule := range rules.byGroup[src] {
+						if !inBody[rule.UID] {
+							touched = append(touched, rule)
+						}
+					}
+				}
+			}
 		}
 		if held == nil {
 			details = append(details, fmt.Sprintf("+ rule %s %q", want.UID, s(want.Title)))
@@ -676,9 +755,7 @@ func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRul
 			details = append(details, fmt.Sprintf("~ rule %s %q: %s", want.UID, s(want.Title), strings.Join(diff, "; ")))
 		}
 		if want.Provenance != held.Provenance && len(diff) == 0 && have != nil && held == inGroup[want.UID] {
-			p.Notes = append(p.Notes, fmt.Sprintf("rule %s has provenance %q, not %q (grafana.disable_provenance): "+
-				"Grafana changes a rule's provenance only when a write changes the rule, so it changes with the rule's next update",
-				want.UID, held.Provenance, want.Provenance))
+			restamp = append(restamp, want.UID)
 		}
 	}
 	if have != nil {
@@ -694,9 +771,19 @@ func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRul
 			}
 		}
 	}
-	if have != nil && len(details) == 0 {
+	if blocked, ok := groupWriteBlocked(g.name, touched, sent); ok {
+		p.Notes = append(p.Notes, blocked)
 		return
 	}
+	if have != nil && len(details) == 0 {
+		for _, uid := range restamp {
+			p.Notes = append(p.Notes, fmt.Sprintf("rule %s has provenance %q, not %q (grafana.disable_provenance): "+
+				"Grafana stamps the provenance of every rule of a group it writes, and healthrouter does not write a group "+
+				"for provenance alone, so it changes with the next write of group %s", uid, inGroup[uid].Provenance, sent, g.name))
+		}
+		return
+	}
+	p.Notes = append(p.Notes, restampNotes(g.name, touched, sent)...)
 	if have == nil {
 		n := fmt.Sprintf("%d rules", len(g.rules))
 		if len(g.rules) == 1 {
@@ -710,6 +797,72 @@ func diffGroup(p *Plan, g *desiredGroup, folderUID string, have *models.AlertRul
 		independent: true,
 		run:         func(ctx context.Context, a *grafanaAPI) error { return a.putGroup(ctx, body, action) },
 	})
+}
+
+// groupCanStamp reports whether Grafana lets a group write with provenance
+// sent update or delete a rule it holds with provenance stored
+// (validation.CanUpdateProvenanceInRuleGroup): the same, from none, or to
+// none from api or converted_prometheus.
+func groupCanStamp(stored, sent models.Provenance) bool {
+	return stored == sent || stored == "" || (sent == "" && (stored == "api" || stored == "converted_prometheus"))
+}
+
+// groupWriteBlocked returns a note saying why group name is not written
+// when Grafana would refuse the write (409 alerting.provenanceMismatch): a
+// rule it touches has a provenance the write cannot change. Such a write
+// would fail the same way on every reconcile until someone acts, so it is
+// not sent, and the note is given even while nothing needs writing.
+func groupWriteBlocked(name string, touched []*models.ProvisionedAlertRule, sent models.Provenance) (string, bool) {
+	var ours, others []string
+	for _, rule := range touched {
+		if groupCanStamp(rule.Provenance, sent) {
+			continue
+		}
+		desc := fmt.Sprintf("%s %q (provenance %q)", rule.UID, s(rule.Title), rule.Provenance)
+		if isManagedRule(rule) {
+			ours = append(ours, desc)
+		} else {
+			others = append(others, desc)
+		}
+	}
+	if len(ours) == 0 && len(others) == 0 {
+		return "", false
+	}
+	var parts []string
+	if len(ours) > 0 {
+		parts = append(parts, fmt.Sprintf("healthrouter's rules %s (from Grafana's provisioning files: to let healthrouter manage them, "+
+			"remove them from those files and delete them in Grafana, and healthrouter re-creates them)", strings.Join(ours, ", ")))
+	}
+	if len(others) > 0 {
+		parts = append(parts, fmt.Sprintf("someone else's rules %s (move them to a group of their own outside healthrouter's folder)",
+			strings.Join(others, ", ")))
+	}
+	return fmt.Sprintf("rule group %s cannot be written: Grafana refuses a group write that would change the provenance of %s",
+		name, strings.Join(parts, " and of ")), true
+}
+
+// restampNotes names the rules that are not healthrouter's whose provenance
+// a write of group name changes: Grafana stamps sent on them too, and with
+// provenance api its UI no longer lets anyone edit them.
+func restampNotes(name string, touched []*models.ProvisionedAlertRule, sent models.Provenance) []string {
+	byFrom := map[string][]string{}
+	for _, rule := range touched {
+		if isManagedRule(rule) || rule.Provenance == sent {
+			continue
+		}
+		from := string(rule.Provenance)
+		byFrom[from] = append(byFrom[from], fmt.Sprintf("%s %q", rule.UID, s(rule.Title)))
+	}
+	var notes []string
+	for _, from := range sortedKeys(byFrom) {
+		n := fmt.Sprintf("writing rule group %s changes the provenance of someone else's rules %s from %q to %q: "+
+			"Grafana stamps it on every rule of a group it writes", name, strings.Join(byFrom[from], ", "), from, sent)
+		if sent != "" {
+			n += "; Grafana's UI then no longer lets anyone edit them (move them to a group outside healthrouter's folder to avoid it)"
+		}
+		notes = append(notes, n)
+	}
+	return notes
 }
 
 // prunePlan plans the removal of healthrouter's rules from the groups no
@@ -751,6 +904,11 @@ func (r *Reconciler) prunePlan(p *Plan, d *desiredState, snap *snapshot, desired
 			}
 			continue
 		}
+		if blocked, ok := groupWriteBlocked(name, have.Rules, r.b.provenance); ok {
+			p.Notes = append(p.Notes, blocked)
+			continue
+		}
+		p.Notes = append(p.Notes, restampNotes(name, others, r.b.provenance)...)
 		if len(others) == 0 {
 			p.add(op{
 				change:      Change{Kind: kindRuleGroup, Action: actionDelete, Name: name, Details: []string{reason}},

@@ -817,10 +817,9 @@ func TestDisableProvenance(t *testing.T) {
 	f.assertNoWrites(t, rs)
 
 	// Turning provenance back on re-marks contact points and the policy
-	// tree (none -> api is allowed). Grafana changes a rule's provenance
-	// only with the rule: unchanged rules keep theirs, with a note, and no
-	// group is written for provenance alone (it would change nothing, and
-	// be sent again on every reconcile).
+	// tree (none -> api is allowed). Grafana stamps provenance on every
+	// rule of a group it writes, but no group is written for provenance
+	// alone: rules keep theirs until their group's next write, with a note.
 	f.cfg = loadConfig(t, f.srv.URL, "routing: policy", "", testEnv(f.srv))
 	f.r = f.newReconciler(t, fixtureOpts{})
 	p := f.apply(t, rs)
@@ -839,7 +838,7 @@ func TestDisableProvenance(t *testing.T) {
 		t.Errorf("unchanged rule's provenance %q, want it kept", r.Provenance)
 	}
 	f.assertNoWrites(t, rs)
-	// The rules' next change marks them.
+	// The next write of a group marks its rules.
 	f.cfg = loadConfig(t, f.srv.URL, "routing: policy\nwatchdog_no_events: 10m", "", testEnv(f.srv))
 	f.r = f.newReconciler(t, fixtureOpts{})
 	f.apply(t, rs)
@@ -847,7 +846,7 @@ func TestDisableProvenance(t *testing.T) {
 		t.Errorf("changed rule's provenance %q, want api", r.Provenance)
 	}
 	if r, _ := f.srv.Rule("hr-host-eu-west-1"); r.Provenance != "" {
-		t.Errorf("unchanged rule's provenance %q, want it kept", r.Provenance)
+		t.Errorf("provenance %q of a rule whose group was not written, want it kept", r.Provenance)
 	}
 	f.assertNoWrites(t, rs)
 

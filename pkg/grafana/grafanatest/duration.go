@@ -78,16 +78,3 @@ func normaliseNotificationSettings(ns *models.AlertRuleNotificationSettings) {
 	ns.GroupInterval = normalDuration(ns.GroupInterval)
 	ns.RepeatInterval = normalDuration(ns.RepeatInterval)
 }
-
-// normaliseRoute rewrites the durations of a validated policy tree the way
-// Grafana stores them.
-func normaliseRoute(r *models.Route) {
-	r.GroupWait = normalDuration(r.GroupWait)
-	r.GroupInterval = normalDuration(r.GroupInterval)
-	r.RepeatInterval = normalDuration(r.RepeatInterval)
-	for _, c := range r.Routes {
-		if c != nil {
-			normaliseRoute(c)
-		}
-	}
-}

@@ -281,12 +281,43 @@ func (s *Server) titleTaken(folder, title string, except map[string]bool) bool {
 	return false
 }
 
-// provenanceAllows says whether an object stored with provenance from may
-// be replaced by a write with provenance to: the same, from none, or from
-// api to none (for groups; single-rule endpoints are stricter).
+// provenanceAllows says whether a group write with provenance to may update
+// or delete a rule stored with provenance from (Grafana's
+// CanUpdateProvenanceInRuleGroup): the same, from none, or to none from api
+// or converted_prometheus. Single-rule endpoints are stricter.
 func provenanceAllows(from, to string) bool {
-	return from == to || from == ProvenanceNone || (from == ProvenanceAPI && to == ProvenanceNone)
+	return from == to || from == ProvenanceNone ||
+		(to == ProvenanceNone && (from == ProvenanceAPI || from == ProvenanceConvertedPrometheus))
 }
+
+// provenanceMismatch answers a write that would change a rule's provenance
+// in a way Grafana refuses (errProvenanceMismatch, 409). op is "update" or
+// "delete".
+func provenanceMismatch(w http.ResponseWriter, op, provided, stored string) {
+	writeJSON(w, http.StatusConflict, map[string]any{
+		"message":   fmt.Sprintf("cannot %s with provided provenance '%s', needs '%s'", op, provided, stored),
+		"messageId": "alerting.provenanceMismatch", "statusCode": http.StatusConflict,
+	})
+}
+
+// SetRuleProvenance sets a stored rule's provenance as Grafana's file
+// provisioning does when it loads a rule from a file (ProvenanceFile). It
+// reports whether the rule exists.
+func (s *Server) SetRuleProvenance(uid, provenance string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sr := s.rules[uid]
+	if sr == nil {
+		return false
+	}
+	sr.rule.Provenance = models.Provenance(provenance)
+	return true
+}
+
+// restamp sets the provenance of a stored rule a group write leaves as it
+// is: Grafana's group delta carries every rule of the groups a write
+// touches, and it stamps each with the write's provenance.
+func (sr *storedRule) restamp(prov string) { sr.rule.Provenance = models.Provenance(prov) }
 
 func (s *Server) handleListRules(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -404,7 +435,7 @@ func (s *Server) handleDeleteRule(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
 	if sr := s.rules[uid]; sr != nil {
 		if stored, prov := string(sr.rule.Provenance), provenanceOf(r); stored != prov && stored != ProvenanceNone {
-			writeJSON(w, http.StatusConflict, map[string]any{"message": "provenance mismatch", "messageId": "alerting.provenanceMismatch", "statusCode": 409})
+			provenanceMismatch(w, "delete", prov, stored)
 			return
 		}
 		delete(s.rules, uid)
@@ -464,8 +495,21 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 			"invalid alert rule: interval (%ds) should be non-zero and divided exactly by scheduler interval: %d", body.Interval, schedulerInterval)))
 		return
 	}
+	prov := provenanceOf(r)
 	if body.Rules == nil { // an interval-only update
-		if len(s.groupRules(folder, group)) > 0 {
+		// Grafana reads the group's rules and writes them back: each is
+		// checked and stamped like any rule of a written group.
+		rules := s.groupRules(folder, group)
+		for _, sr := range rules {
+			if stored := string(sr.rule.Provenance); !provenanceAllows(stored, prov) {
+				provenanceMismatch(w, "update", prov, stored)
+				return
+			}
+		}
+		for _, sr := range rules {
+			sr.restamp(prov)
+		}
+		if len(rules) > 0 {
 			s.intervals[key] = body.Interval
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -473,7 +517,6 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(raw)
 		return
 	}
-	prov := provenanceOf(r)
 	inBody := map[string]bool{}
 	incoming := make([]*models.ProvisionedAlertRule, len(body.Rules))
 	for i, br := range body.Rules {
@@ -497,33 +540,56 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 		}
 		incoming[i] = rule
 	}
+	// Like Grafana's group delta (store.CalculateChanges, then
+	// UpdateCalculatedRuleFields): the group's rules missing from the body
+	// are deleted; every other rule of the group, every rule moved in from
+	// another group and every rule left behind in that group is updated,
+	// changed or not. Deletes and updates are refused when they would
+	// change a provenance Grafana keeps; all of them get the write's.
 	affected := map[string]bool{}
+	var deleted, updated []*storedRule
 	for _, sr := range s.groupRules(folder, group) {
 		affected[sr.rule.UID] = true
-	}
-	for uid := range inBody {
-		if s.rules[uid] != nil {
-			affected[uid] = true
+		if inBody[sr.rule.UID] {
+			updated = append(updated, sr)
+		} else {
+			deleted = append(deleted, sr)
 		}
 	}
-	// Like Grafana's group delta, a rule the body leaves as it is stays
-	// untouched: its provenance is neither checked nor re-stamped.
+	sources := map[groupKey]bool{}
+	for _, rule := range incoming {
+		old := s.rules[rule.UID]
+		if old == nil || affected[rule.UID] {
+			continue
+		}
+		affected[rule.UID] = true
+		updated = append(updated, old)
+		sources[groupKey{str(old.rule.FolderUID), str(old.rule.RuleGroup)}] = true
+	}
+	var leftBehind []*storedRule
+	for _, src := range sortedGroupKeys(sources) {
+		for _, sr := range s.groupRules(src.folder, src.group) {
+			if !inBody[sr.rule.UID] {
+				leftBehind = append(leftBehind, sr)
+			}
+		}
+	}
+	updated = append(updated, leftBehind...)
+	for _, check := range []struct {
+		op    string
+		rules []*storedRule
+	}{{"delete", deleted}, {"update", updated}} {
+		for _, sr := range check.rules {
+			if stored := string(sr.rule.Provenance); !provenanceAllows(stored, prov) {
+				provenanceMismatch(w, check.op, prov, stored)
+				return
+			}
+		}
+	}
 	unchanged := map[string]bool{}
 	for _, rule := range incoming {
 		if old := s.rules[rule.UID]; old != nil && s.intervals[key] == body.Interval && sameRule(old.rule, s.stored(rule, string(old.rule.Provenance), old.rule.ID)) {
 			unchanged[rule.UID] = true
-		}
-	}
-	for uid := range affected {
-		if unchanged[uid] {
-			continue
-		}
-		if stored := string(s.rules[uid].rule.Provenance); !provenanceAllows(stored, prov) {
-			writeJSON(w, http.StatusConflict, map[string]any{
-				"message":   fmt.Sprintf("cannot change provenance from '%s' to '%s'", stored, prov),
-				"messageId": "alerting.provenanceMismatch", "statusCode": 409,
-			})
-			return
 		}
 	}
 	titles := map[string]bool{}
@@ -540,9 +606,14 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 			delete(s.rules, sr.rule.UID)
 		}
 	}
+	for _, sr := range leftBehind {
+		sr.restamp(prov)
+	}
 	for i, rule := range incoming {
 		if unchanged[rule.UID] {
-			s.rules[rule.UID].idx = i
+			sr := s.rules[rule.UID]
+			sr.idx = i
+			sr.restamp(prov)
 			continue
 		}
 		var id int64
@@ -573,10 +644,7 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
 	prov := provenanceOf(r)
 	for _, sr := range rules {
 		if stored := string(sr.rule.Provenance); !provenanceAllows(stored, prov) {
-			writeJSON(w, http.StatusConflict, map[string]any{
-				"message":   fmt.Sprintf("cannot change provenance from '%s' to '%s'", stored, prov),
-				"messageId": "alerting.provenanceMismatch", "statusCode": 409,
-			})
+			provenanceMismatch(w, "delete", prov, stored)
 			return
 		}
 	}
@@ -585,6 +653,20 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	s.dropEmptyGroups()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func sortedGroupKeys(m map[groupKey]bool) []groupKey {
+	keys := make([]groupKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].folder != keys[j].folder {
+			return keys[i].folder < keys[j].folder
+		}
+		return keys[i].group < keys[j].group
+	})
+	return keys
 }
 
 func str(p *string) string {

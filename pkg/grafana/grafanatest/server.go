@@ -26,6 +26,12 @@ import (
 const (
 	ProvenanceAPI  = "api"
 	ProvenanceNone = ""
+	// ProvenanceFile marks objects Grafana loaded from its provisioning
+	// files; the API cannot change it.
+	ProvenanceFile = "file"
+	// ProvenanceConvertedPrometheus marks rules imported from Prometheus
+	// rule files.
+	ProvenanceConvertedPrometheus = "converted_prometheus"
 )
 
 // DefaultReceiver is the contact point a fresh Grafana routes everything to.
@@ -47,7 +53,7 @@ type Server struct {
 	rules        map[string]*storedRule
 	intervals    map[groupKey]int64
 	integrations []*storedIntegration
-	policy       *models.Route
+	policy       *route
 	policyProv   string
 	nextID       int64
 
@@ -115,8 +121,8 @@ func (s *Server) Close() { s.srv.Close() }
 // HTTPClient returns a client that talks to the server.
 func (s *Server) HTTPClient() *http.Client { return s.srv.Client() }
 
-func defaultPolicy() *models.Route {
-	return &models.Route{Receiver: DefaultReceiver, GroupBy: []string{"grafana_folder", "alertname"}}
+func defaultPolicy() *route {
+	return &route{Receiver: DefaultReceiver, GroupBy: []string{"grafana_folder", "alertname"}}
 }
 
 // FailAll makes every request answer status without being served (0 turns
@@ -155,12 +161,36 @@ func (s *Server) OnWrite(f func(Request)) {
 }
 
 // SetPolicy replaces the notification policy tree as another writer would,
-// keeping its provenance. It does not validate the tree.
+// keeping its provenance. It does not validate the tree. Matcher objects in
+// tree's Matchers are stored as the string matchers Grafana keeps.
 func (s *Server) SetPolicy(tree *models.Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.policy = cloneRoute(tree)
-	clearProvenance(s.policy)
+	s.policy = routeFromModel(tree)
+	s.policy.normalise()
+}
+
+// SetPolicyJSON replaces the notification policy tree with one in Grafana's
+// own JSON form, as a writer through Grafana's Alertmanager configuration
+// API would (or an imported Alertmanager config): its routes may carry
+// `matchers` as strings (["team=\"b\"", "env=~\"p.*\""]), match and
+// match_re, which the generated client cannot represent. The tree is
+// checked as a PUT would check it and its provenance is kept.
+func (s *Server) SetPolicyJSON(tree string) error {
+	var r route
+	dec := json.NewDecoder(strings.NewReader(tree))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return fmt.Errorf("policy tree: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg := s.validateTree(&r); msg != "" {
+		return fmt.Errorf("policy tree: %s", msg)
+	}
+	r.normalise()
+	s.policy = &r
+	return nil
 }
 
 // SetDelay makes every request wait d before it is served; longer than a
@@ -290,11 +320,33 @@ func (s *Server) ContactPoint(uid string) (cp models.EmbeddedContactPoint, integ
 	return cp, "", false
 }
 
+// SetContactPointProvenance sets a stored integration's provenance as
+// Grafana's file provisioning does when it loads a contact point from a file
+// (ProvenanceFile). It reports whether the integration exists.
+func (s *Server) SetContactPointProvenance(uid, provenance string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.integrationIndex(uid)
+	if i < 0 {
+		return false
+	}
+	s.integrations[i].cp.Provenance = provenance
+	return true
+}
+
 // Policy returns the notification policy tree and its provenance.
 func (s *Server) Policy() (*models.Route, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cloneRoute(s.policy), s.policyProv
+	return s.policy.model(), s.policyProv
+}
+
+// PolicyJSON returns the notification policy tree as GET answers it, string
+// matchers included.
+func (s *Server) PolicyJSON() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.policyAnswer())
 }
 
 // routes wires the endpoints.
@@ -540,15 +592,18 @@ func (s *Server) handlePutContactPoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	old := s.integrations[i]
-	prov := provenanceOf(r)
-	if old.cp.Provenance != prov && old.cp.Provenance != ProvenanceNone {
-		writeJSON(w, http.StatusForbidden, errBody(fmt.Sprintf("cannot change provenance from '%s' to '%s'", old.cp.Provenance, prov)))
-		return
-	}
 	cp.UID = uid
 	in, msg := newIntegration(cp, old.key)
 	if msg != "" {
 		writeJSON(w, http.StatusBadRequest, errBody(msg))
+		return
+	}
+	// ContactPointService.UpdateContactPoint checks provenance after
+	// validating, with a plain error the handler answers with 500: a
+	// stored provenance other than none must be the one written.
+	prov := provenanceOf(r)
+	if old.cp.Provenance != prov && old.cp.Provenance != ProvenanceNone {
+		writeJSON(w, http.StatusInternalServerError, errBody(fmt.Sprintf("cannot change provenance from '%s' to '%s'", old.cp.Provenance, prov)))
 		return
 	}
 	if in.cp.Name != old.cp.Name && s.receiverReferenced(old.cp.Name) && s.receiverIntegrations(old.cp.Name) == 1 {
@@ -560,6 +615,10 @@ func (s *Server) handlePutContactPoint(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "contactpoint updated"})
 }
 
+// handleDeleteContactPoint deletes an integration. Like Grafana's
+// ContactPointService.DeleteContactPoint it does not check provenance: the
+// API deletes even a file-provisioned integration (and its provenance),
+// which Grafana's file provisioning brings back at its next start.
 func (s *Server) handleDeleteContactPoint(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -601,22 +660,7 @@ func (s *Server) receiverExists(name string) bool { return s.receiverIntegration
 // receiverReferenced reports whether a policy route or a rule's
 // notification settings name the receiver.
 func (s *Server) receiverReferenced(name string) bool {
-	var inTree func(*models.Route) bool
-	inTree = func(r *models.Route) bool {
-		if r == nil {
-			return false
-		}
-		if r.Receiver == name {
-			return true
-		}
-		for _, c := range r.Routes {
-			if inTree(c) {
-				return true
-			}
-		}
-		return false
-	}
-	if inTree(s.policy) {
+	if s.policy.references(name) {
 		return true
 	}
 	for _, sr := range s.rules {
@@ -726,13 +770,27 @@ func (s *Server) redacted(in *storedIntegration) models.EmbeddedContactPoint {
 func (s *Server) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tree := cloneRoute(s.policy)
-	tree.Provenance = models.Provenance(s.policyProv)
-	writeJSON(w, http.StatusOK, tree)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(s.policyAnswer())
+}
+
+// policyAnswer is the tree as GET answers it: Grafana's JSON form, with the
+// tree's provenance on the root. Callers hold s.mu.
+func (s *Server) policyAnswer() []byte {
+	tree := s.policy.clone()
+	tree.Provenance = s.policyProv
+	raw, err := json.Marshal(tree)
+	if err != nil {
+		panic(fmt.Sprintf("grafanatest: encoding the policy tree: %v", err)) // plain data; cannot fail
+	}
+	return append(raw, '\n')
 }
 
 func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
-	var tree models.Route
+	// Decoded as Grafana decodes it: string matchers are read, matcher
+	// objects (what the client's models.Matchers would send) are refused.
+	var tree route
 	if !decode(w, r, &tree) {
 		return
 	}
@@ -747,9 +805,8 @@ func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errBody(fmt.Sprintf("cannot change provenance from '%s' to '%s'", s.policyProv, prov)))
 		return
 	}
-	clearProvenance(&tree)
-	normaliseRoute(&tree)
-	s.policy = cloneRoute(&tree)
+	tree.normalise()
+	s.policy = &tree
 	s.policyProv = prov
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "policies updated"})
 }
@@ -762,7 +819,7 @@ func (s *Server) handleResetPolicy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "policies reset"})
 }
 
-func (s *Server) validateTree(root *models.Route) string {
+func (s *Server) validateTree(root *route) string {
 	if root.Receiver == "" {
 		return "root route must specify a default receiver"
 	}
@@ -772,8 +829,8 @@ func (s *Server) validateTree(root *models.Route) string {
 	if len(root.MuteTimeIntervals) > 0 || len(root.ActiveTimeIntervals) > 0 {
 		return "root route must not have any mute or active time intervals"
 	}
-	var walk func(r *models.Route, path string) string
-	walk = func(r *models.Route, path string) string {
+	var walk func(r *route, path string) string
+	walk = func(r *route, path string) string {
 		if r.Receiver != "" && !s.receiverExists(r.Receiver) {
 			return fmt.Sprintf("receiver '%s' does not exist", r.Receiver)
 		}
@@ -809,6 +866,14 @@ func (s *Server) validateTree(root *models.Route) string {
 			case "=", "!=", "=~", "!~":
 			default:
 				return fmt.Sprintf("%s: unknown matcher operator %q", path, m[1])
+			}
+			if err := validMatcher(m[1], m[2]); err != nil {
+				return fmt.Sprintf("%s: object_matchers %s: %v", path, m[0], err)
+			}
+		}
+		for l, re := range r.MatchRe {
+			if err := validMatcher("=~", re); err != nil {
+				return fmt.Sprintf("%s: match_re %s: %v", path, l, err)
 			}
 		}
 		for _, n := range append(append([]string(nil), r.MuteTimeIntervals...), r.ActiveTimeIntervals...) {
@@ -876,27 +941,11 @@ func cloneMap(m map[string]any) map[string]any {
 	return out
 }
 
-func cloneRoute(r *models.Route) *models.Route {
-	raw, _ := json.Marshal(r)
-	var out models.Route
-	_ = json.Unmarshal(raw, &out)
-	return &out
-}
-
 func cloneRule(r *models.ProvisionedAlertRule) *models.ProvisionedAlertRule {
 	raw, _ := json.Marshal(r)
 	var out models.ProvisionedAlertRule
 	_ = json.Unmarshal(raw, &out)
 	return &out
-}
-
-func clearProvenance(r *models.Route) {
-	r.Provenance = ""
-	for _, c := range r.Routes {
-		if c != nil {
-			clearProvenance(c)
-		}
-	}
 }
 
 func ptr[T any](v T) *T { return &v }
