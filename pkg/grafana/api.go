@@ -255,10 +255,17 @@ func (a *grafanaAPI) wrote(kind, action, name string) {
 	}
 }
 
-// health asks Grafana's unauthenticated health endpoint whether it serves.
-func (a *grafanaAPI) health(ctx context.Context) error {
-	_, err := a.c.Health.GetHealthWithParams(ghealth.NewGetHealthParamsWithContext(ctx))
-	return a.wrap("GET health", err)
+// health asks Grafana's unauthenticated health endpoint whether it serves,
+// and which version it runs.
+func (a *grafanaAPI) health(ctx context.Context) (version string, err error) {
+	resp, err := a.c.Health.GetHealthWithParams(ghealth.NewGetHealthParamsWithContext(ctx))
+	if err != nil {
+		return "", a.wrap("GET health", err)
+	}
+	if resp.Payload != nil {
+		version = resp.Payload.Version
+	}
+	return version, nil
 }
 
 // getFolder returns the folder, or nil when it does not exist.

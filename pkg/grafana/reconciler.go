@@ -47,8 +47,8 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	status Status
-	// notes are the last successful reconcile's plan notes: a note is
-	// logged as a warning when it first appears, not on every reconcile.
+	// notes are the last reconcile's plan notes: a note is logged as a
+	// warning when it first appears, not on every reconcile.
 	notes map[string]bool
 }
 
@@ -258,6 +258,7 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	r.metrics.duration.Observe(now.Sub(start).Seconds())
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.logNotesLocked(done.Notes)
 	if err != nil {
 		r.metrics.reconciles.WithLabelValues(resultError).Inc()
 		r.status.ConsecutiveFailures++
@@ -282,10 +283,15 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	} else {
 		r.log.Info("grafana reconciled", zap.Int("changes", len(done.Changes)))
 	}
-	// Notes say what healthrouter leaves alone and why (a group it cannot
-	// write leaves a region's rules stale): each is worth a warning once.
-	seen := make(map[string]bool, len(done.Notes))
-	for _, n := range done.Notes {
+}
+
+// logNotesLocked logs a reconcile's plan notes. Notes say what healthrouter
+// leaves alone and why (a group it cannot write leaves a region's rules
+// stale), or why a reconcile fails: each is worth a warning when it first
+// appears, not on every reconcile. Callers hold r.mu.
+func (r *Reconciler) logNotesLocked(notes []string) {
+	seen := make(map[string]bool, len(notes))
+	for _, n := range notes {
 		seen[n] = true
 		if r.notes[n] {
 			r.log.Debug("grafana reconcile note", zap.String("note", n))
@@ -339,6 +345,9 @@ type snapshot struct {
 	groups        map[string]*models.AlertRuleGroup
 	contactPoints []*models.EmbeddedContactPoint
 	policy        *policyTree
+	// version is the Grafana version its health endpoint reports, "" when
+	// unknown.
+	version string
 }
 
 // isManagedRule reports whether a rule is healthrouter's: it carries the
@@ -351,6 +360,9 @@ func isManagedRule(r *models.ProvisionedAlertRule) bool {
 
 func (r *Reconciler) read(ctx context.Context, d *desiredState) (*snapshot, error) {
 	snap := &snapshot{groups: map[string]*models.AlertRuleGroup{}}
+	// The version only explains failures to come: not knowing it is no
+	// reason to stop.
+	snap.version, _ = r.api.health(ctx)
 	var err error
 	if snap.folder, err = r.api.getFolder(ctx, d.folderUID); err != nil {
 		return nil, err
@@ -416,10 +428,25 @@ func (r *Reconciler) diff(d *desiredState, snap *snapshot, now time.Time) *Plan 
 		p.Notes = append(p.Notes, fmt.Sprintf("folder %s is titled %q, not %q; titles are left to whoever renamed it",
 			d.folderUID, snap.folder.Title, d.folderTitle))
 	}
+	if v := snap.version; v != "" && !createsRulesByUID(v) {
+		p.Notes = append(p.Notes, fmt.Sprintf("Grafana %s is older than 11.5.2, which healthrouter needs: it refuses (500) a rule group "+
+			"write that creates a rule with the uid healthrouter gives it (grafana/grafana#98283), so new regions' rules cannot be created", v))
+	}
 	r.diffContactPoints(p, d, snap)
 	r.diffPolicy(p, d, snap)
 	r.diffGroups(p, d, snap, now)
 	return p
+}
+
+// createsRulesByUID reports whether Grafana version v creates a rule with
+// the uid a rule group write gives it: from 11.5.2 (grafana/grafana#99858).
+// An unreadable version is taken to.
+func createsRulesByUID(v string) bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return true
+	}
+	return major > 11 || (major == 11 && (minor > 5 || (minor == 5 && patch >= 2)))
 }
 
 func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot) {

@@ -40,7 +40,7 @@ func (r *Reconciler) Run(ctx context.Context, src RegionSource, newRegion <-chan
 			continue
 		}
 		if !now.Before(nextProbe) {
-			err := r.api.health(ctx)
+			_, err := r.api.health(ctx)
 			if ctx.Err() != nil {
 				return
 			}

@@ -528,6 +528,11 @@ func (s *Server) handlePutGroup(w http.ResponseWriter, r *http.Request) {
 		rule.FolderUID, rule.RuleGroup = ptr(folder), ptr(group)
 		if rule.UID == "" {
 			rule.UID = newUID()
+		} else if s.rules[rule.UID] == nil && !s.createsClientUIDs() {
+			// Before 11.5.2 the group delta took a uid it did not hold for
+			// an update of a missing rule, and the handler answered 500.
+			writeJSON(w, http.StatusInternalServerError, errBody("Internal Server Error"))
+			return
 		}
 		if inBody[rule.UID] {
 			writeJSON(w, http.StatusBadRequest, errBody("invalid alert rule: uid "+rule.UID+" appears twice in the group"))

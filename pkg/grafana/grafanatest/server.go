@@ -56,6 +56,7 @@ type Server struct {
 	policy       *route
 	policyProv   string
 	nextID       int64
+	version      string // what /api/health reports
 
 	log        []Request
 	logGen     int // bumped by ResetLog, so late status updates skip a new log
@@ -97,6 +98,7 @@ func New() *Server {
 	s := &Server{
 		Token:      "test-grafana-token-0123456789",
 		OrgID:      1,
+		version:    DefaultVersion,
 		folders:    map[string]*models.Folder{},
 		rules:      map[string]*storedRule{},
 		intervals:  map[groupKey]int64{},
@@ -485,8 +487,34 @@ func provenanceOf(r *http.Request) string {
 	return ProvenanceAPI
 }
 
+// DefaultVersion is the Grafana version the server reports and models.
+const DefaultVersion = "11.6.0"
+
+// SetVersion sets the Grafana version /api/health reports. From a version
+// before 11.5.2 the server also behaves as those did: a rule group write
+// that would create a rule with a uid the client chose fails with 500
+// (grafana#98283, fixed by #99858).
+func (s *Server) SetVersion(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version = v
+}
+
+// createsClientUIDs reports whether this Grafana creates a rule with the
+// uid a group write gives it. Callers hold s.mu.
+func (s *Server) createsClientUIDs() bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(s.version, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return true
+	}
+	return major > 11 || (major == 11 && (minor > 5 || (minor == 5 && patch >= 2)))
+}
+
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"database": "ok", "version": "11.6.0-grafanatest"})
+	s.mu.Lock()
+	v := s.version
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"database": "ok", "version": v})
 }
 
 func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request) {
