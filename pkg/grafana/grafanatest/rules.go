@@ -169,7 +169,9 @@ func (s *Server) validateNotificationSettings(ns *models.AlertRuleNotificationSe
 		}
 	}
 	for _, n := range append(append([]string(nil), ns.MuteTimeIntervals...), ns.ActiveTimeIntervals...) {
-		return fmt.Sprintf("time interval '%s' does not exist", n)
+		if !s.timeIntervalExists(n) {
+			return fmt.Sprintf("time interval '%s' does not exist", n)
+		}
 	}
 	return ""
 }

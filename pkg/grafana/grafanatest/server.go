@@ -1,9 +1,10 @@
 // Package grafanatest is an in-memory Grafana for tests: the folder and
-// alerting provisioning endpoints healthrouter uses, with the semantics of
-// the real API enforced strictly (and in places more strictly than Grafana,
-// where Grafana accepts what its own UI then cannot display), plus fault
-// injection and a request log for assertions. Drive it with the real
-// grafana-openapi-client-go client.
+// alerting provisioning endpoints healthrouter uses, and the mute timings
+// other teams' routes name, with the semantics of the real API enforced
+// strictly (and in places more strictly than Grafana, where Grafana accepts
+// what its own UI then cannot display), plus fault injection and a request
+// log for assertions. Drive it with the real grafana-openapi-client-go
+// client.
 package grafanatest
 
 import (
@@ -55,6 +56,7 @@ type Server struct {
 	integrations []*storedIntegration
 	policy       *route
 	policyProv   string
+	muteTimings  map[string]*muteTiming // by name
 	nextID       int64
 	version      string // what /api/health reports
 
@@ -93,17 +95,19 @@ type Request struct {
 func (r Request) Write() bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
 
 // New starts a server with a fresh Grafana's state: no folders, no rules,
-// the default email contact point and the default policy tree.
+// no mute timings, the default email contact point and the default policy
+// tree.
 func New() *Server {
 	s := &Server{
-		Token:      "test-grafana-token-0123456789",
-		OrgID:      1,
-		version:    DefaultVersion,
-		folders:    map[string]*models.Folder{},
-		rules:      map[string]*storedRule{},
-		intervals:  map[groupKey]int64{},
-		failWrites: map[int]int{},
-		hangWrites: map[int]time.Duration{},
+		Token:       "test-grafana-token-0123456789",
+		OrgID:       1,
+		version:     DefaultVersion,
+		folders:     map[string]*models.Folder{},
+		rules:       map[string]*storedRule{},
+		intervals:   map[groupKey]int64{},
+		muteTimings: map[string]*muteTiming{},
+		failWrites:  map[int]int{},
+		hangWrites:  map[int]time.Duration{},
 	}
 	s.integrations = append(s.integrations, &storedIntegration{
 		cp: models.EmbeddedContactPoint{
@@ -376,6 +380,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/policies", s.handleGetPolicy)
 	mux.HandleFunc("PUT "+p+"/policies", s.handlePutPolicy)
 	mux.HandleFunc("DELETE "+p+"/policies", s.handleResetPolicy)
+
+	mux.HandleFunc("GET "+p+"/mute-timings", s.handleListMuteTimings)
+	mux.HandleFunc("POST "+p+"/mute-timings", s.handlePostMuteTiming)
+	mux.HandleFunc("GET "+p+"/mute-timings/{name}", s.handleGetMuteTiming)
+	mux.HandleFunc("PUT "+p+"/mute-timings/{name}", s.handlePutMuteTiming)
+	mux.HandleFunc("DELETE "+p+"/mute-timings/{name}", s.handleDeleteMuteTiming)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errBody("Not found"))
@@ -905,7 +915,9 @@ func (s *Server) validateTree(root *route) string {
 			}
 		}
 		for _, n := range append(append([]string(nil), r.MuteTimeIntervals...), r.ActiveTimeIntervals...) {
-			return fmt.Sprintf("%s: time interval '%s' does not exist", path, n)
+			if !s.timeIntervalExists(n) {
+				return fmt.Sprintf("%s: time interval '%s' does not exist", path, n)
+			}
 		}
 		for i, c := range r.Routes {
 			if c == nil {
