@@ -159,7 +159,9 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 				orphans = append(orphans, key)
 				return true
 			}
-			if inc.KeyFingerprint != "" && inc.KeyFingerprint != cfg.KeyFingerprint(inc.Key) {
+			// A key whose variable is unset is not known to be replaced:
+			// the incident is kept, and its resolve refused as unsendable.
+			if cur := cfg.KeyFingerprint(inc.Key); inc.KeyFingerprint != "" && cur != "" && inc.KeyFingerprint != cur {
 				f.log.Error("forgetting a direct page opened through a routing key since replaced; resolve it in PagerDuty",
 					zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
 				orphans = append(orphans, key)

@@ -14,6 +14,7 @@ const (
 	ResultRateLimited = "rate_limited" // 429: sent again later
 	ResultRejected    = "rejected"     // 400 or otherwise unsendable: dropped
 	ResultMerged      = "merged"       // made moot by a later event before it was sent
+	ResultWithdrawn   = "withdrawn"    // taken back before PagerDuty took it: Grafana pages again, incidents are left to humans
 )
 
 type outboxMetrics struct {
@@ -31,7 +32,7 @@ func newOutboxMetrics(reg prometheus.Registerer) (*outboxMetrics, error) {
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_pagerduty_events_total",
-			Help: "PagerDuty Events API outcomes by event action and result (sent, retried, rate_limited, rejected, merged).",
+			Help: "PagerDuty Events API outcomes by event action and result (sent, retried, rate_limited, rejected, merged, withdrawn).",
 		}, []string{"action", "result"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_pagerduty_rejections_total",

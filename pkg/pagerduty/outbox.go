@@ -153,6 +153,12 @@ type entry struct {
 	// a restart). PagerDuty may have acted on it whatever the answer was
 	// but 429, a timeout included, so it is never merged away.
 	attempted bool
+	// sending: a request carrying it is in flight; it is not merged away
+	// meanwhile.
+	sending bool
+	// withdrawn: Withdraw took it back while it was in flight and deleted
+	// its record; unless PagerDuty took it, it is dropped, not retried.
+	withdrawn bool
 }
 
 // record is an event as the queue stores it: the key's name, never the key.
@@ -236,16 +242,24 @@ func (o *Outbox) load() error {
 		}
 		l := o.lanes[rec.Key]
 		if l == nil {
-			o.log.Error("dropping queued event: its routing key is no longer configured",
-				zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
+			why := "dropping queued event: its routing key is no longer configured"
+			if env, named := o.cfg.RoutingKeys[rec.Key]; named {
+				why = "dropping queued event: its routing key's variable " + env + " is not set"
+			}
+			o.log.Error(why, zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
 				zap.String("dedup_key", rec.Event.DedupKey))
 			o.m.events.WithLabelValues(rec.Event.Action, ResultRejected).Inc()
 			drop = append(drop, id)
 			return true
 		}
 		if rec.KeyFingerprint != "" && rec.KeyFingerprint != l.fingerprint {
-			o.log.Error("dropping queued event: it was queued under a value of its routing key since replaced",
-				zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
+			why := "dropping queued event: it was queued under a value of its routing key since replaced"
+			if rec.Event.Action == ActionResolve {
+				// Its incident, opened through the old value, is now
+				// nobody's but PagerDuty's.
+				why += "; resolve its incident in PagerDuty"
+			}
+			o.log.Error(why, zap.String("key", rec.Key), zap.String("action", rec.Event.Action),
 				zap.String("dedup_key", rec.Event.DedupKey))
 			o.m.events.WithLabelValues(rec.Event.Action, ResultRejected).Inc()
 			drop = append(drop, id)
@@ -422,34 +436,98 @@ func (o *Outbox) validate(msg *Message) error {
 	return nil
 }
 
-// Withdraw takes back the never-sent triggers of the incidents that msgs,
-// their resolves, would close: each resolve merges with them as Enqueue
-// would merge it, but is itself never queued. It is how direct paging stops
-// without resolving (resolve_on_recovery: false): an incident PagerDuty
-// already has is left to humans, one it does not have yet is not opened
-// after Grafana has taken over. A trigger that may have reached PagerDuty
-// stays queued. On error nothing was withdrawn.
+// Withdraw takes back the triggers, not yet taken by PagerDuty, of the
+// incidents that msgs, their resolves, would close; the resolves are never
+// sent. It is how direct paging stops without resolving
+// (resolve_on_recovery: false): an incident PagerDuty already has is left
+// to humans, one it does not have yet is not opened after Grafana has taken
+// over. The triggers of a dedup_key are withdrawn only when all its queued
+// events are triggers PagerDuty cannot have taken; one in flight is dropped
+// once its request fails, or left to humans if PagerDuty takes it. A
+// resolve whose routing key has no lane has nothing queued to withdraw. On
+// error nothing was withdrawn.
 func (o *Outbox) Withdraw(msgs ...Message) error {
 	for i := range msgs {
 		if msgs[i].Event.Action != ActionResolve {
 			return fmt.Errorf("pagerduty outbox: withdraw message %d: %w: not a resolve", i, ErrInvalidMessage)
 		}
-		if err := o.validate(&msgs[i]); err != nil {
-			return fmt.Errorf("pagerduty outbox: withdraw message %d: %w", i, err)
-		}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	plan := o.planLocked(msgs)
-	plan.appends, plan.mergedBatch = nil, nil // the resolves themselves are never sent
-	if len(plan.mergedIDs) == 0 {
+	type queued struct {
+		l *lane
+		e *entry
+	}
+	var taken []queued
+	var ids []uint64
+	for _, msg := range msgs {
+		l := o.lanes[msg.Key]
+		if l == nil {
+			continue
+		}
+		var mine []*entry
+		withdrawable := true
+		for _, e := range l.entries {
+			if e.rec.Event.DedupKey != msg.Event.DedupKey || e.withdrawn {
+				continue
+			}
+			if e.attempted || e.rec.Event.Action != ActionTrigger {
+				withdrawable = false
+				break
+			}
+			mine = append(mine, e)
+		}
+		if !withdrawable {
+			continue
+		}
+		for _, e := range mine {
+			taken = append(taken, queued{l, e})
+			ids = append(ids, e.id)
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	if err := o.queue.Delete(plan.mergedIDs...); err != nil {
+	if err := o.queue.Delete(ids...); err != nil {
 		return fmt.Errorf("pagerduty outbox: withdraw triggers: %w", err)
 	}
-	o.applyMergesLocked(plan)
+	for _, q := range taken {
+		if q.e.sending {
+			q.e.withdrawn = true // drain settles it when its request ends
+			continue
+		}
+		q.l.remove(q.e)
+		o.depth--
+		o.m.events.WithLabelValues(ActionTrigger, ResultWithdrawn).Inc()
+		o.log.Debug("trigger withdrawn before it was sent", zap.String("key", q.l.name),
+			zap.String("dedup_key", q.e.rec.Event.DedupKey))
+	}
+	o.m.depth.Set(float64(o.depth))
 	return nil
+}
+
+// remove takes e out of the lane's entries; the retry state of a head
+// goes with it. Callers hold Outbox.mu.
+func (l *lane) remove(e *entry) {
+	for i, x := range l.entries {
+		if x == e {
+			if i == 0 {
+				l.resetRetry()
+			}
+			copy(l.entries[i:], l.entries[i+1:])
+			l.entries[len(l.entries)-1] = nil
+			l.entries = l.entries[:len(l.entries)-1]
+			return
+		}
+	}
+}
+
+// resetRetry forgets the failed attempts of the lane's head, for a new
+// head. Callers hold Outbox.mu.
+func (l *lane) resetRetry() {
+	l.attempts = 0
+	l.retryAt = time.Time{}
+	l.retryError = ""
 }
 
 // record is msg as queued at now.
@@ -490,7 +568,7 @@ func (o *Outbox) planLocked(msgs []Message) mergePlan {
 			if e.rec.Event.DedupKey != dk || p.removed(l.name, e.id) {
 				continue
 			}
-			if e.attempted || e.rec.Event.Action != ActionTrigger {
+			if e.attempted || e.sending || e.withdrawn || e.rec.Event.Action != ActionTrigger {
 				mergeable = false
 				break
 			}
@@ -548,6 +626,9 @@ func (o *Outbox) applyMergesLocked(p mergePlan) {
 		gone := make(map[uint64]bool, len(ids))
 		for _, id := range ids {
 			gone[id] = true
+		}
+		if len(l.entries) > 0 && gone[l.entries[0].id] {
+			l.resetRetry() // a 429'd head merged away: its backoff is not the next one's
 		}
 		kept := l.entries[:0]
 		for _, e := range l.entries {
@@ -632,27 +713,48 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 			continue
 		}
 		e := l.entries[0]
-		reachedBefore := e.attempted
-		e.attempted = true // in flight: not to be merged away
+		e.sending = true
 		o.mu.Unlock()
 
 		result, reached, err := o.send(ctx, l, e)
 		o.budget.finish(l.routingKey.Reveal(), o.clock.Now())
-		if err != nil && (!reached || result == ResultRateLimited) {
-			// A request that never left cannot have opened an incident,
-			// nor can one PagerDuty answered 429 (it does not ingest the
-			// event): its trigger may still be merged with a later resolve.
-			o.mu.Lock()
-			e.attempted = reachedBefore
-			o.mu.Unlock()
+		o.mu.Lock()
+		e.sending = false
+		// A request that never left cannot have opened an incident, nor
+		// can one PagerDuty answered 429 (it does not ingest the event):
+		// only another answer makes the event attempted, never merged away.
+		if reached && result != ResultRateLimited {
+			e.attempted = true
 		}
+		withdrawn := e.withdrawn
+		o.mu.Unlock()
 		if err != nil && ctx.Err() != nil {
 			// Shutting down mid-request: the event stays queued for the
 			// next run rather than counting as a failure.
 			return
 		}
+		if withdrawn && (result == ResultRetried || result == ResultRateLimited) {
+			o.dropWithdrawn(l, e, result)
+			continue
+		}
 		o.settle(l, e, result, err)
 	}
+}
+
+// dropWithdrawn ends a trigger Withdraw took back while its request was in
+// flight, once that request failed: it is not sent again. PagerDuty may have
+// taken a request that timed out; such an incident is left to humans, as
+// Withdraw leaves every incident PagerDuty has.
+func (o *Outbox) dropWithdrawn(l *lane, e *entry, result string) {
+	o.mu.Lock()
+	l.remove(e)
+	o.depth--
+	o.m.depth.Set(float64(o.depth))
+	o.mu.Unlock()
+	o.m.events.WithLabelValues(e.rec.Event.Action, result).Inc()
+	o.m.events.WithLabelValues(e.rec.Event.Action, ResultWithdrawn).Inc()
+	o.log.Debug("withdrawn trigger dropped after its last attempt failed", zap.String("key", l.name),
+		zap.String("dedup_key", e.rec.Event.DedupKey), zap.String("result", result))
 }
 
 func (o *Outbox) sleep(ctx context.Context, d time.Duration) bool {
@@ -759,9 +861,7 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 			append(fields, zap.String("result", result), zap.Int("attempt", attempts), zap.Duration("retry_in", delay))...)
 		return
 	}
-	l.attempts = 0
-	l.retryAt = time.Time{}
-	l.retryError = ""
+	l.resetRetry()
 	l.entries[0] = nil
 	l.entries = l.entries[1:]
 	o.depth--

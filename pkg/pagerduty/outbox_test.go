@@ -20,6 +20,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
+	"github.com/healthrouter/healthrouter/pkg/internal/fakeclock"
 	"github.com/healthrouter/healthrouter/pkg/pagerduty/pagerdutytest"
 )
 
@@ -779,8 +780,9 @@ func TestOutboxMergesARateLimitedTrigger(t *testing.T) {
 	}
 	pd.ClearFaults()
 	clock.Advance(time.Hour)
-	if evs := pd.Events(); len(evs) != 0 {
-		t.Errorf("PagerDuty got %d events for an alert that cleared while it answered 429", len(evs))
+	assertDeliversOnly(t, env, pd, clock)
+	if evs := pd.Events(); len(evs) != 1 {
+		t.Errorf("PagerDuty got %d events, want only the probe: none for an alert that cleared while it answered 429", len(evs))
 	}
 }
 
@@ -803,23 +805,72 @@ func TestOutboxWithdrawTakesBackOnlyUnsentTriggers(t *testing.T) {
 	if err := env.ob.Withdraw(trigger("default", unsent)); !errors.Is(err, ErrInvalidMessage) {
 		t.Errorf("Withdraw(trigger) = %v, want ErrInvalidMessage", err)
 	}
-	if err := env.ob.Withdraw(resolve("default", sent), resolve("default", unsent)); err != nil {
+	gone := Message{Key: "gone", Event: ResolveEvent("healthrouter/host/eu/gone/critical")}
+	if err := env.ob.Withdraw(resolve("default", sent), resolve("default", unsent), gone); err != nil {
 		t.Fatalf("Withdraw: %v", err)
 	}
 	if d := env.ob.Depth(); d != 0 {
 		t.Errorf("depth %d after withdrawing, want 0", d)
 	}
-	if n := eventsTotal(t, env.reg, ActionTrigger, ResultMerged); n != 1 {
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultWithdrawn); n != 1 {
 		t.Errorf("%v triggers withdrawn, want 1", n)
 	}
 	pd.ClearFaults()
 	clock.Advance(time.Hour)
+	assertDeliversOnly(t, env, pd, clock)
 	if inc, ok := pd.Incident(keyDefault, DedupKey(&sent)); !ok || !inc.Open || inc.Resolves != 0 {
 		t.Errorf("the incident PagerDuty had = %+v (found %v), want left open", inc, ok)
 	}
 	if inc, ok := pd.Incident(keyDefault, DedupKey(&unsent)); ok {
 		t.Errorf("the withdrawn trigger reached PagerDuty: %+v", inc)
 	}
+}
+
+// A trigger withdrawn while its request is in flight is dropped when
+// PagerDuty answers 429, not sent again after Grafana has taken over.
+func TestOutboxWithdrawDuringAFailingSend(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	pd.SetDelay(300 * time.Millisecond)
+	pd.FailNext(1, http.StatusTooManyRequests)
+	a := hostAlert("eu", "in-flight", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "the request in flight", func() bool { return len(pd.Requests(keyDefault)) == 1 })
+	if err := env.ob.Withdraw(resolve("default", a)); err != nil {
+		t.Fatalf("Withdraw: %v", err)
+	}
+	waitFor(t, "the withdrawn trigger dropped", func() bool { return env.ob.Depth() == 0 })
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultWithdrawn); n != 1 {
+		t.Errorf("%v triggers withdrawn, want 1", n)
+	}
+	pd.SetDelay(0)
+	clock.Advance(time.Hour)
+	assertDeliversOnly(t, env, pd, clock)
+	if inc, ok := pd.Incident(keyDefault, DedupKey(&a)); ok {
+		t.Errorf("the withdrawn trigger reached PagerDuty: %+v", inc)
+	}
+	// Nor after a restart: its record went with it.
+	env.stop()
+	env.build()
+	if d := env.ob.Depth(); d != 0 {
+		t.Errorf("depth %d after restart, want the withdrawn trigger gone from disk", d)
+	}
+}
+
+// assertDeliversOnly sends a probe trigger through the default lane and
+// waits for it: anything queued before it would have reached PagerDuty
+// first, so checks made after it can fail.
+func assertDeliversOnly(t *testing.T, env *outboxEnv, pd *pagerdutytest.Server, clock *fakeclock.Clock) {
+	t.Helper()
+	probe := hostAlert("eu", "probe", health.SeverityCritical)
+	env.enqueue(trigger("default", probe))
+	clock.RunUntil(t, time.Hour, func() bool {
+		_, ok := pd.Incident(keyDefault, DedupKey(&probe))
+		return ok && env.ob.Depth() == 0
+	})
 }
 
 // After a restart the head of a lane may have reached PagerDuty just before
