@@ -162,7 +162,9 @@ type callError struct {
 	Op      string
 	Status  int
 	Message string
-	err     error
+	// Write: the call asked Grafana to change something.
+	Write bool
+	err   error
 }
 
 // canceled reports whether the call ended because our own context did: that
@@ -183,9 +185,19 @@ func (e *callError) Error() string {
 func (e *callError) Unwrap() error { return e.err }
 
 // Unreachable reports whether Grafana could not be reached or could not
-// serve: no answer, or a 5xx. A 4xx means Grafana is up and said no.
+// serve: no answer, or a 5xx. A 4xx means Grafana is up and said no, and so
+// does a 500 to a write: Grafana answers some refusals so (a provenance it
+// keeps, a rule uid before 11.5.2), and a Grafana that serves reads can
+// still alert with the rules it has.
 func (e *callError) Unreachable() bool {
-	return (e.Status == 0 && !e.canceled()) || e.Status >= 500
+	switch {
+	case e.Status == 0:
+		return !e.canceled()
+	case e.Write && e.Status == http.StatusInternalServerError:
+		return false
+	default:
+		return e.Status >= 500
+	}
 }
 
 // isUnreachable reports whether err (anywhere in its chain) is a call that
@@ -193,6 +205,16 @@ func (e *callError) Unreachable() bool {
 func isUnreachable(err error) bool {
 	var ce *callError
 	return errors.As(err, &ce) && ce.Unreachable()
+}
+
+// wrapWrite is wrap for a call that changes something in Grafana.
+func (a *grafanaAPI) wrapWrite(op string, err error) error {
+	err = a.wrap(op, err)
+	var ce *callError
+	if errors.As(err, &ce) {
+		ce.Write = true
+	}
+	return err
 }
 
 // wrap turns a client error into a callError.
@@ -284,7 +306,7 @@ func (a *grafanaAPI) getFolder(ctx context.Context, uid string) (*models.Folder,
 func (a *grafanaAPI) createFolder(ctx context.Context, uid, title string) error {
 	p := folders.NewCreateFolderParamsWithContext(ctx).WithBody(&models.CreateFolderCommand{UID: uid, Title: title})
 	if _, err := a.c.Folders.CreateFolderWithParams(p); err != nil {
-		return a.wrap("create folder "+uid, err)
+		return a.wrapWrite("create folder "+uid, err)
 	}
 	a.wrote(kindFolder, actionCreate, uid)
 	return nil
@@ -318,7 +340,7 @@ func (a *grafanaAPI) getGroup(ctx context.Context, name string) (*models.AlertRu
 func (a *grafanaAPI) putGroup(ctx context.Context, g *models.AlertRuleGroup, action string) error {
 	p := provisioning.NewPutAlertRuleGroupParamsWithContext(ctx).WithFolderUID(a.folder).WithGroup(g.Title).WithBody(g)
 	if _, err := a.c.Provisioning.PutAlertRuleGroup(p); err != nil {
-		return a.wrap("PUT rule group "+g.Title, err)
+		return a.wrapWrite("PUT rule group "+g.Title, err)
 	}
 	a.wrote(kindRuleGroup, action, g.Title)
 	return nil
@@ -329,7 +351,7 @@ func (a *grafanaAPI) deleteGroup(ctx context.Context, name string) error {
 	if _, err := a.c.Provisioning.DeleteAlertRuleGroupWithParams(p); err != nil {
 		var nf *provisioning.DeleteAlertRuleGroupNotFound
 		if !errors.As(err, &nf) {
-			return a.wrap("DELETE rule group "+name, err)
+			return a.wrapWrite("DELETE rule group "+name, err)
 		}
 	}
 	a.wrote(kindRuleGroup, actionDelete, name)
@@ -347,7 +369,7 @@ func (a *grafanaAPI) listContactPoints(ctx context.Context) ([]*models.EmbeddedC
 func (a *grafanaAPI) createContactPoint(ctx context.Context, cp *models.EmbeddedContactPoint) error {
 	p := provisioning.NewPostContactpointsParamsWithContext(ctx).WithBody(cp)
 	if _, err := a.c.Provisioning.PostContactpoints(p); err != nil {
-		return a.wrap("create contact point "+cp.Name, err)
+		return a.wrapWrite("create contact point "+cp.Name, err)
 	}
 	a.wrote(kindContactPoint, actionCreate, cp.Name)
 	return nil
@@ -356,7 +378,7 @@ func (a *grafanaAPI) createContactPoint(ctx context.Context, cp *models.Embedded
 func (a *grafanaAPI) updateContactPoint(ctx context.Context, cp *models.EmbeddedContactPoint) error {
 	p := provisioning.NewPutContactpointParamsWithContext(ctx).WithUID(cp.UID).WithBody(cp)
 	if _, err := a.c.Provisioning.PutContactpoint(p); err != nil {
-		return a.wrap("update contact point "+cp.Name, err)
+		return a.wrapWrite("update contact point "+cp.Name, err)
 	}
 	a.wrote(kindContactPoint, actionUpdate, cp.Name)
 	return nil
@@ -365,7 +387,7 @@ func (a *grafanaAPI) updateContactPoint(ctx context.Context, cp *models.Embedded
 func (a *grafanaAPI) deleteContactPoint(ctx context.Context, uid, name string) error {
 	p := provisioning.NewDeleteContactpointsParamsWithContext(ctx).WithUID(uid)
 	if _, err := a.c.Provisioning.DeleteContactpointsWithParams(p); err != nil {
-		return a.wrap("delete contact point "+name, err)
+		return a.wrapWrite("delete contact point "+name, err)
 	}
 	a.wrote(kindContactPoint, actionDelete, name)
 	return nil
@@ -446,7 +468,7 @@ func (a *grafanaAPI) putPolicy(ctx context.Context, tree *policyTree, action str
 		Context: ctx,
 	})
 	if err != nil {
-		return a.wrap("PUT notification policies", err)
+		return a.wrapWrite("PUT notification policies", err)
 	}
 	a.wrote(kindPolicy, action, "healthrouter route")
 	return nil

@@ -31,6 +31,9 @@ type Plan struct {
 	Notes []string
 
 	ops []op
+	// planned: Grafana was read and the plan made (a reconcile that failed
+	// before has no notes to tell).
+	planned bool
 }
 
 // phases order the writes so that nothing refers to an object that does not

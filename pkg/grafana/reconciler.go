@@ -50,6 +50,8 @@ type Reconciler struct {
 	// notes are the last reconcile's plan notes: a note is logged as a
 	// warning when it first appears, not on every reconcile.
 	notes map[string]bool
+	// version is what Grafana's health endpoint last said it runs.
+	version string
 }
 
 // Status is what the last reconcile attempts came to, for /readyz.
@@ -59,7 +61,8 @@ type Status struct {
 	LastSuccess time.Time `json:"last_success"`
 	LastAttempt time.Time `json:"last_attempt"`
 	// UnreachableSince is when Grafana stopped answering (no response, or
-	// 5xx), zero while it answers. Direct PagerDuty paging keys off it.
+	// a 5xx but a 500 to a write: callError.Unreachable), zero while it
+	// answers. Direct PagerDuty paging keys off it.
 	UnreachableSince time.Time `json:"unreachable_since"`
 	// ReachableSince is when Grafana began answering without a break,
 	// zero while it does not answer. Direct paging stops only once Grafana
@@ -216,7 +219,7 @@ func (r *Reconciler) apply(ctx context.Context, regions []Region) (done *Plan, e
 	if err != nil {
 		return done, err
 	}
-	done.Notes = plan.Notes
+	done.Notes, done.planned = plan.Notes, true
 	var errs []error
 	for _, o := range plan.ops {
 		if o.precheck != nil {
@@ -258,7 +261,11 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	r.metrics.duration.Observe(now.Sub(start).Seconds())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.logNotesLocked(done.Notes)
+	if done.planned {
+		// A reconcile that could not read Grafana has no notes to say,
+		// and forgets none of those already said.
+		r.logNotesLocked(done.Notes)
+	}
 	if err != nil {
 		r.metrics.reconciles.WithLabelValues(resultError).Inc()
 		r.status.ConsecutiveFailures++
@@ -300,6 +307,30 @@ func (r *Reconciler) logNotesLocked(notes []string) {
 		}
 	}
 	r.notes = seen
+}
+
+// grafanaVersion is the version Grafana runs, as its health endpoint (which
+// Run probes between reconciles) last said; asked now when not known yet.
+// It only explains failures to come: not knowing it is no reason to stop.
+func (r *Reconciler) grafanaVersion(ctx context.Context) string {
+	r.mu.Lock()
+	v := r.version
+	r.mu.Unlock()
+	if v != "" {
+		return v
+	}
+	v, err := r.api.health(ctx)
+	if err == nil {
+		r.noteVersion(v)
+	}
+	return v
+}
+
+// noteVersion records the version Grafana's health endpoint reported.
+func (r *Reconciler) noteVersion(v string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.version = v
 }
 
 // noteContact updates reachability from the outcome of a call to Grafana.
@@ -360,9 +391,7 @@ func isManagedRule(r *models.ProvisionedAlertRule) bool {
 
 func (r *Reconciler) read(ctx context.Context, d *desiredState) (*snapshot, error) {
 	snap := &snapshot{groups: map[string]*models.AlertRuleGroup{}}
-	// The version only explains failures to come: not knowing it is no
-	// reason to stop.
-	snap.version, _ = r.api.health(ctx)
+	snap.version = r.grafanaVersion(ctx)
 	var err error
 	if snap.folder, err = r.api.getFolder(ctx, d.folderUID); err != nil {
 		return nil, err
@@ -560,7 +589,7 @@ func (r *Reconciler) diffContactPoints(p *Plan, d *desiredState, snap *snapshot)
 // from the desired one, storedFingerprint the key fingerprint it carries.
 func readOnlyContactPointNote(dc *desiredContactPoint, provenance string, details []string, storedFingerprint string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "contact point %s has provenance %q (from Grafana's provisioning files), which Grafana does not let the API change, "+
+	fmt.Fprintf(&b, "contact point %s has provenance %q (from Grafana's provisioning files), which many Grafana versions do not let the API change, "+
 		"so healthrouter does not write it", dc.cp.Name, provenance)
 	if dc.fingerprint != "" && storedFingerprint != "" && storedFingerprint != dc.fingerprint {
 		details = append(details, "routing key from $"+dc.envVar+" differs from the one Grafana holds")
@@ -978,8 +1007,10 @@ func (r *Reconciler) pruneDecision(region string, d *desiredState, now time.Time
 		return fmt.Sprintf("region %s not seen since healthrouter started %s ago, pruned after %s",
 			region, roundAge(up), promDuration(g.PruneAfter.D())), true
 	}
-	return fmt.Sprintf("region %s not seen since healthrouter started %s ago; pruned once that exceeds %s",
-		region, roundAge(up), promDuration(g.PruneAfter.D())), false
+	// A note, repeated every reconcile: its words stay the same, so it is
+	// logged as a warning once.
+	return fmt.Sprintf("region %s not seen since healthrouter started at %s; pruned once it has run %s",
+		region, r.started.UTC().Format(time.RFC3339), promDuration(g.PruneAfter.D())), false
 }
 
 func roundAge(d time.Duration) string {

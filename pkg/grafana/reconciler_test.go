@@ -552,7 +552,10 @@ func TestFailedApplyLeavesNothingHalfWritten(t *testing.T) {
 		unreachable bool
 	}
 	faults := []fault{
-		{"500", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 500) }, true},
+		// A 500 to a write is Grafana answering (a refusal it words so);
+		// 502-504 are a proxy saying it is not there.
+		{"500", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 500) }, false},
+		{"503", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 503) }, true},
 		{"400", func(srv *grafanatest.Server, n int) { srv.FailWrite(n, 400) }, false},
 		{"timeout after applying", func(srv *grafanatest.Server, n int) { srv.HangWrite(n, time.Minute) }, true},
 	}

@@ -40,9 +40,12 @@ func (r *Reconciler) Run(ctx context.Context, src RegionSource, newRegion <-chan
 			continue
 		}
 		if !now.Before(nextProbe) {
-			_, err := r.api.health(ctx)
+			version, err := r.api.health(ctx)
 			if ctx.Err() != nil {
 				return
+			}
+			if err == nil {
+				r.noteVersion(version)
 			}
 			r.noteContact(err)
 			switch {

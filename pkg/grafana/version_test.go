@@ -18,10 +18,16 @@ func TestGrafanaTooOldToCreateRulesIsNamed(t *testing.T) {
 		t.Errorf("a current Grafana is called old:\n%s", text)
 	}
 	f.srv.SetVersion("11.4.0")
+	f.r = f.newReconciler(t, fixtureOpts{}) // a process started against it: the version is read once
 	_, text := planText(t, f, rs)
 	assertContains(t, text, note, "grafana/grafana#98283")
 	if _, err := f.r.Apply(context.Background(), rs); err == nil {
 		t.Error("apply against a Grafana that refuses the rules succeeded")
+	}
+	// Its 500 is a refusal, not an outage: direct paging keys off
+	// UnreachableSince and must not start (or never stop) over it.
+	if st := f.r.Status(); !st.UnreachableSince.IsZero() || st.ReachableSince.IsZero() {
+		t.Errorf("a refused write reads as Grafana unreachable: %+v", st)
 	}
 	logged := false
 	for _, e := range f.logs.FilterMessage("grafana reconcile note").All() {
