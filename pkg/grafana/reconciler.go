@@ -68,8 +68,9 @@ type Status struct {
 	// zero while it does not answer. Direct paging stops only once Grafana
 	// has answered for a while: one answer in an outage is not a recovery.
 	ReachableSince time.Time `json:"reachable_since"`
-	// LastAnswer is when Grafana last answered at all (any status but
-	// 5xx), even to refuse a write: it is up and can alert.
+	// LastAnswer is when Grafana last answered at all (any status but a
+	// 5xx, a 500 to a write excepted), even to refuse a write: it is up and
+	// can alert.
 	LastAnswer          time.Time `json:"last_answer"`
 	LastError           string    `json:"last_error,omitempty"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
@@ -316,14 +317,17 @@ func (r *Reconciler) grafanaVersion(ctx context.Context) string {
 	r.mu.Lock()
 	v := r.version
 	r.mu.Unlock()
-	if v != "" {
+	if v != "" && createsRulesByUID(v) {
 		return v
 	}
-	v, err := r.api.health(ctx)
-	if err == nil {
-		r.noteVersion(v)
+	// Unknown, or too old: asked again, so an upgrade clears the note at
+	// the next reconcile even when reconciles leave no room for probes.
+	asked, err := r.api.health(ctx)
+	if err != nil {
+		return v
 	}
-	return v
+	r.noteVersion(asked)
+	return asked
 }
 
 // noteVersion records the version Grafana's health endpoint reported.

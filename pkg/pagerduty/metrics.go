@@ -14,7 +14,7 @@ const (
 	ResultRateLimited = "rate_limited" // 429: sent again later
 	ResultRejected    = "rejected"     // 400 or otherwise unsendable: dropped
 	ResultMerged      = "merged"       // made moot by a later event before it was sent
-	ResultWithdrawn   = "withdrawn"    // taken back before PagerDuty took it: Grafana pages again, incidents are left to humans
+	ResultWithdrawn   = "withdrawn"    // taken back, unsent or its last attempt failed: Grafana pages again, incidents are left to humans
 )
 
 type outboxMetrics struct {

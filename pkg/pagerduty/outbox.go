@@ -100,7 +100,8 @@ type OutboxOptions struct {
 //     neither is sent. A trigger that was sent once, whatever came back
 //     (a timeout included), always gets its resolve; one whose attempts
 //     never got a whole request out (connection refused) or were all
-//     answered 429 (not ingested) was not sent.
+//     answered 429 (not ingested) was not sent. Withdraw is the exception,
+//     for incidents left to humans: it takes triggers back unresolved.
 //     The outbox knows which incidents are open because it records, in a KV
 //     bucket, every dedup_key whose trigger PagerDuty accepted and whose
 //     resolve it has not.
@@ -496,7 +497,9 @@ func (o *Outbox) Withdraw(msgs ...Message) error {
 			q.e.withdrawn = true // drain settles it when its request ends
 			continue
 		}
-		q.l.remove(q.e)
+		if !q.l.remove(q.e) {
+			continue // named twice in msgs
+		}
 		o.depth--
 		o.m.events.WithLabelValues(ActionTrigger, ResultWithdrawn).Inc()
 		o.log.Debug("trigger withdrawn before it was sent", zap.String("key", q.l.name),
@@ -506,9 +509,9 @@ func (o *Outbox) Withdraw(msgs ...Message) error {
 	return nil
 }
 
-// remove takes e out of the lane's entries; the retry state of a head
-// goes with it. Callers hold Outbox.mu.
-func (l *lane) remove(e *entry) {
+// remove takes e out of the lane's entries, reporting whether it was
+// there; the retry state of a head goes with it. Callers hold Outbox.mu.
+func (l *lane) remove(e *entry) bool {
 	for i, x := range l.entries {
 		if x == e {
 			if i == 0 {
@@ -517,14 +520,22 @@ func (l *lane) remove(e *entry) {
 			copy(l.entries[i:], l.entries[i+1:])
 			l.entries[len(l.entries)-1] = nil
 			l.entries = l.entries[:len(l.entries)-1]
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // resetRetry forgets the failed attempts of the lane's head, for a new
-// head. Callers hold Outbox.mu.
+// head, and wakes the lane's drain should it be waiting out their backoff.
+// Callers hold Outbox.mu.
 func (l *lane) resetRetry() {
+	if !l.retryAt.IsZero() {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 	l.attempts = 0
 	l.retryAt = time.Time{}
 	l.retryError = ""
@@ -693,7 +704,12 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 			}
 		}
 		if wait > 0 {
-			if !o.sleep(ctx, wait) {
+			// Woken early when the head that backs off is merged away or
+			// withdrawn: its backoff is not the next one's.
+			select {
+			case <-o.clock.After(wait):
+			case <-l.wake:
+			case <-ctx.Done():
 				return
 			}
 			continue
@@ -723,7 +739,9 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 		// A request that never left cannot have opened an incident, nor
 		// can one PagerDuty answered 429 (it does not ingest the event):
 		// only another answer makes the event attempted, never merged away.
-		if reached && result != ResultRateLimited {
+		// An answer that settles it (2xx, 400) came from PagerDuty in any
+		// case.
+		if (reached && result != ResultRateLimited) || result == ResultSent || result == ResultRejected {
 			e.attempted = true
 		}
 		withdrawn := e.withdrawn
@@ -747,9 +765,10 @@ func (o *Outbox) drain(ctx context.Context, l *lane) {
 // Withdraw leaves every incident PagerDuty has.
 func (o *Outbox) dropWithdrawn(l *lane, e *entry, result string) {
 	o.mu.Lock()
-	l.remove(e)
-	o.depth--
-	o.m.depth.Set(float64(o.depth))
+	if l.remove(e) {
+		o.depth--
+		o.m.depth.Set(float64(o.depth))
+	}
 	o.mu.Unlock()
 	o.m.events.WithLabelValues(e.rec.Event.Action, result).Inc()
 	o.m.events.WithLabelValues(e.rec.Event.Action, ResultWithdrawn).Inc()
@@ -848,6 +867,12 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 		l.keyError = o.scrubText(l, refusal.Reason())
 	}
 	if result == ResultRetried || result == ResultRateLimited {
+		if len(l.entries) == 0 || l.entries[0] != e {
+			// Merged away once its request ended: nothing to retry, and
+			// its backoff is not the next head's.
+			o.mu.Unlock()
+			return
+		}
 		l.attempts++
 		l.retryError = result
 		if sendErr != nil {
@@ -861,11 +886,10 @@ func (o *Outbox) settle(l *lane, e *entry, result string, sendErr error) {
 			append(fields, zap.String("result", result), zap.Int("attempt", attempts), zap.Duration("retry_in", delay))...)
 		return
 	}
-	l.resetRetry()
-	l.entries[0] = nil
-	l.entries = l.entries[1:]
-	o.depth--
-	o.m.depth.Set(float64(o.depth))
+	if l.remove(e) {
+		o.depth--
+		o.m.depth.Set(float64(o.depth))
+	}
 	wasOpen := o.openKeys[ev.DedupKey]
 	if result == ResultSent {
 		switch ev.Action {

@@ -860,6 +860,61 @@ func TestOutboxWithdrawDuringAFailingSend(t *testing.T) {
 	}
 }
 
+// A head that backs off after a 429 and is then merged away takes its
+// backoff with it: the page queued behind it goes out at once, not after
+// the old wait.
+func TestOutboxMergedHeadTakesItsBackoff(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	pd.FailNext(1000, http.StatusTooManyRequests)
+	a := hostAlert("eu", "throttled", health.SeverityCritical)
+	next := hostAlert("eu", "next", health.SeverityCritical)
+	env.enqueue(trigger("default", a), trigger("default", next))
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRateLimited) >= 1 })
+	if _, d := clock.AwaitSleep(t, 0); d <= 0 {
+		t.Fatalf("the lane waits %v, want its backoff", d)
+	}
+	pd.ClearFaults()
+	env.enqueue(resolve("default", a))
+	// The clock stands still: only a drain that dropped the backoff sends.
+	waitFor(t, "the next page without the old backoff", func() bool { return env.ob.Depth() == 0 })
+	if _, ok := pd.Incident(keyDefault, DedupKey(&next)); !ok {
+		t.Error("the next page did not reach PagerDuty")
+	}
+	if _, ok := pd.Incident(keyDefault, DedupKey(&a)); ok {
+		t.Error("the merged trigger reached PagerDuty")
+	}
+}
+
+// Withdrawing the same incident twice in one call takes its trigger back
+// once and leaves the rest of the lane alone.
+func TestOutboxWithdrawCountsEachTriggerOnce(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	pd.FailNext(1000, http.StatusServiceUnavailable)
+	head := hostAlert("eu", "head", health.SeverityCritical)
+	a := hostAlert("eu", "twice", health.SeverityCritical)
+	env.enqueue(trigger("default", head), trigger("default", a))
+	if err := env.ob.Withdraw(resolve("default", a), resolve("default", a)); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.ob.Depth(); d != 1 {
+		t.Errorf("depth %d, want the head still queued", d)
+	}
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultWithdrawn); n != 1 {
+		t.Errorf("%v withdrawn, want 1", n)
+	}
+	env.build()
+	if d := env.ob.Depth(); d != 1 {
+		t.Errorf("depth %d after restart, want the head alone on disk", d)
+	}
+}
+
 // assertDeliversOnly sends a probe trigger through the default lane and
 // waits for it: anything queued before it would have reached PagerDuty
 // first, so checks made after it can fail.
