@@ -269,6 +269,12 @@ func TestKeyFingerprint(t *testing.T) {
 	if len(fp) != 16 || strings.Contains(a, fp) || strings.Contains(fp, a[:8]) {
 		t.Errorf("fingerprint %q", fp)
 	}
+	// Stored in Grafana's contact points and on disk: a new way of
+	// computing it would rewrite every contact point and forget every
+	// direct page on upgrade.
+	if fp != "19b3fcf703fce1d0" {
+		t.Errorf("fingerprint %q changed", fp)
+	}
 	if again := (&PagerDuty{Keys: map[string]Secret{"other": a}}).KeyFingerprint("other"); again != fp {
 		t.Errorf("the same key under another name: %q, want %q", again, fp)
 	}

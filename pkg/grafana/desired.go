@@ -1,8 +1,6 @@
 package grafana
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
@@ -469,7 +467,7 @@ func (b *builder) contactPoint(key string) *desiredContactPoint {
 	dc := &desiredContactPoint{key: key, envVar: b.pd.RoutingKeys[key]}
 	if s, ok := b.pd.Keys[key]; ok && s.Reveal() != "" {
 		dc.secret = s
-		dc.fingerprint = keyFingerprint(s.Reveal())
+		dc.fingerprint = b.pd.KeyFingerprint(key)
 	}
 	settings := map[string]any{
 		"severity": `{{ or .CommonLabels.severity "critical" }}`,
@@ -505,12 +503,6 @@ func (b *builder) contactPoint(key string) *desiredContactPoint {
 		Provenance: string(b.provenance),
 	}
 	return dc
-}
-
-// keyFingerprint identifies a routing key without revealing it.
-func keyFingerprint(key string) string {
-	sum := sha256.Sum256([]byte("healthrouter/pagerduty-routing-key\x00" + key))
-	return hex.EncodeToString(sum[:8])
 }
 
 // promDuration renders d the way Prometheus and Grafana write durations:

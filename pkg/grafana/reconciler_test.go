@@ -160,8 +160,8 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 			t.Errorf("%s holds the wrong routing key", uid)
 		}
 		settings := cp.Settings.(map[string]any)
-		if settings[keyFingerprintSetting] != keyFingerprint(key) {
-			t.Errorf("%s: fingerprint %v, want %s", uid, settings[keyFingerprintSetting], keyFingerprint(key))
+		if settings[keyFingerprintSetting] != fingerprintOf(key) {
+			t.Errorf("%s: fingerprint %v, want %s", uid, settings[keyFingerprintSetting], fingerprintOf(key))
 		}
 		if settings["group"] != `{{ or .CommonLabels.region "healthrouter" }}` || settings["client"] != "healthrouter" ||
 			settings["client_url"] != `{{ or .CommonAnnotations.explain_url .CommonAnnotations.status_url .ExternalURL }}` {
@@ -1140,7 +1140,7 @@ func TestRoutingKeys(t *testing.T) {
 			t.Fatalf("plan:\n%s", p)
 		}
 		cp, key, _ := f.srv.ContactPoint("hr-pd-storage")
-		if key != keyStorage || cp.Settings.(map[string]any)[keyFingerprintSetting] != keyFingerprint(keyStorage) {
+		if key != keyStorage || cp.Settings.(map[string]any)[keyFingerprintSetting] != fingerprintOf(keyStorage) {
 			t.Error("the stored key or its fingerprint was lost")
 		}
 		f.assertNoWrites(t, rs)
@@ -1297,4 +1297,9 @@ func TestWatchdogUIDMigrates(t *testing.T) {
 		t.Fatalf("pipeline group holds %q", uids)
 	}
 	f.assertNoWrites(t, rs)
+}
+
+// fingerprintOf is the fingerprint healthrouter stores for routing key key.
+func fingerprintOf(key string) string {
+	return (&config.PagerDuty{Keys: map[string]config.Secret{"k": config.Secret(key)}}).KeyFingerprint("k")
 }
