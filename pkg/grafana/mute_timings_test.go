@@ -2,7 +2,6 @@ package grafana
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"reflect"
 	"testing"
@@ -80,49 +79,5 @@ func assertMuteTimingsKept(t *testing.T, f *fixture) {
 func TestPolicyModeKeepsForeignMuteTimings(t *testing.T) {
 	f := newFixture(t, fixtureOpts{grafana: "routing: policy"})
 	seedMutedTree(t, f)
-	before := mustParseTree(t, f.srv.PolicyJSON())
-	rs := regions("eu-west-1")
-	b, err := newBuilder(f.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Add: healthrouter's route goes first.
-	p := f.apply(t, rs)
-	tree, _ := f.srv.Policy()
-	if len(tree.Routes) != 3 || !sameRoute(tree.Routes[0], b.policyRoute()) {
-		t.Fatalf("tree after adding:\n%s\n%s", f.srv.PolicyJSON(), p)
-	}
-	assertOthersUnchanged(t, f.srv, before)
-	assertMuteTimingsKept(t, f)
-	f.assertNoWrites(t, rs)
-
-	// Update.
-	f.cfg = loadConfig(t, f.srv.URL, "routing: policy\ngroup_wait: 45s", "", testEnv(f.srv))
-	f.r = f.newReconciler(t, fixtureOpts{})
-	f.srv.ResetLog()
-	p = f.apply(t, rs)
-	if len(p.Changes) != 1 || p.Changes[0].Kind != kindPolicy || p.Changes[0].Action != actionUpdate {
-		t.Fatalf("plan:\n%s", p)
-	}
-	if n := f.srv.CountWrites(http.MethodPut, "/v1/provisioning/policies"); n != 1 {
-		t.Errorf("%d policy writes, want 1", n)
-	}
-	if tree, _ := f.srv.Policy(); tree.Routes[0].GroupWait != "45s" {
-		t.Errorf("route not updated: %s", f.srv.PolicyJSON())
-	}
-	assertOthersUnchanged(t, f.srv, before)
-	assertMuteTimingsKept(t, f)
-	f.assertNoWrites(t, rs)
-
-	// Remove, back to notification settings: the tree is the fixture's.
-	f.cfg = loadConfig(t, f.srv.URL, "routing: notification_settings", "", testEnv(f.srv))
-	f.r = f.newReconciler(t, fixtureOpts{})
-	p = f.apply(t, rs)
-	if tree, _ := f.srv.Policy(); len(managedRoutes(tree)) != 0 || len(tree.Routes) != 2 {
-		t.Fatalf("tree after removing:\n%s\n%s", f.srv.PolicyJSON(), p)
-	}
-	assertOthersUnchanged(t, f.srv, before)
-	assertMuteTimingsKept(t, f)
-	f.assertNoWrites(t, rs)
+	assertRouteCycleKeepsOthers(t, f, 2, func() { assertMuteTimingsKept(t, f) })
 }
