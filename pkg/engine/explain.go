@@ -26,6 +26,9 @@ type Explanation struct {
 	Alert    *health.Alert  `json:"alert,omitempty"`
 	Window   *health.Window `json:"window,omitempty"`
 	Region   *RegionRollup  `json:"region,omitempty"`
+	// AlsoIn names the other regions that track a host of this name, when
+	// the question did not name a region: each is a different host.
+	AlsoIn []string `json:"also_in,omitempty"`
 }
 
 // RegionRollup is one (region, check) aggregate as the region rule sees it;
@@ -44,7 +47,8 @@ type RegionRollup struct {
 // Explain says why a check pages or not; with check "" it explains the
 // host, with check "not_reporting" the host's not_reporting alert. A host
 // name present in several regions is explained in the first region by
-// name; ExplainIn names the region.
+// name, and the answer lists the others (AlsoIn); ExplainIn names the
+// region.
 func (e *Engine) Explain(hostName, check string) Explanation {
 	return e.ExplainIn("", hostName, check)
 }
@@ -70,6 +74,14 @@ func (e *Engine) ExplainIn(regionName, hostName, check string) Explanation {
 	}
 	h := &e.hosts[hi]
 	ex.Key.Region = reg.name
+	if regionName == "" {
+		ex.AlsoIn = e.otherRegionsOf(reg, hostName)
+		if len(ex.AlsoIn) > 0 {
+			// Said first: everything after it is about this region's host.
+			ex.Steps = append(ex.Steps, fmt.Sprintf("a host named %s is also tracked in %s: this explains the one in %s; give region to explain another",
+				hostName, strings.Join(ex.AlsoIn, ", "), reg.name))
+		}
+	}
 	switch check {
 	case "":
 		e.explainHost(reg, h, &ex)
@@ -127,6 +139,19 @@ func (e *Engine) hostByName(regionName, name string) (*region, uint32, bool) {
 		}
 	}
 	return best, bestHost, best != nil
+}
+
+// otherRegionsOf names, sorted, the regions other than reg that track a
+// host called name.
+func (e *Engine) otherRegionsOf(reg *region, name string) []string {
+	var out []string
+	for _, r := range e.regions {
+		if _, ok := r.hosts[name]; ok && r != reg {
+			out = append(out, r.name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // explainNotReporting says why a host's not_reporting alert fires or not:

@@ -280,6 +280,8 @@ func TestExplainRegionAndNotReporting(t *testing.T) {
 		{"host not in that region", "us", "web-3", "", false, false, "", "us", "web-3 is not a tracked host in us"},
 		{"unknown region", "mars", "web-1", "cpu", false, false, "", "mars", "web-1 is not a tracked host in mars"},
 		{"check in the region given", "us", "web-1", "cpu", true, false, health.PhaseStale, "us", "cpu on web-1 does not page"},
+		{"check without region: first region", "", "web-1", "cpu", true, false, health.PhasePassing, "eu", "cpu on web-1 does not page"},
+		{"host in one region only", "", "web-2", "", true, false, health.PhasePassing, "us", "web-2 does not page"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,6 +290,15 @@ func TestExplainRegionAndNotReporting(t *testing.T) {
 				!strings.HasPrefix(ex.Decision, tt.decision) {
 				t.Fatalf("got found=%v pages=%v phase=%q region=%q decision %q\nwant found=%v pages=%v phase=%q region=%q decision %q...",
 					ex.Found, ex.Pages, ex.Phase, ex.Key.Region, ex.Decision, tt.found, tt.pages, tt.phase, tt.region2, tt.decision)
+			}
+			// Without a region, the answer names the other regions that
+			// have a host of that name, first thing.
+			wantAlso := tt.region == "" && tt.host == "web-1"
+			if wantAlso != (len(ex.AlsoIn) == 1 && ex.AlsoIn[0] == "us") {
+				t.Fatalf("also_in %q, want [us] only when the region was not given for web-1", ex.AlsoIn)
+			}
+			if wantAlso && (len(ex.Steps) == 0 || !strings.HasPrefix(ex.Steps[0], "a host named web-1 is also tracked in us: this explains the one in eu")) {
+				t.Fatalf("steps %q, want the other region named first", ex.Steps)
 			}
 			if tt.check == health.NotReporting && tt.found {
 				if ex.Region == nil || ex.Region.Check != health.NotReporting || ex.Region.Hosts != map[string]int{"eu": 1, "us": 2}[tt.region2] {
