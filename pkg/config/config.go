@@ -68,6 +68,9 @@ type Auth struct {
 	// Filled by Load from the files and the environment.
 	IngestTokens []Secret `yaml:"-"`
 	AdminToken   Secret   `yaml:"-"`
+	// fileTokens counts the IngestTokens read from IngestTokensFile, which
+	// come first: a problem with one names where it came from.
+	fileTokens int
 }
 
 // Log configures the zap logger.

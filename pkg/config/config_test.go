@@ -190,6 +190,20 @@ func TestShortTokensRefused(t *testing.T) {
 		!strings.Contains(err.Error(), "HEALTHROUTER_ADMIN_TOKEN: shorter than 16") {
 		t.Fatalf("want short tokens refused, got %v", err)
 	}
+
+	// With a file too, each short token is named by where it came from,
+	// counted there: the file's tokens come first.
+	file := filepath.Join(t.TempDir(), "ingest-tokens")
+	if err := os.WriteFile(file, []byte("# rotation\nlong-enough-token-one\nshort-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := "auth: {ingest_tokens_file: " + file + "}\n"
+	_, err = Parse([]byte(y), env(map[string]string{EnvIngestTokens: "long-enough-env-token,tiny"}))
+	if err == nil || !strings.Contains(err.Error(), "auth.ingest_tokens_file (line 1): token 2 is shorter than 16") ||
+		!strings.Contains(err.Error(), "HEALTHROUTER_INGEST_TOKENS: token 2 is shorter than 16") ||
+		strings.Contains(err.Error(), "token 1 ") || strings.Contains(err.Error(), "token 4") {
+		t.Fatalf("want the file's second and the variable's second token named, got %v", err)
+	}
 }
 
 func TestEventsURLAcceptsBothSpellings(t *testing.T) {

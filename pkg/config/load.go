@@ -559,6 +559,7 @@ func (c *Config) applyEnv(getenv Getenv) Problems {
 			ps = append(ps, Problem{Key: "auth.ingest_tokens_file", Message: err.Error(), ServerOnly: true})
 		}
 		c.Auth.IngestTokens = append(c.Auth.IngestTokens, toks...)
+		c.Auth.fileTokens = len(toks)
 	}
 	for _, t := range strings.Split(getenv(EnvIngestTokens), ",") {
 		if t = strings.TrimSpace(t); t != "" {

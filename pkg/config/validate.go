@@ -99,18 +99,21 @@ func (v *validator) server(c *Config) {
 // auth checks the tokens. They come from the environment or a file, never
 // a key of their own: the problems name where to fix them.
 func (v *validator) auth(a *Auth) {
-	tokenSource := EnvIngestTokens
-	if a.IngestTokensFile != "" {
-		tokenSource += " / auth.ingest_tokens_file"
-	}
 	adminSource := EnvAdminToken
 	if a.AdminTokenFile != "" {
 		adminSource += " / auth.admin_token_file"
 	}
 	for i, t := range a.IngestTokens {
-		if len(t) < MinTokenLength {
-			v.addServerOnly(tokenSource, fmt.Sprintf("token %d is shorter than %d characters", i+1, MinTokenLength))
+		if len(t) >= MinTokenLength {
+			continue
 		}
+		// Count as the operator would look: the file's tokens in order,
+		// then the items of the variable's list.
+		source, n := EnvIngestTokens, i+1-a.fileTokens
+		if i < a.fileTokens {
+			source, n = "auth.ingest_tokens_file", i+1
+		}
+		v.addServerOnly(source, fmt.Sprintf("token %d is shorter than %d characters", n, MinTokenLength))
 	}
 	if a.AdminToken != "" && len(a.AdminToken) < MinTokenLength {
 		v.addServerOnly(adminSource, fmt.Sprintf("shorter than %d characters", MinTokenLength))

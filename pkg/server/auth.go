@@ -75,7 +75,7 @@ func (s *Server) authorize(a access) func(http.Handler) http.Handler {
 				switch {
 				case s.admin.empty():
 					// No token can open it: asking for one again would mislead.
-					writeError(w, http.StatusForbidden, "this endpoint needs the admin token (none configured: set HEALTHROUTER_ADMIN_TOKEN)")
+					writeError(w, http.StatusForbidden, "this endpoint needs the admin token, and this server has none: restart it with HEALTHROUTER_ADMIN_TOKEN or auth.admin_token_file set")
 					return
 				case s.ingest.match(r):
 					// Authenticated, but not for this: RFC 6750's

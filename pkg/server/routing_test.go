@@ -156,8 +156,8 @@ func TestAdminRefusals(t *testing.T) {
 		{"wrong token on a write", ts, "DELETE", "/v1/maintenance/abc", "not-a-token", 401, "missing or invalid bearer token"},
 		{"no token on a write", ts, "DELETE", "/v1/maintenance/abc", "", 401, "missing or invalid bearer token"},
 		{"admin token", ts, "DELETE", "/v1/maintenance/abc", adminToken, 404, "no active maintenance window"},
-		{"none configured, write", noAdmin, "DELETE", "/v1/maintenance/abc", ingestToken, 403, "needs the admin token (none configured"},
-		{"none configured, profiles", noAdmin, "GET", "/debug/pprof/heap", ingestToken, 403, "needs the admin token (none configured"},
+		{"none configured, write", noAdmin, "DELETE", "/v1/maintenance/abc", ingestToken, 403, "needs the admin token, and this server has none: restart it with"},
+		{"none configured, profiles", noAdmin, "GET", "/debug/pprof/heap", ingestToken, 403, "needs the admin token, and this server has none: restart it with"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
