@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,18 +53,25 @@ type apiClient struct {
 	// refusal gets.
 	tokenEnv string
 	admin    bool
-	http     *http.Client
+	// caFile is a PEM CA trusted besides the system's, for an https
+	// --server with a certificate from a private CA.
+	caFile string
+	http   *http.Client
 }
+
+// envCAFile is the default of the client commands' --ca-file.
+const envCAFile = "HEALTHROUTER_CA_FILE"
 
 func (c *apiClient) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.base, "server", "http://127.0.0.1:8080", "healthrouter `URL`")
+	fs.StringVar(&c.caFile, "ca-file", os.Getenv(envCAFile),
+		"PEM `file` of the CA that signed an https --server's certificate, trusted besides the system's (env "+envCAFile+")")
 }
 
 // useToken picks the admin token for writes, else any token the
 // environment offers for reads: the server takes an ingest token or the
 // admin token on its read endpoints.
 func (c *apiClient) useToken(admin bool) {
-	c.http = &http.Client{Timeout: 30 * time.Second}
 	c.admin = admin
 	if t := os.Getenv(config.EnvAdminToken); t != "" {
 		c.token, c.tokenEnv = t, config.EnvAdminToken
@@ -74,6 +82,22 @@ func (c *apiClient) useToken(admin bool) {
 			c.token, c.tokenEnv = strings.TrimSpace(toks[0]), config.EnvIngestTokens
 		}
 	}
+}
+
+// newHTTPClient is the client for --server, trusting --ca-file too.
+func (c *apiClient) newHTTPClient() (*http.Client, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if c.caFile == "" {
+		return client, nil
+	}
+	roots, err := rootsWith(c.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	client.Transport = transport
+	return client, nil
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if non-nil).
@@ -96,6 +120,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.http == nil {
+		if c.http, err = c.newHTTPClient(); err != nil {
+			return err
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/pem"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,5 +176,46 @@ func TestMaintenanceAddPrintsWarnings(t *testing.T) {
 	code, _, stderr = runCLI("maintenance", "add", "--server", api.URL, "--region", "eu", "--for", "-2h", "--reason", "swap")
 	if code != 2 || !strings.Contains(stderr, "--for must be positive") {
 		t.Errorf("--for -2h: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestClientCommandsTrustCAFile: a server behind a private CA is reached
+// with --ca-file or HEALTHROUTER_CA_FILE, and refused without it.
+func TestClientCommandsTrustCAFile(t *testing.T) {
+	api := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"windows":[{"id":"w1","region":"eu","until":"2030-01-01T00:00:00Z","reason":"drain"}]}`))
+	}))
+	api.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	api.StartTLS()
+	defer api.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     string // HEALTHROUTER_CA_FILE
+		args    []string
+		code    int
+		wantErr string
+	}{
+		{"flag", "", []string{"--ca-file", caFile}, 0, ""},
+		{"environment", caFile, nil, 0, ""},
+		{"no CA: the certificate is refused", "", nil, 1, "certificate signed by unknown authority"},
+		{"not PEM", "", []string{"--ca-file", os.Args[0]}, 1, "--ca-file: CA file " + os.Args[0] + " holds no PEM certificate"},
+		{"missing file", "", []string{"--ca-file", caFile + ".gone"}, 1, "--ca-file: CA file: open "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(envCAFile, tt.env)
+			code, stdout, stderr := runCLI(append([]string{"maintenance", "list", "--server", api.URL}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.wantErr)
+			}
+			if tt.code == 0 && !strings.Contains(stdout, "w1") {
+				t.Fatalf("stdout %q, want the window listed", stdout)
+			}
+		})
 	}
 }

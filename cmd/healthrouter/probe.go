@@ -101,21 +101,31 @@ func probeClient(target, caFile string, insecure bool, timeout time.Duration) (*
 		// The probe runs beside the server: nothing on the path to verify.
 		tlsCfg.InsecureSkipVerify = true
 	case caFile != "":
-		pem, err := os.ReadFile(caFile)
+		roots, err := rootsWith(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("probe CA file: %w", err)
-		}
-		roots, err := x509.SystemCertPool()
-		if err != nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, errors.New("probe CA file " + caFile + " holds no PEM certificate")
+			return nil, fmt.Errorf("probe: %w", err)
 		}
 		tlsCfg.RootCAs = roots
 	}
 	transport.TLSClientConfig = tlsCfg
 	return client, nil
+}
+
+// rootsWith is the system's certificate roots plus the CA certificates in
+// the PEM file caFile: a private CA signs most internal servers.
+func rootsWith(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, errors.New("CA file " + caFile + " holds no PEM certificate")
+	}
+	return roots, nil
 }
 
 func isLoopback(host string) bool {
