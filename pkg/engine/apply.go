@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
@@ -84,10 +85,21 @@ func (e *Engine) Apply(b *health.Batch, out *Outcome) {
 	e.flushChanged(out)
 }
 
+// maxAhead is how far ahead of the receive time a result's own timestamp
+// is believed. A sender's clock a little fast still orders its results, so
+// a retried batch stamped ahead of the receiver is known for older than
+// the results after it; past this it is a broken clock, whose timestamps
+// would make the check's next results look late, and the receive time
+// stands in.
+const maxAhead = int64(time.Minute)
+
 func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 	t := r.Time
-	if t == 0 || t > now {
+	switch {
+	case t == 0:
 		t = now
+	case t > now+maxAhead:
+		t = now + maxAhead
 	}
 	reg := e.findRegion(r.Region)
 	if reg != nil {
@@ -212,13 +224,14 @@ type before struct {
 	stale                bool
 	sev                  health.Severity
 	team                 uint32
+	interval             int32
 }
 
 func (e *Engine) snapshot(s *slot, isNew bool) before {
 	b := before{
 		phase: health.PhasePassing, status: s.status, hard: s.hard, attempts: s.attempts,
 		flapping: s.flappingNow(), nonPassing: s.nonPassing(), stale: s.stale(),
-		sev: e.severity(s), team: s.team,
+		sev: e.severity(s), team: s.team, interval: s.interval,
 	}
 	if !isNew {
 		b.phase = s.phase()
@@ -234,6 +247,8 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 	s := &h.checks[idx]
 	nm := &e.names[s.name]
 	was := e.snapshot(s, isNew)
+	// t orders results; what happened is never after now.
+	at := min(t, now)
 
 	if was.stale {
 		// What the check was before it went silent is no evidence about
@@ -241,11 +256,11 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 		// as a new check would, so a passing result recovers it at once
 		// and a failing one must be confirmed again before it pages.
 		if s.hard != health.Passing {
-			s.hard, s.hardSince = health.Passing, t
+			s.hard, s.hardSince = health.Passing, at
 		}
 		s.attempts = 0
 	}
-	e.step(s, nm, r.Status, t)
+	e.step(s, nm, r.Status, at)
 	s.prevEventID = uint32(s.eventID)
 	s.updated, s.lastSeen, s.eventID = t, now, eventID
 	if r.Interval > 0 {
@@ -292,9 +307,12 @@ func (e *Engine) update(reg *region, hi uint32, idx int, r *health.Result, t, no
 		}
 	}
 
+	// Persisted with the transition, not at the next checkpoint, is all a
+	// crash must not lose: state, what an alert entry (failing or
+	// flapping) shows, and the interval that sets the staleness deadline.
 	if isNew || was.stale || s.status != was.status || s.hard != was.hard || s.attempts != was.attempts ||
-		flappingChanged || nonPassing != was.nonPassing ||
-		(nonPassing && (sev != was.sev || s.team != was.team || outputChanged)) {
+		flappingChanged || nonPassing != was.nonPassing || s.interval != was.interval ||
+		((nonPassing || alerting) && (sev != was.sev || s.team != was.team || outputChanged)) {
 		e.markPending(hi, s)
 	} else {
 		e.markCheckpoint(hi, s)

@@ -90,13 +90,63 @@ func TestFutureTimestampIsClamped(t *testing.T) {
 	r := res("eu", "web-1", "disk", health.Critical)
 	r.Time = t0.Add(365 * 24 * time.Hour).UnixNano()
 	h.apply(r)
-	if got := h.e.HostChecks("web-1")[0].Updated; got != t0.UnixNano() {
-		t.Fatalf("future timestamp kept: %v", unixTime(got))
+	if got := h.e.HostChecks("web-1")[0].Updated; got != t0.Add(time.Minute).UnixNano() {
+		t.Fatalf("future timestamp kept: %v, want a minute ahead of the receive time at most", unixTime(got))
 	}
 	h.now = h.now.Add(time.Minute)
 	out := h.apply(res("eu", "web-1", "disk", health.Passing))
 	if out.Duplicates != 0 || out.Accepted != 1 {
 		t.Fatalf("a result after a bogus future timestamp was ignored: %+v", out)
+	}
+}
+
+// TestRetryOrderedBySenderClockAhead: a sender whose clock runs a little
+// fast sends a batch holding several results of one check, each with its
+// own event_id; the batch times out and Vector retries it after the
+// check's next results got in. The timestamps, ahead of the receiver's
+// clock but within a minute, still order the retry as older: it changes
+// nothing, whatever confirm_after.
+func TestRetryOrderedBySenderClockAhead(t *testing.T) {
+	h := newHarness(t, cfg(func(e *config.Engine) { e.ConfirmAfter = 4 }))
+	batch := func(ahead time.Duration, ids ...string) []health.Result {
+		var rs []health.Result
+		for i, id := range ids {
+			r := withID(res("eu", "web-1", "disk", health.Critical), id)
+			r.Time = h.now.Add(ahead + time.Duration(i)*100*time.Millisecond).UnixNano()
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	first := batch(time.Second, "a", "b", "c")
+	if out := h.apply(first...); out.Accepted != 3 || pages(out.Transitions) != 0 {
+		t.Fatalf("first batch: %+v %v", out, transitionLines(out.Transitions))
+	}
+	h.now = h.now.Add(5 * time.Second)
+	out := h.apply(first...)
+	if out.Duplicates != 3 || out.Accepted != 0 || len(out.Transitions) != 0 {
+		t.Fatalf("retried batch: accepted %d duplicates %d %v, want 3 duplicates and no change",
+			out.Accepted, out.Duplicates, transitionLines(out.Transitions))
+	}
+	if c := h.e.HostChecks("web-1")[0]; c.Attempts != 3 || c.Hard != health.Passing {
+		t.Fatalf("after the retry: attempts %d hard %s, want still 3 soft attempts", c.Attempts, c.Hard)
+	}
+	// The next real result confirms, once.
+	if out := h.apply(batch(time.Second, "d")...); out.Accepted != 1 || pages(out.Transitions) != 1 {
+		t.Fatalf("next result: %+v %v, want it to confirm", out, transitionLines(out.Transitions))
+	}
+	for _, a := range h.e.Alerts() {
+		if a.Since.After(h.now) {
+			t.Fatalf("alert since %v, after the receive time %v", a.Since, h.now)
+		}
+	}
+	// A clock more than a minute fast counts a minute ahead: the state's
+	// time is never after the receive time plus a minute.
+	h.now = h.now.Add(time.Minute)
+	far := batch(time.Hour, "e")
+	h.apply(far...)
+	c := h.e.HostChecks("web-1")[0]
+	if c.Updated != h.now.Add(time.Minute).UnixNano() {
+		t.Fatalf("updated %v, want the receive time plus a minute", unixTime(c.Updated))
 	}
 }
 
@@ -407,16 +457,24 @@ func TestChangedAndCheckpoint(t *testing.T) {
 
 	h.now = h.now.Add(30 * time.Second)
 	r := res("eu", "web-1", "lvm", health.Passing)
+	r.Interval = 30
 	h.apply(r)
 	h.now = h.now.Add(30 * time.Second)
-	r.Interval = 60
 	out = h.apply(r)
 	if len(out.Changed) != 0 {
 		t.Fatalf("a refresh is in Changed: %+v", out.Changed)
 	}
 	h.e.Checkpoint(func(cs *health.CheckState) { got = append(got, *cs) })
-	if len(got) != 1 || got[0].Check != "lvm" || got[0].LastSeen != h.now.UnixNano() || got[0].Interval != 60 {
+	if len(got) != 1 || got[0].Check != "lvm" || got[0].LastSeen != h.now.UnixNano() || got[0].Interval != 30 {
 		t.Fatalf("checkpoint = %+v, want the refreshed lvm", got)
+	}
+	// A new interval moves the staleness deadline later: it is persisted
+	// at once, or a crash would leave the old deadline to call the check
+	// silent.
+	h.now = h.now.Add(30 * time.Second)
+	r.Interval = 600
+	if out = h.apply(r); len(out.Changed) != 1 || out.Changed[0].Interval != 600 {
+		t.Fatalf("Changed %+v, want lvm with its new interval", out.Changed)
 	}
 	got = got[:0]
 	h.e.Checkpoint(func(cs *health.CheckState) { got = append(got, *cs) })

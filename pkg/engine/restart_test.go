@@ -489,3 +489,50 @@ func TestJournalOrderAfterRestart(t *testing.T) {
 	equalLines(t, "peer goes stale", stale(a.tick().Transitions), want)
 	equalLines(t, "restarted goes stale", stale(b.tick().Transitions), want)
 }
+
+// TestCrashKeepsWhatTheNextResultsDependOn: a crash loses the last-seen
+// refreshes since the last checkpoint, and nothing else an alert or a
+// staleness deadline depends on: a check's new interval, and the severity
+// a flapping check's entry shows while its latest result passes.
+func TestCrashKeepsWhatTheNextResultsDependOn(t *testing.T) {
+	t.Run("interval", func(t *testing.T) {
+		c := cfg(nil)
+		h := newHarness(t, c)
+		r := res("eu", "web-1", "backup", health.Passing)
+		r.Interval = 30
+		h.apply(r)
+		h.checkpoint()
+		h.now = h.now.Add(30 * time.Second)
+		r.Interval = 600 // stale after 30 minutes now, not 5
+		h.apply(r)
+		h.now = h.now.Add(time.Second)
+		h.crash(c)
+		h.now = h.now.Add(20 * time.Minute)
+		if out := h.tick(); len(out.Transitions) != 0 || len(h.e.Alerts()) != 0 {
+			t.Fatalf("20 minutes into a 30-minute staleness: %v, alerts %v",
+				transitionLines(out.Transitions), alertLines(h.e.Alerts()))
+		}
+	})
+	t.Run("severity of a flapping check's entry", func(t *testing.T) {
+		c := cfg(func(e *config.Engine) { e.ConfirmAfter = 3 })
+		h := newHarness(t, c)
+		r := res("eu", "web-1", "ntp", health.Passing)
+		for i := range 12 {
+			h.now = h.now.Add(30 * time.Second)
+			r.Status = []health.Status{health.Warning, health.Passing}[i%2]
+			h.apply(r)
+		}
+		h.now = h.now.Add(30 * time.Second)
+		r.Severity = health.SeverityInfo
+		h.apply(r)
+		before := h.e.Alerts()
+		if len(before) != 1 || before[0].Suppressed != health.SuppressedByFlapping || before[0].Severity != health.SeverityInfo {
+			t.Fatalf("before the crash: %+v, want the flapping entry at the event's severity, info", before)
+		}
+		h.now = h.now.Add(time.Second)
+		h.crash(c)
+		if after := h.e.Alerts(); !reflect.DeepEqual(after, before) {
+			t.Fatalf("after the crash:\n  %+v\nwant\n  %+v", after, before)
+		}
+	})
+}
