@@ -320,8 +320,9 @@ type run struct {
 	wi, ri                    int // next window and restart to apply
 
 	// What the server would have on disk, kept only when restarting.
-	persisted        map[health.Key]health.CheckState
-	persistedWindows []health.Window
+	persisted          map[health.Key]health.CheckState
+	persistedWindows   []health.Window
+	persistedForgotten []health.ForgottenHost
 
 	// The open batch: results since batchStart, the newest at batchEnd.
 	// They point into the decoder buffers of the current chunk and of the
@@ -673,11 +674,16 @@ func (rn *run) restart(at int64) error {
 			return fmt.Errorf("replay: restart at %s: %w", unixTime(at).Format(time.RFC3339), err)
 		}
 	}
-	now := unixTime(at)
-	rn.persistedWindows = slices.DeleteFunc(rn.persistedWindows, func(w health.Window) bool { return !w.Active(now) })
+	// Windows stay on disk until the engine ends them, as in the store:
+	// one that ended while the server was down is released, and journaled,
+	// by the restarted engine's first call.
 	for _, w := range rn.persistedWindows {
 		eng.LoadWindow(w)
 	}
+	for _, f := range rn.persistedForgotten {
+		eng.LoadForgottenHost(f)
+	}
+	now := unixTime(at)
 	eng.Start(rn.eng.Seq(), now)
 	rn.eng = eng
 	rn.nextCkpt = at + int64(rn.ckptEvery)
@@ -700,6 +706,20 @@ func (rn *run) absorb() {
 	if rn.persisted != nil {
 		for _, st := range out.Changed {
 			rn.persisted[st.Key] = st
+		}
+		// What the store deletes and keeps, in the order the tracker
+		// commits an outcome.
+		for _, k := range out.Forgotten {
+			delete(rn.persisted, k)
+		}
+		rn.persistedForgotten = append(rn.persistedForgotten, out.ForgottenHosts...)
+		if over := len(rn.persistedForgotten) - health.ForgottenHostsKept; over > 0 {
+			rn.persistedForgotten = slices.Delete(rn.persistedForgotten, 0, over) // the oldest, as the store
+		}
+		if len(out.EndedWindows) > 0 {
+			rn.persistedWindows = slices.DeleteFunc(rn.persistedWindows, func(w health.Window) bool {
+				return slices.Contains(out.EndedWindows, w.ID)
+			})
 		}
 	}
 }
