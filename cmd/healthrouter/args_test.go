@@ -269,3 +269,36 @@ func TestCheckConfigNotes(t *testing.T) {
 		t.Errorf("with a token: exit %d, output %q", code, stdout)
 	}
 }
+
+// A routing key PagerDuty would refuse is a note, named by its variable,
+// never shown.
+func TestCheckConfigNotesRoutingKeyShape(t *testing.T) {
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	cfgPath := filepath.Join(t.TempDir(), "c.yaml")
+	y := "external_url: https://hr.example.net\npagerduty:\n  routing_keys: {default: T_PD_DEFAULT, storage: T_PD_STORAGE, db: T_PD_DB}\n"
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const good = "0123456789abcdef0123456789ABCDEF"
+	t.Setenv("T_PD_DEFAULT", good)
+	t.Setenv("T_PD_STORAGE", "shortkey1")
+	t.Setenv("T_PD_DB", "0123456789abcdef0123456789abcde/")
+	code, stdout, _ := runCLI("check-config", "--config", cfgPath)
+	want := []string{
+		`note: routing key "db" (T_PD_DB) has 32 characters with some not a letter or digit; PagerDuty's Events API v2 keys are 32 letters and digits`,
+		`note: routing key "storage" (T_PD_STORAGE) has 9 characters; PagerDuty's`,
+	}
+	for _, w := range want {
+		if code != 0 || !strings.Contains(stdout, w) {
+			t.Errorf("exit %d, output %q; want %q", code, stdout, w)
+		}
+	}
+	for _, secret := range []string{good, "shortkey1", "abcde/"} {
+		if strings.Contains(stdout, secret) {
+			t.Errorf("output shows a routing key: %q", stdout)
+		}
+	}
+	if strings.Contains(stdout, `"default"`) {
+		t.Errorf("a well-formed key got a note: %q", stdout)
+	}
+}

@@ -127,6 +127,9 @@ func configNotes(cfg *config.Config) []string {
 	if cfg.ExternalURL == "" && (cfg.Grafana != nil || cfg.PagerDuty != nil) {
 		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s", cfg.LinkURL()))
 	}
+	if cfg.PagerDuty != nil {
+		notes = append(notes, cfg.PagerDuty.KeyNotes()...)
+	}
 	return notes
 }
 
@@ -188,6 +191,11 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 		if cfg.Grafana != nil || cfg.PagerDuty != nil {
 			log.Warn("external_url is not set: alert links point at the listen address; set it to the address on-call reaches (the same on both instances of an HA pair)",
 				zap.String("external_url", cfg.ExternalURL))
+		}
+	}
+	if cfg.PagerDuty != nil {
+		for _, n := range cfg.PagerDuty.KeyNotes() {
+			log.Warn(n)
 		}
 	}
 	if len(cfg.Auth.IngestTokens) == 0 {

@@ -6,6 +6,8 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -331,6 +333,37 @@ func (p *PagerDuty) ResolveOwn() bool {
 // whether the key changed: a resolve reaches PagerDuty's incident only
 // through the key that opened it. A truncated SHA-256 of a 128-bit random
 // key identifies the key and gives nothing away.
+// KeyNotes warns, naming each key and its variable but never its value,
+// about the routing keys PagerDuty's Events API v2 would refuse: its
+// integration keys are 32 letters and digits. A note, not a problem: an
+// events_url may point at something other than PagerDuty.
+func (p *PagerDuty) KeyNotes() []string {
+	names := make([]string, 0, len(p.Keys))
+	for name := range p.Keys {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var notes []string
+	for _, name := range names {
+		key := p.Keys[name].Reveal()
+		alnum := true
+		for i := 0; i < len(key); i++ {
+			c := key[i]
+			alnum = alnum && ('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z')
+		}
+		if len(key) == 32 && alnum {
+			continue
+		}
+		shape := fmt.Sprintf("%d characters", len(key))
+		if !alnum {
+			shape += " with some not a letter or digit"
+		}
+		notes = append(notes, fmt.Sprintf("routing key %q (%s) has %s; PagerDuty's Events API v2 keys are 32 letters and digits and it refuses others",
+			name, p.RoutingKeys[name], shape))
+	}
+	return notes
+}
+
 func (p *PagerDuty) KeyFingerprint(name string) string {
 	key := p.Keys[name].Reveal()
 	if key == "" {

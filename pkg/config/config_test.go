@@ -106,6 +106,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"decoded below body", "ingest: {max_body_bytes: 2MiB, max_decoded_bytes: 1MiB}\n", []string{"ingest.max_decoded_bytes (line 1): must be at least max_body_bytes"}},
 		{"check rule", "checks:\n  - {match: '', severity: loud}\n", []string{"checks[0].match (line 2): must not be empty", `checks[0].severity (line 2): "loud" is not one of`}},
 		{"duplicate field names", "ingest:\n  fields: {host: name, check: name}\n", []string{`"name" is already the name of`}},
+		{"field renamed onto another's default", "ingest:\n  fields: {host: check}\n", []string{`ingest.fields.host (line 2): "check" is the name of field check (its default): choose another, or rename check too`}},
 		{"grafana interval", "grafana: {interval: 15s}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.interval (line 1): must be a positive multiple of 10s"}},
 		{"grafana without pagerduty", "grafana: {}\n", []string{"grafana (line 1): needs pagerduty.routing_keys"}},
 		{"grafana folder uid", "grafana: {folder_uid: 'has space'}\npagerduty: {routing_keys: {default: PD}}\n", []string{"grafana.folder_uid (line 1): must be 1 to 40"}},

@@ -354,7 +354,13 @@ func (v *validator) fields(f Fields) {
 			continue
 		}
 		if other, dup := seen[nf.name]; dup {
-			v.add(key, fmt.Sprintf("%q is already the name of %s", nf.name, other))
+			if nf.name == nf.key {
+				// This field keeps its default name: the other one was
+				// renamed onto it, and that is the key to fix.
+				v.add("ingest.fields."+other, fmt.Sprintf("%q is the name of field %s (its default): choose another, or rename %s too", nf.name, nf.key, nf.key))
+			} else {
+				v.add(key, fmt.Sprintf("%q is already the name of %s", nf.name, other))
+			}
 			continue
 		}
 		seen[nf.name] = nf.key
