@@ -245,7 +245,7 @@ type Rejected struct {
 	Time     time.Time `json:"time"`
 	Reason   string    `json:"reason"` // stable metric label, e.g. "missing_field"
 	Error    string    `json:"error"`  // human-readable detail
-	Index    int       `json:"index"`  // position of the event in its request
+	Index    int       `json:"index"`  // position of the event in its request, from 0
 	Remote   string    `json:"remote,omitempty"`
 	Event    string    `json:"event"` // raw event, truncated
 	Truncate bool      `json:"truncated,omitempty"`
