@@ -251,6 +251,10 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 	if err != nil {
 		stopServing()
 		<-serveErr
+		if errors.Is(err, store.ErrLocked) {
+			// Two servers on one data directory would each page alone.
+			return fmt.Errorf("%w: another healthrouter serve (or report --data-dir) uses %s; stop it, or give this server its own --data-dir", err, cfg.DataDir)
+		}
 		return err
 	}
 	storeClosed := false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/store"
 )
 
 // Without any ingest token the server is unauthenticated, so it binds
@@ -181,6 +183,31 @@ func TestServeFailsBeforeListeningOnABadCertificate(t *testing.T) {
 		if logs.FilterMessage(msg).Len() != 0 {
 			t.Errorf("logged %q before failing", msg)
 		}
+	}
+}
+
+// A second server on a data directory another process holds fails with
+// what to do, and never becomes ready: two servers on one store would
+// each page alone.
+func TestServeRefusesAHeldDataDir(t *testing.T) {
+	dir := t.TempDir()
+	held, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = runServer(ctx, cfg, "embedded defaults", zap.New(core))
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "another healthrouter serve (or report --data-dir) uses "+dir+"; stop it, or give this server its own --data-dir") {
+		t.Fatalf("runServer on a held data dir: %v", err)
+	}
+	if logs.FilterMessage("ready").Len() != 0 {
+		t.Error("logged ready")
 	}
 }
 
