@@ -39,8 +39,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(fs.Output(), "usage: healthrouter replay FILE [flags]\n\n"+
 			"FILE holds NDJSON events in time order, optionally gzip or zstd compressed; - reads stdin.\n"+
 			"Pages are alerts that stay firing for the config's grafana.pending (default host 2m, region 1m).\n\n"+
-			"Exit status: 0 replayed; 1 failed, no events, or input truncated (the summary covers the events\n"+
-			"before the cut); 2 usage; 3 replayed, but events came out of time order (the outcome is wrong).")
+			"Exit status: 0 replayed; 1 failed, no events, every event rejected, or input truncated (the\n"+
+			"summary covers the events before the cut); 2 usage; 3 replayed, but events came out of time\n"+
+			"order (the outcome is not what healthrouter would have done: sort them by their own timestamps).")
 		fs.PrintDefaults()
 	}
 	files, err := parseArgs(fs, args, -1)

@@ -368,7 +368,11 @@ func (e *Engine) explainHost(reg *region, h *host, ex *Explanation) {
 	case h.failing > 0:
 		ex.Decision = fmt.Sprintf("%s does not page: no check is hard failing (%d soft or stale)", h.name, h.failing)
 	default:
-		ex.Decision = fmt.Sprintf("%s does not page: all %d checks are passing", h.name, len(h.checks))
+		verb := " are"
+		if len(h.checks) == 1 {
+			verb = " is"
+		}
+		ex.Decision = fmt.Sprintf("%s does not page: %s%s passing", h.name, allChecks(len(h.checks)), verb)
 	}
 }
 

@@ -270,7 +270,7 @@ func TestExplainRegionAndNotReporting(t *testing.T) {
 		phase, region2            string
 		decision                  string
 	}{
-		{"first region by name", "", "web-1", "", true, false, health.PhasePassing, "eu", "web-1 does not page: all 1 checks are passing"},
+		{"first region by name", "", "web-1", "", true, false, health.PhasePassing, "eu", "web-1 does not page: its only check is passing"},
 		{"region given", "us", "web-1", "", true, true, health.PhaseStale, "us", "web-1 pages: not reporting"},
 		{"not_reporting of a silent host", "us", "web-1", health.NotReporting, true, true, health.PhaseStale, "us",
 			"web-1 pages: not reporting, no result from any of its 1 checks since 2025-03-01T12:00:00Z"},

@@ -169,11 +169,7 @@ func (e *Engine) hostAlert(reg *region, h *host) health.Alert {
 		Value:    float64(h.paging),
 		Checks:   names,
 	}
-	noun := "checks"
-	if len(names) == 1 {
-		noun = "check"
-	}
-	a.Summary = fmt.Sprintf("%d %s failing on %s (%s): %s", len(names), noun, h.name, reg.name, joinNames(names, 10))
+	a.Summary = fmt.Sprintf("%s failing on %s (%s): %s", countChecks(len(names)), h.name, reg.name, joinNames(names, 10))
 	if first != nil {
 		a.Since = unixTime(first.hardSince)
 		a.Team = e.team(first)
@@ -202,13 +198,29 @@ func (e *Engine) nrHostAlert(reg *region, h *host) health.Alert {
 		Value:    1,
 		Since:    unixTime(e.silentSince(h)),
 		Team:     e.teams[e.names[e.nrName].team],
-		Summary: fmt.Sprintf("%s (%s) not reporting: all %d checks stale, last result %s",
-			h.name, reg.name, len(h.checks), unixTime(h.lastSeen).Format(time.RFC3339)),
+		Summary: fmt.Sprintf("%s (%s) not reporting: %s stale, last result %s",
+			h.name, reg.name, allChecks(len(h.checks)), unixTime(h.lastSeen).Format(time.RFC3339)),
 	}
 	if h.nr == stateSuppressed {
 		a.Suppressed = supNames[h.nrSup]
 	}
 	return a
+}
+
+// countChecks is "1 check" or "n checks".
+func countChecks(n int) string {
+	if n == 1 {
+		return "1 check"
+	}
+	return fmt.Sprintf("%d checks", n)
+}
+
+// allChecks is "its only check" or "all n checks".
+func allChecks(n int) string {
+	if n == 1 {
+		return "its only check"
+	}
+	return fmt.Sprintf("all %d checks", n)
 }
 
 // entryAlert renders a check's suppressed entry.

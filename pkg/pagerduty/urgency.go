@@ -114,10 +114,10 @@ func urgencyProblem(rule *pagerduty.IncidentUrgencyRule, high, low bool) string 
 		switch {
 		case b.urgency == urgencyLow && high:
 			return "critical and error alerts would open low-urgency incidents" + when +
-				": set the service's urgency to high or based on alert severity"
+				": set the service's urgency to \"High\" or \"Based on alert severity\""
 		case b.urgency == urgencyHigh && low:
 			return "warnings (pagerduty.warning: low) would open high-urgency incidents" + when +
-				": set the service's urgency to based on alert severity, or pagerduty.warning to none"
+				": set the service's urgency to \"Based on alert severity\", or pagerduty.warning to none"
 		}
 	}
 	return ""

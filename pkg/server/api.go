@@ -303,6 +303,12 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWindowBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var timeErr *time.ParseError
+		if errors.As(err, &timeErr) {
+			// Go's message quotes its layout, not a format people know.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid maintenance window: until %q is not an RFC3339 time such as 2026-12-01T18:00:00Z", timeErr.Value))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "invalid maintenance window: "+err.Error())
 		return
 	}

@@ -381,6 +381,8 @@ func TestMaintenanceAPI(t *testing.T) {
 		{"blank region", `{"region":"  ","until":"UNTIL","reason":"x"}`, "region is required"},
 		{"blank host", `{"region":"eu","host":" ","until":"UNTIL","reason":"x"}`, "host is blank"},
 		{"DEL in check", `{"region":"eu","check":"disk\u007f","until":"UNTIL","reason":"x"}`, `check contains control character '\\x7f'`},
+		{"until not a time", `{"region":"eu","until":"soon","reason":"x"}`, `until \"soon\" is not an RFC3339 time such as 2026-12-01T18:00:00Z`},
+		{"until without a zone", `{"region":"eu","until":"2030-01-01T00:00:00","reason":"x"}`, `until \"2030-01-01T00:00:00\" is not an RFC3339 time`},
 	}
 	for _, b := range bad {
 		body := strings.ReplaceAll(b.body, "UNTIL", soon)
