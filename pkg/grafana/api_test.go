@@ -165,3 +165,32 @@ func nilGroup() *models.AlertRuleGroup {
 func contactPointForTest() *models.EmbeddedContactPoint {
 	return &models.EmbeddedContactPoint{UID: "hr-pd-x", Name: "healthrouter-x", Type: ptr("pagerduty"), Settings: map[string]any{}}
 }
+
+// A 500 to a read is Grafana unable to serve: long enough, and direct
+// paging starts.
+func TestReadAnswered500IsUnreachable(t *testing.T) {
+	srv, _ := recordingServer(t, 500, `{"message":"db locked"}`)
+	a, err := newGrafanaAPI(testGrafanaConfig(srv.URL, false), srv.Client(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.listRules(context.Background()); !isUnreachable(err) {
+		t.Errorf("500 to a read: %v, want unreachable", err)
+	}
+}
+
+// A 500 to a policy PUT or a contact-point update is Grafana refusing that
+// write, not Grafana down: it must not start direct paging.
+func TestWriteAnswered500IsARefusal(t *testing.T) {
+	srv, _ := recordingServer(t, 500, `{"message":"refused"}`)
+	a, err := newGrafanaAPI(testGrafanaConfig(srv.URL, false), srv.Client(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.putPolicy(context.Background(), mustParseTree(t, `{"receiver":"r"}`), actionUpdate); err == nil || isUnreachable(err) {
+		t.Errorf("500 to PUT policies: %v, want a refusal", err)
+	}
+	if err := a.updateContactPoint(context.Background(), contactPointForTest()); err == nil || isUnreachable(err) {
+		t.Errorf("500 to update contact point: %v, want a refusal", err)
+	}
+}

@@ -512,3 +512,25 @@ func TestVerifyPolicy(t *testing.T) {
 		})
 	}
 }
+
+// A tree holding healthrouter's route twice (a hand edit, a restore) gets
+// a policy update that leaves one.
+func TestDuplicatedManagedRouteIsPlannedAway(t *testing.T) {
+	f := newFixture(t, fixtureOpts{grafana: "routing: policy"})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	var tree map[string]any
+	if err := json.Unmarshal([]byte(f.srv.PolicyJSON()), &tree); err != nil {
+		t.Fatal(err)
+	}
+	routes := tree["routes"].([]any)
+	tree["routes"] = append(routes, routes[0])
+	raw, _ := json.Marshal(tree)
+	if err := f.srv.SetPolicyJSON(string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	p, text := planText(t, f, rs)
+	if changeFor(p, kindPolicy, "route managed_by="+ManagedByValue) == nil {
+		t.Errorf("duplicate route not planned away:\n%s", text)
+	}
+}

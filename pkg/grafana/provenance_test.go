@@ -349,3 +349,49 @@ func TestExpressionModelDefaultsConverge(t *testing.T) {
 		})
 	}
 }
+
+// A rule of provenance converted_prometheus in a group healthrouter writes
+// would make Grafana refuse the write: the plan says so instead of
+// failing every reconcile.
+func TestConvertedPrometheusRuleBlocksItsGroup(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	uid := f.srv.RuleUIDs()[0]
+	f.srv.SetRuleProvenance(uid, "converted_prometheus")
+	if _, text := planText(t, f, rs); !strings.Contains(text, "cannot be written") {
+		t.Errorf("no block note:\n%s", text)
+	}
+}
+
+// Someone else's rule already of provenance api keeps it when the group
+// is written: no note says it changes.
+func TestNoRestampNoteWhenProvenanceUnchanged(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	postForeignRule(t, f, "other", "eu-west-1", true)
+	f.cfg = loadConfig(t, f.srv.URL, "group_wait: 45s", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p := f.apply(t, rs)
+	if strings.Contains(p.String(), "changes the provenance") {
+		t.Errorf("note for an unchanged provenance:\n%s", p)
+	}
+}
+
+// healthrouter's own rules, whatever their provenance, are never called
+// someone else's in a note.
+func TestOwnRulesNeverCalledSomeoneElses(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.apply(t, rs)
+	for _, uid := range f.srv.RuleUIDs() {
+		f.srv.SetRuleProvenance(uid, "")
+	}
+	f.cfg = loadConfig(t, f.srv.URL, "group_wait: 45s", "", testEnv(f.srv))
+	f.r = f.newReconciler(t, fixtureOpts{})
+	p := f.apply(t, rs)
+	if strings.Contains(p.String(), "someone else's") {
+		t.Errorf("own rules called someone else's:\n%s", p)
+	}
+}

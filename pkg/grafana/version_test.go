@@ -48,3 +48,19 @@ func TestCreatesRulesByUID(t *testing.T) {
 		}
 	}
 }
+
+// After Grafana is upgraded past 11.5.2, the next plan asks again and the
+// too-old note goes.
+func TestUpgradeClearsVersionNote(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rs := regions("eu-west-1")
+	f.srv.SetVersion("11.4.0")
+	f.r = f.newReconciler(t, fixtureOpts{})
+	if _, text := planText(t, f, rs); !strings.Contains(text, "older than 11.5.2") {
+		t.Fatalf("no note:\n%s", text)
+	}
+	f.srv.SetVersion("11.5.2")
+	if _, text := planText(t, f, rs); strings.Contains(text, "older than 11.5.2") {
+		t.Errorf("note survives the upgrade:\n%s", text)
+	}
+}

@@ -132,10 +132,18 @@ func TestVectorPipelines(t *testing.T) {
 			t.Fatal(err)
 		}
 		var cfg struct {
-			Sinks map[string]map[string]any `yaml:"sinks"`
+			Sources map[string]map[string]any `yaml:"sources"`
+			Sinks   map[string]map[string]any `yaml:"sinks"`
 		}
 		if err := yaml.Unmarshal(raw, &cfg); err != nil {
 			t.Fatalf("%s: %v", file, err)
+		}
+		// A check system pushing results gets its answer only once
+		// healthrouter has them on disk: the sink must acknowledge end to
+		// end, or a Vector crash loses what the pusher was told is safe.
+		pushed := false
+		for _, src := range cfg.Sources {
+			pushed = pushed || src["type"] == "http_server"
 		}
 		for name, sink := range cfg.Sinks {
 			if sink["type"] != "http" {
@@ -144,6 +152,9 @@ func TestVectorPipelines(t *testing.T) {
 			sinks++
 			for _, p := range checkHTTPSink(sink) {
 				t.Errorf("%s: sinks.%s: %s", file, name, p)
+			}
+			if ack, _ := sink["acknowledgements"].(map[string]any); pushed && ack["enabled"] != true {
+				t.Errorf("%s: sinks.%s: acknowledgements.enabled must be true: an http_server source feeds the pipeline", file, name)
 			}
 		}
 	}

@@ -634,3 +634,39 @@ func TestFallbackAdoptsRecordsWithoutSeverity(t *testing.T) {
 		t.Errorf("last event %+v, want the resolve of the legacy dedup key", ev)
 	}
 }
+
+// A key whose variable is unset at a restart is not a replaced key: its
+// incidents stay, to be resolved once it is set again.
+func TestUnsetKeyKeepsIncidents(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	env.update(t0.Add(time.Hour), t0, web1, nas1)
+	env.cfg.Keys["storage"] = ""
+	env.restart()
+	if got := env.fb.Open(); len(got) != 2 {
+		t.Errorf("restored incidents = %v, want both", got)
+	}
+}
+
+// With resolve_on_recovery off, recovery withdraws queued triggers; if
+// that fails, direct paging stays active and the next update tries again.
+func TestFailedWithdrawKeepsDirectPagingActive(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{})
+	off := false
+	env.cfg.ResolveOnRecovery = &off
+	fb, err := NewFallback(env.cfg, failingWithdraw{env.ob}, env.store.kv("fallback_failing_withdraw"),
+		FallbackOptions{Registerer: prometheus.NewRegistry(), Logger: env.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Update(t0.Add(time.Hour), grafanaSince(t0), []health.Alert{web1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Update(t0.Add(2*time.Hour), grafanaSince(time.Time{}), []health.Alert{web1}); err == nil || !fb.Active() {
+		t.Errorf("failed withdraw: err %v, active %v; want an error and still active", err, fb.Active())
+	}
+}
+
+// failingWithdraw is an Enqueuer whose Withdraw fails, as on a full disk.
+type failingWithdraw struct{ Enqueuer }
+
+func (failingWithdraw) Withdraw(...Message) error { return errors.New("disk full") }

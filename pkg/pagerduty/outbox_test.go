@@ -1170,3 +1170,101 @@ func TestOutboxMasksAnEchoedRoutingKey(t *testing.T) {
 		metricsHaveNoKey(t, env.reg)
 	})
 }
+
+// A trigger PagerDuty answered 503 may have opened an incident: Withdraw
+// leaves it queued, so it is sent and later resolved.
+func TestWithdrawKeepsAttemptedTrigger(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	pd.FailNext(1000, http.StatusServiceUnavailable)
+	a := hostAlert("eu", "x", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "a 503", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultRetried) >= 1 })
+	if err := env.ob.Withdraw(resolve("default", a)); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.ob.Depth(); d != 1 {
+		t.Errorf("depth %d, want the attempted trigger kept", d)
+	}
+}
+
+// A dedup key whose resolve is queued behind a 429 has an incident open:
+// Withdraw takes back neither the resolve nor the re-trigger after it.
+func TestWithdrawKeepsQueuedResolveAndRetrigger(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	a := hostAlert("eu", "x", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "sent", func() bool { return env.ob.Depth() == 0 })
+	pd.FailNext(1000, http.StatusTooManyRequests)
+	env.enqueue(resolve("default", a))
+	waitFor(t, "a 429", func() bool { return eventsTotal(t, env.reg, ActionResolve, ResultRateLimited) >= 1 })
+	env.enqueue(trigger("default", a))
+	if err := env.ob.Withdraw(resolve("default", a)); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.ob.Depth(); d != 2 {
+		t.Errorf("depth %d, want the resolve and re-trigger kept", d)
+	}
+}
+
+// A trigger withdrawn while in flight that PagerDuty then accepts counts
+// as sent, not withdrawn.
+func TestWithdrawDuringAcceptedSendCountsSent(t *testing.T) {
+	pd := newFakePD(t)
+	clock := newFakeClock()
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	env.run()
+	pd.SetDelay(300 * time.Millisecond)
+	a := hostAlert("eu", "x", health.SeverityCritical)
+	env.enqueue(trigger("default", a))
+	waitFor(t, "in flight", func() bool { return len(pd.Requests(keyDefault)) == 1 })
+	if err := env.ob.Withdraw(resolve("default", a)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "settled", func() bool { return eventsTotal(t, env.reg, ActionTrigger, ResultSent) == 1 })
+	if n := eventsTotal(t, env.reg, ActionTrigger, ResultWithdrawn); n != 0 {
+		t.Errorf("%v withdrawn, want 0: PagerDuty took it", n)
+	}
+}
+
+// A record queued by a release that stored no key fingerprint is
+// delivered after an upgrade, not dropped as sent with another key.
+func TestRecordWithoutFingerprintKeptOnUpgrade(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	q := env.store.queue("pagerduty")
+	if _, err := q.Append([]byte(`{"key":"default","event":{"event_action":"resolve","dedup_key":"x"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	env.build()
+	if d := env.ob.Depth(); d != 1 {
+		t.Errorf("depth %d, want the old record kept", d)
+	}
+}
+
+// A record queued for a key since replaced is dropped from disk too, and
+// counted rejected: it is not logged again at every restart, nor sent if
+// the old key comes back.
+func TestDroppedRecordOfReplacedKeyLeavesDisk(t *testing.T) {
+	pd := newFakePD(t)
+	env := newOutboxEnv(t, pd, SystemClock{})
+	q := env.store.queue("pagerduty")
+	if _, err := q.Append([]byte(`{"key":"default","key_fingerprint":"0000000000000000","event":{"event_action":"resolve","dedup_key":"x"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	env.build()
+	if got := env.store.queue("pagerduty").Len(); got != 0 {
+		t.Errorf("queue length %d, want the dropped record deleted", got)
+	}
+	if got := eventsTotal(t, env.reg, ActionResolve, ResultRejected); got != 1 {
+		t.Errorf("rejected %v, want 1", got)
+	}
+}
