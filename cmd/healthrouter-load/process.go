@@ -283,14 +283,28 @@ func (h *healthrouter) admin(ctx context.Context, path string, read func(io.Read
 	return nil
 }
 
+// anonRSSSample is the sample liveHeap adds from /proc: the server's
+// anonymous resident memory (loadgen.ProcStat.AnonRSS).
+const anonRSSSample = "proc_rss_anon_bytes"
+
 // liveHeap forces a collection in the server (the heap profile endpoint's
-// gc=1) and then reads its metrics, so heap figures are live data only.
+// gc=1) and then reads its metrics, so heap figures are live data only,
+// and adds its anonymous resident memory from /proc.
 func (h *healthrouter) liveHeap(ctx context.Context) (loadgen.Samples, error) {
 	discard := func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
 	if err := h.admin(ctx, "/debug/pprof/heap?gc=1", discard); err != nil {
 		return nil, fmt.Errorf("force a collection: %w", err)
 	}
-	return loadgen.Scrape(ctx, h.client, h.url+"/metrics")
+	samples, err := loadgen.Scrape(ctx, h.client, h.url+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	ps, err := loadgen.ReadProc(h.PID())
+	if err != nil {
+		return nil, err
+	}
+	samples[anonRSSSample] = float64(ps.AnonRSS)
+	return samples, nil
 }
 
 // profile saves a CPU profile of the next d to path.

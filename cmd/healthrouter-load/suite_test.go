@@ -93,11 +93,20 @@ func TestBenchSuite(t *testing.T) {
 		"half_rate_events_per_sec", "half_rate_p99_ms", "new_checks_events_per_sec",
 		"ingest_shuffled_events_per_sec", "ingest_shuffled_p99_ms", "steady_pass_events_per_sec",
 		"heap_per_check_bytes", "heap_per_check_restart_bytes", "startup_seconds", "state_load_seconds",
+		"anon_rss_per_check_bytes", "anon_rss_per_check_restart_bytes",
 		"shutdown_seconds", "reconcile_100_regions_first_ms",
 	}
 	for _, name := range positive {
 		if f, ok := figs[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %s: %+v", name, f)
+		}
+	}
+	// The process's own memory holds at least the live heap, and RSS at
+	// least that: the three are measured at the same moments.
+	for _, when := range []string{"", "_restart"} {
+		heap, anon, rss := figs["heap_per_check"+when+"_bytes"].Value, figs["anon_rss_per_check"+when+"_bytes"].Value, figs["rss_per_check"+when+"_bytes"].Value
+		if anon < heap || rss < anon {
+			t.Errorf("per check%s: heap %.0f B, anonymous RSS %.0f B, RSS %.0f B: want heap <= anonymous <= RSS", when, heap, anon, rss)
 		}
 	}
 	// The half-rate run is paced at half the best maximum run.

@@ -25,6 +25,10 @@ type ProcStat struct {
 	CPU     time.Duration // user + system
 	RSS     int64         // resident bytes now
 	PeakRSS int64         // resident high-water mark (VmHWM)
+	// AnonRSS is the resident memory the process itself holds (RssAnon):
+	// RSS less file pages, such as a memory-mapped store's, that the
+	// kernel drops under pressure and reads back.
+	AnonRSS int64
 }
 
 // ReadProc reads a live process's figures from /proc.
@@ -55,6 +59,8 @@ func readProc(proc fs.FS, pid int) (ProcStat, error) {
 			ps.RSS, err = parseKB(line)
 		case strings.HasPrefix(line, "VmHWM:"):
 			ps.PeakRSS, err = parseKB(line)
+		case strings.HasPrefix(line, "RssAnon:"):
+			ps.AnonRSS, err = parseKB(line)
 		}
 		if err != nil {
 			return ProcStat{}, fmt.Errorf("process %d status: %w", pid, err)

@@ -17,7 +17,7 @@ func TestReadProcFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	// utime 1234 + stime 567 ticks at 100 Hz; sizes in kB.
-	want := ProcStat{CPU: 18010 * time.Millisecond, RSS: 81920 << 10, PeakRSS: 131072 << 10}
+	want := ProcStat{CPU: 18010 * time.Millisecond, RSS: 81920 << 10, PeakRSS: 131072 << 10, AnonRSS: 61440 << 10}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
