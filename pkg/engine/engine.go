@@ -40,8 +40,8 @@
 //
 // As Nagios: one state-change bit per result over the last 21 results; the
 // 20 changes between them are weighted linearly from 0.8 (oldest) to 1.2
-// (newest) and divided by 20. A check starts flapping above flap.high and
-// stops below flap.low. Every result counts, soft ones included, so a check
+// (newest; Nagios weighs from 0.75 to 1.25) and divided by 20. A check
+// starts flapping above flap.high and stops below flap.low. Every result counts, soft ones included, so a check
 // that alternates every other result flaps even though it never confirms.
 // A flapping check pages nothing: it is listed as suppressed (flapping) for
 // as long as it flaps, and pages once when it settles hard failing.

@@ -194,17 +194,25 @@ func TestRecoverAfter(t *testing.T) {
 	tests := []struct {
 		name    string
 		recover int
+		rule    int // the check rule's recover_after for disk; 0 inherits
 		results []health.Status
 		pages   bool
 	}{
-		{"immediate by default", 1, []health.Status{C, C, P}, false},
-		{"still paging before recover_after", 3, []health.Status{C, C, P, P}, true},
-		{"recovers at recover_after", 3, []health.Status{C, C, P, P, P}, false},
-		{"a failure restarts the count", 3, []health.Status{C, C, P, P, C, P, P}, true},
+		{"immediate by default", 1, 0, []health.Status{C, C, P}, false},
+		{"still paging before recover_after", 3, 0, []health.Status{C, C, P, P}, true},
+		{"recovers at recover_after", 3, 0, []health.Status{C, C, P, P, P}, false},
+		{"a failure restarts the count", 3, 0, []health.Status{C, C, P, P, C, P, P}, true},
+		{"a rule's recover_after over the engine's", 1, 3, []health.Status{C, C, P, P}, true},
+		{"a rule's recover_after reached", 1, 3, []health.Status{C, C, P, P, P}, false},
+		{"a rule's immediate recovery over the engine's", 3, 1, []health.Status{C, C, P}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, cfg(func(c *config.Engine) { c.RecoverAfter = tt.recover }))
+			var rules []config.CheckRule
+			if tt.rule > 0 {
+				rules = append(rules, config.CheckRule{Match: "di*", RecoverAfter: tt.rule})
+			}
+			h := newHarness(t, cfg(func(c *config.Engine) { c.RecoverAfter = tt.recover }, rules...))
 			for _, st := range tt.results {
 				h.now = h.now.Add(30 * time.Second)
 				h.apply(res("eu", "web-1", "disk", st))

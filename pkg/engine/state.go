@@ -81,8 +81,9 @@ const (
 	flapChanges  = flapSlots - 1
 )
 
-// The change into the i-th newest result weighs 1.2 - 0.4·i/19 (Nagios'
-// linear 0.8 to 1.2), that is (114 - 2i)/95: in units of 1/95 the weights
+// The change into the i-th newest result weighs 1.2 - 0.4·i/19 (linear
+// from 0.8 to 1.2, a little flatter than Nagios' 0.75 to 1.25), that is
+// (114 - 2i)/95: in units of 1/95 the weights
 // are whole, and a history's weighted sum is a whole number of units out of
 // flapUnits, every change. Comparing whole numbers with the thresholds is
 // exact, so a history worth exactly flap.high does not flap ("above") and
