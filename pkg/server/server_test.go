@@ -548,13 +548,24 @@ func TestMetricsExposeIngestAndPageSet(t *testing.T) {
 	if resp, _ := ts.post(t, jsonArray(evs...)); resp.StatusCode != 200 {
 		t.Fatalf("post: %d", resp.StatusCode)
 	}
+	// Vector retrying the batch: every event a duplicate.
+	if resp, _ := ts.post(t, jsonArray(evs...)); resp.StatusCode != 200 {
+		t.Fatalf("retry: %d", resp.StatusCode)
+	}
+	// A third host, passing: counted among the hosts, not the failing.
+	if resp, _ := ts.post(t, jsonArray(event("web-3.eu-west.example.com", "eu-west", "raid", "passing"))); resp.StatusCode != 200 {
+		t.Fatalf("post web-3: %d", resp.StatusCode)
+	}
 	m := metrics(t, ts)
 	for _, want := range []string{
-		`healthrouter_ingest_events_total{result="accepted"} 4`,
+		`healthrouter_ingest_events_total{result="accepted"} 5`,
+		`healthrouter_ingest_events_total{result="duplicate"} 4`,
+		`healthrouter_region_reporting_hosts{region="eu-west"} 3`,
+		`healthrouter_region_failing_checks{region="eu-west"} 2`,
 		`healthrouter_alert{check="",host="web-1.eu-west.example.com",level="host",region="eu-west",severity="critical"} 1`,
 		`healthrouter_check_failing{check="raid",host="web-2.eu-west.example.com",region="eu-west",status="critical"} 1`,
-		`healthrouter_region_hosts{region="eu-west"} 2`,
-		`healthrouter_tracked_checks 2`,
+		`healthrouter_region_hosts{region="eu-west"} 3`,
+		`healthrouter_tracked_checks 3`,
 		`healthrouter_alert_team{check="",host="web-1.eu-west.example.com",level="host",region="eu-west",team="storage"} 1`,
 		`healthrouter_http_request_duration_seconds_bucket{code="200",route="/v1/events",le="+Inf"}`,
 		`healthrouter_last_event_timestamp_seconds{region="eu-west"}`,
