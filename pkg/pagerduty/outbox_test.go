@@ -202,6 +202,39 @@ func TestOutbox429StormLosesNothingAndKeepsTheBudget(t *testing.T) {
 	}
 }
 
+// TestOutboxKeepsItsOwnBudget: with a PagerDuty that would take more,
+// the outbox itself holds each key to rate_per_minute, never drawing a 429.
+func TestOutboxKeepsItsOwnBudget(t *testing.T) {
+	clock := newFakeClock()
+	pd := newFakePD(t, pagerdutytest.WithClock(clock.Now), pagerdutytest.WithRateLimit(100000, time.Minute))
+	env := newOutboxEnv(t, pd, clock)
+	env.build()
+	const perKey = 150
+	var msgs []Message
+	for i := range perKey {
+		for _, key := range []string{"default", "storage"} {
+			msgs = append(msgs, trigger(key, hostAlert("eu", fmt.Sprintf("%s-%03d", key, i), health.SeverityCritical)))
+		}
+	}
+	env.enqueue(msgs...)
+	env.run()
+	passed := clock.RunUntil(t, time.Hour, func() bool { return env.ob.Depth() == 0 })
+	for _, key := range []string{keyDefault, keyStorage} {
+		if got := pd.MaxRequestsInWindow(key, time.Minute); got > env.cfg.RatePerMinute || got < env.cfg.RatePerMinute/2 {
+			t.Errorf("%d requests within one minute on a key, want at most the budget %d and near it", got, env.cfg.RatePerMinute)
+		}
+	}
+	if passed < time.Minute {
+		t.Errorf("%d events per key delivered in %v: faster than %d a minute", perKey, passed, env.cfg.RatePerMinute)
+	}
+	if got := eventsTotal(t, env.reg, ActionTrigger, ResultSent); got != 2*perKey {
+		t.Errorf("sent = %v, want %d", got, 2*perKey)
+	}
+	if n := pd.Statuses()[http.StatusTooManyRequests]; n != 0 {
+		t.Errorf("PagerDuty answered 429 %d times", n)
+	}
+}
+
 func TestOutboxRetries5xxAndTimeouts(t *testing.T) {
 	clock := newFakeClock()
 	pd := newFakePD(t)
@@ -267,8 +300,9 @@ func TestOutboxRestartDeliversEverythingOnce(t *testing.T) {
 	env.enqueue(resolve("default", alerts[0]))
 	waitFor(t, "failed attempts", func() bool { return pd.Statuses()[http.StatusInternalServerError] >= 1 })
 	env.stop()
-	if got := env.ob.Depth(); got != 16 {
-		t.Fatalf("depth at shutdown = %d, want 16", got)
+	depthGauge := func() float64 { return metricValue(t, env.reg, "healthrouter_pagerduty_outbox_depth", nil) }
+	if got := env.ob.Depth(); got != 16 || depthGauge() != 16 {
+		t.Fatalf("depth at shutdown = %d, gauge %v, want 16", got, depthGauge())
 	}
 
 	// Restart: the store is closed and reopened, a new outbox loads it.
@@ -276,11 +310,14 @@ func TestOutboxRestartDeliversEverythingOnce(t *testing.T) {
 	pd.ClearFaults()
 	before := len(pd.Events())
 	env.build()
-	if got := env.ob.Depth(); got != 16 {
-		t.Fatalf("depth after restart = %d, want 16", got)
+	if got := env.ob.Depth(); got != 16 || depthGauge() != 16 {
+		t.Fatalf("depth after restart = %d, gauge %v, want 16", got, depthGauge())
 	}
 	env.run()
 	waitFor(t, "delivery after restart", func() bool { return env.ob.Depth() == 0 })
+	if got := depthGauge(); got != 0 {
+		t.Errorf("depth gauge %v after delivery, want 0", got)
+	}
 
 	if got := len(pd.Events()) - before; got != 16 {
 		t.Errorf("%d events accepted after restart, want 16", got)
