@@ -238,4 +238,34 @@ func TestProvisioningExamplesParse(t *testing.T) {
 			t.Errorf("%s: apiVersion %v", path, doc["apiVersion"])
 		}
 	}
+	// The example datasource is the one the rules query with the default
+	// grafana.datasource_uid, as the exported alerting example shows.
+	raw, err := os.ReadFile("../../grafana/provisioning/datasources/prometheus.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds struct {
+		Datasources []struct {
+			UID  string `yaml:"uid"`
+			Type string `yaml:"type"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(raw, &ds); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("grafana: {}\npagerduty: {routing_keys: {default: PD}}\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cfg.Grafana.DatasourceUID
+	if len(ds.Datasources) != 1 || ds.Datasources[0].UID != want || ds.Datasources[0].Type != "prometheus" {
+		t.Errorf("example datasource %+v, want one prometheus datasource with uid %q", ds.Datasources, want)
+	}
+	alerting, err := os.ReadFile("../../grafana/provisioning/alerting/healthrouter.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(alerting), "datasourceUid: "+want+"\n") {
+		t.Errorf("the exported alerting example queries no datasource %q", want)
+	}
 }
