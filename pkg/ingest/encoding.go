@@ -259,6 +259,12 @@ func (p *codecPools) decompress(enc encoding, body []byte, out *[]byte, limit in
 		if err = st.zr.(zlib.Resetter).Reset(&st.src, nil); err == nil {
 			*out, err = readLimited(st.zr, (*out)[:0], limit)
 		}
+		if n := st.src.Len(); err == nil && n > 0 {
+			// zlib is one stream: what follows it would be lost unseen
+			// (the reader reads through a ByteReader, so exactly up to the
+			// stream's checksum).
+			err = fmt.Errorf("%d bytes after the end of the zlib stream", n)
+		}
 		st.src.Reset(nil)
 		p.zlib.Put(st)
 	case encZstd:
@@ -292,7 +298,10 @@ func (p *codecPools) decompress(enc encoding, body []byte, out *[]byte, limit in
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		err = fmt.Errorf("a frame needs a window over the %d bytes this server allocates: %w", maxZstdWindow, err)
 	}
-	return nil, &BodyError{Reason: BodyBadEncoding, Err: fmt.Errorf("%s: %w", enc, err)}
+	if !strings.HasPrefix(err.Error(), enc.String()+": ") { // the codecs' own errors name themselves
+		err = fmt.Errorf("%s: %w", enc, err)
+	}
+	return nil, &BodyError{Reason: BodyBadEncoding, Err: err}
 }
 
 // maxSnappyRatio bounds what a snappy block produces per input byte: its
