@@ -97,7 +97,8 @@ type Ingest struct {
 	Fields Fields `yaml:"fields"`
 	// Labels lists the label keys kept from an event's labels map.
 	Labels []string `yaml:"labels"`
-	// MaxInFlight bounds concurrent ingest requests; past it, 429.
+	// MaxInFlight bounds the ingest requests decoding, applying or waiting
+	// for their commit at once, once their body is read; past it, 429.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxInflightBytes bounds the memory the bodies of all in-flight
 	// requests hold together; a request that would pass it gets 429.

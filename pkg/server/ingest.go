@@ -209,15 +209,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	}
-	select {
-	case s.inflight <- struct{}{}:
-		defer func() { <-s.inflight }()
-	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "overloaded: too many ingest requests in flight, retry later")
-		return
-	}
-
+	// The body is read before the request counts against max_in_flight:
+	// the byte budget bounds what bodies being read hold, and a sender on a
+	// slow link (or trickling on purpose) must not hold the slots every
+	// other sender needs.
 	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit, s.bodyBudget)
 	defer body.release()
 	if err != nil {
@@ -243,6 +238,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
 			writeError(w, http.StatusRequestTimeout, "reading body: "+err.Error())
 		}
+		return
+	}
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "overloaded: too many ingest requests in flight, retry later")
 		return
 	}
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,37 +321,67 @@ func TestNotReadyAnswers503(t *testing.T) {
 
 func TestOverloadAnswers429(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxInFlight = 1 })
-	// Hold the only slot with a request whose body trickles in.
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pw.Close() }) // a failed test must not leave it hanging
-	req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
-	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	// Hold the only slot with a request whose body is in and whose commit
+	// waits, as on a slow disk.
+	release := make(chan struct{})
+	var once sync.Once
+	waiting := make(chan struct{})
+	ts.srv.testHookCommitWait = func() {
+		once.Do(func() {
+			close(waiting)
+			<-release
+		})
+	}
 	held := make(chan int, 1) // the holder's status once answered
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			held <- 0
-			return
-		}
-		resp.Body.Close()
+		resp, _ := ts.post(t, jsonArray(event("web-2.eu-west.example.com", "eu-west", "disk", "passing")))
 		held <- resp.StatusCode
 	}()
-	_, _ = pw.Write([]byte("["))
-	// Probe only once the holder is reading its body, so holding the
-	// slot: a probe first would take the slot, and the holder's 429
-	// would wait for the rest of its body, which net/http reads before
-	// answering on a connection it keeps.
-	waitReading(t, ts.srv)
+	<-waiting
 	resp, data := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("with the only slot taken: %d (Retry-After %q) %s, want 429 with Retry-After",
 			resp.StatusCode, resp.Header.Get("Retry-After"), data)
 	}
-	// The holder, once its body is complete, is applied as usual.
-	_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
-	pw.Close()
+	// The holder, once its commit is confirmed, is answered as usual.
+	close(release)
 	if status := <-held; status != http.StatusOK {
 		t.Fatalf("the request holding the slot: %d, want 200", status)
+	}
+}
+
+// TestSlowBodyHoldsNoSlot: a request whose body trickles in takes no
+// max_in_flight slot while it does, so one slow sender cannot make the
+// rest of the fleet's requests 429.
+func TestSlowBodyHoldsNoSlot(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.MaxInFlight = 1 })
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // a failed test must not leave it hanging
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	_, _ = pw.Write([]byte("["))
+	waitReading(t, ts.srv)
+	for _, host := range []string{"web-1", "web-3"} {
+		resp, data := ts.do(t, "POST", "/v1/events", jsonArray(event(host+".eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("beside a slow body: %d %s, want 200", resp.StatusCode, data)
+		}
+	}
+	// The slow one, once its body is complete, is applied as usual.
+	_, _ = pw.Write([]byte(event("web-2.eu-west.example.com", "eu-west", "disk", "passing") + "]"))
+	pw.Close()
+	if status := <-slow; status != http.StatusOK {
+		t.Fatalf("the slow request: %d, want 200", status)
 	}
 }
 
