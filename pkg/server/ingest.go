@@ -233,10 +233,20 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "overloaded: "+err.Error()+" by requests in flight, retry later")
 		default:
-			// The client went away or stalled: nothing was applied; 408
-			// is retried by Vector.
 			s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-			writeError(w, http.StatusRequestTimeout, "reading body: "+err.Error())
+			var netErr net.Error
+			switch {
+			case errors.As(err, &netErr) && netErr.Timeout():
+				// Stalled past request_timeout: nothing was applied, and
+				// Vector retries a 408.
+				writeError(w, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout ("+s.cfg.Ingest.RequestTimeout.D().String()+")")
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				writeError(w, http.StatusRequestTimeout, "reading body: it ended before its announced length")
+			default:
+				// Malformed framing (a bad chunk size, say): the same bytes
+				// would fail again, so not an answer Vector retries.
+				writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+			}
 		}
 		return
 	}

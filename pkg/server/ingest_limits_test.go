@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -303,6 +304,67 @@ func BenchmarkReadBody(b *testing.B) {
 					}
 				}
 				body.release()
+			}
+		})
+	}
+}
+
+// TestBodyReadErrors: a body whose framing is broken gets 400 (the same
+// bytes would fail again, so not an answer Vector retries); one that ends
+// before its announced length gets 408. Neither answer shows addresses.
+func TestBodyReadErrors(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.RequestTimeout = config.Duration(300 * time.Millisecond) })
+	// Serve, not the test server's listener: its timeouts are the subject.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ts.srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	addr := ln.Addr().String()
+	tests := []struct {
+		name     string
+		request  string
+		halfShut bool // close the write side after sending, as a client cut short
+		status   int
+		msg      string
+	}{
+		{"bad chunk size", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
+			"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n", false, http.StatusBadRequest, "reading body: invalid byte in chunk length"},
+		{"shorter than announced", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
+			"\r\nContent-Length: 100\r\n\r\n[{\"host\":", true, http.StatusRequestTimeout, "reading body: it ended before its announced length"},
+		{"stalled", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
+			"\r\nContent-Length: 100\r\n\r\n[{\"host\":", false, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout (300ms)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tt.request); err != nil {
+				t.Fatal(err)
+			}
+			if tt.halfShut {
+				_ = conn.(*net.TCPConn).CloseWrite()
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.msg) || strings.Contains(string(body), "127.0.0.1") {
+				t.Fatalf("%d %s, want %d with %q and no address", resp.StatusCode, body, tt.status, tt.msg)
 			}
 		})
 	}
