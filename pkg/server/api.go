@@ -133,7 +133,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	}
 	checks := t.HostChecks(host)
 	if len(checks) == 0 {
-		writeError(w, http.StatusNotFound, "unknown host "+strconv.Quote(host))
+		writeError(w, http.StatusNotFound, "unknown host "+strconv.Quote(capText(host, 256)))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"host": host, "checks": checks})
@@ -303,6 +303,11 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWindowBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("maintenance window body exceeds %d bytes", maxWindowBody))
+			return
+		}
 		var timeErr *time.ParseError
 		if errors.As(err, &timeErr) {
 			// Go's message quotes its layout, not a format people know.
@@ -354,6 +359,11 @@ func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	warnings := windowWarnings(t, added.Window)
+	// Windows silence pages: who opened which, and why, belongs in the log.
+	s.log.Info("maintenance window opened", zap.String("id", added.Window.ID), zap.String("region", added.Window.Region),
+		zap.String("host", added.Window.Host), zap.String("check", added.Window.Check),
+		zap.Time("until", added.Window.Until), zap.String("reason", capText(added.Window.Reason, 256)),
+		zap.String("remote", r.RemoteAddr))
 	if added.Unconfirmed != nil {
 		s.log.Warn("maintenance window in force but not yet on disk", zap.String("id", added.Window.ID),
 			zap.NamedError("unconfirmed", added.Unconfirmed))
@@ -431,9 +441,12 @@ func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.windowWait)
 	defer cancel()
 	removed, err := t.RemoveWindow(ctx, id)
+	if err == nil {
+		s.log.Info("maintenance window ended early", zap.String("id", id), zap.String("remote", r.RemoteAddr))
+	}
 	switch {
 	case errors.Is(err, tracker.ErrUnknownWindow):
-		writeError(w, http.StatusNotFound, "no active maintenance window "+strconv.Quote(id))
+		writeError(w, http.StatusNotFound, "no active maintenance window "+strconv.Quote(capText(id, 256)))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "maintenance window: "+err.Error())
 	case removed.Unconfirmed != nil:

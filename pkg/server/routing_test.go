@@ -193,3 +193,35 @@ func TestUnprintable(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodNotAllowedListsAllow: a 405 names the methods the path takes
+// (RFC 9110), on the top-level routes and under /v1 alike; answers are
+// never sniffed as anything but JSON; a 404 repeats the path as routing
+// saw it.
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	ts := newTestServer(t, true)
+	tests := []struct{ method, path, allow string }{
+		{"PUT", "/v1/alerts", "GET, HEAD"},
+		{"GET", "/v1/events", "POST"},
+		{"DELETE", "/healthz", "GET, HEAD"},
+		{"POST", "/v1/maintenance/abc", "DELETE"},
+		{"PATCH", "/v1/maintenance", "GET, HEAD, POST"},
+	}
+	for _, tt := range tests {
+		resp, data := ts.do(t, tt.method, tt.path, nil, withToken(adminToken))
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d, Allow %q (%s); want 405 with Allow %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), data, tt.allow)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: no X-Content-Type-Options: nosniff", tt.method, tt.path)
+		}
+	}
+	resp, data := ts.do(t, "GET", "/%68ealthz", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(data), `no such endpoint: /%68ealthz`) {
+		t.Errorf("GET /%%68ealthz: %d %s, want 404 naming the path as sent", resp.StatusCode, data)
+	}
+	big := []byte(`{"region":"eu","reason":"` + strings.Repeat("x", 20<<10) + `"}`)
+	if resp, data := ts.do(t, "POST", "/v1/maintenance", big, withToken(adminToken)); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized window: %d %s, want 413", resp.StatusCode, data)
+	}
+}

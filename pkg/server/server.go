@@ -20,6 +20,7 @@ import (
 	"net/http/pprof"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,20 @@ func New(opts Options) (*Server, error) {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+echoedPath(r))
 	})
+	router := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110: a 405 lists the methods the resource takes.
+		path := strings.TrimSuffix(r.URL.EscapedPath(), "/") // as routeOnEscapedPath routed it
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			if router.Match(chi.NewRouteContext(), m, path) {
+				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead) // middleware.GetHead
+				}
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeError(w, http.StatusMethodNotAllowed, echoedMethod(r)+" is not allowed on "+echoedPath(r))
 	})
 
@@ -198,7 +212,15 @@ func routeOnEscapedPath(next http.Handler) http.Handler {
 const maxEchoedPath = 256
 
 // echoedPath is the request path for an error message, capped.
-func echoedPath(r *http.Request) string { return capText(r.URL.Path, maxEchoedPath) }
+// It is the escaped form, as routing sees it: "/%68ealthz" is not
+// "/healthz" here, and an answer naming the latter would mislead.
+func echoedPath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if p == "" {
+		p = r.RequestURI // CONNECT host:port
+	}
+	return capText(p, maxEchoedPath)
+}
 
 // echoedMethod is the request method for an error message, capped: net/http
 // accepts any token as a method.
@@ -402,6 +424,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff") // answers echo client text
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)

@@ -431,6 +431,16 @@ func TestMaintenanceAPI(t *testing.T) {
 	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(adminToken)); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d", resp.StatusCode)
 	}
+	// Windows silence pages: opening and ending one is in the log, with
+	// who asked.
+	opened := ts.logs.FilterMessage("maintenance window opened").FilterField(zap.String("id", w.ID)).All()
+	if len(opened) != 1 || opened[0].ContextMap()["reason"] != "drain for disk swap" || opened[0].ContextMap()["host"] != "web-1.eu-west.example.com" ||
+		!strings.HasPrefix(opened[0].ContextMap()["remote"].(string), "127.0.0.1:") {
+		t.Errorf("logged openings %+v, want one with the window's scope, reason and the caller", opened)
+	}
+	if ended := ts.logs.FilterMessage("maintenance window ended early").FilterField(zap.String("id", w.ID)).Len(); ended != 1 {
+		t.Errorf("%d log lines for the window's end, want 1", ended)
+	}
 	if resp, _ := ts.do(t, "DELETE", "/v1/maintenance/"+w.ID, nil, withToken(adminToken)); resp.StatusCode != 404 {
 		t.Fatalf("second delete: %d, want 404", resp.StatusCode)
 	}
