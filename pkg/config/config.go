@@ -22,6 +22,10 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxConnections bounds the open client connections: past it, new
+	// ones wait to be accepted, so idle or stalled connections cannot take
+	// the memory and file descriptors the store and outbound calls need.
+	MaxConnections int `yaml:"max_connections"`
 
 	TLS    TLS    `yaml:"tls"`
 	Auth   Auth   `yaml:"auth"`
@@ -255,6 +259,7 @@ func Default() *Config {
 		Listen:          "127.0.0.1:8080",
 		DataDir:         "./data",
 		ShutdownTimeout: Duration(20 * time.Second),
+		MaxConnections:  4096,
 		Log:             Log{Level: "info", Format: "json"},
 		Ingest: Ingest{
 			MaxBodyBytes:    16 << 20,

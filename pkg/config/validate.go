@@ -81,6 +81,7 @@ func (v *validator) server(c *Config) {
 		v.url("external_url", c.ExternalURL)
 	}
 	v.check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
+	v.check(c.MaxConnections >= 16, "max_connections", "must be at least 16")
 
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.add("tls", "cert_file and key_file go together")

@@ -369,3 +369,64 @@ func TestBodyReadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionsAreCapped: past max_connections a new connection waits to
+// be accepted, and is served once another closes: idle connections cannot
+// take every file descriptor.
+func TestConnectionsAreCapped(t *testing.T) {
+	ts := newTestServer(t, true, func(c *config.Config) { c.MaxConnections = 16 })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ts.srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	healthz := func(conn net.Conn) error {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 16 { // kept open, idle, after one answered request each
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, conn)
+		if err := healthz(conn); err != nil {
+			t.Fatalf("connection %d: %v", len(idle), err)
+		}
+	}
+	extra, err := net.Dial("tcp", ln.Addr().String()) // the kernel's backlog takes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := healthz(extra); err == nil {
+		t.Fatal("a 17th connection was served beside 16 open ones")
+	}
+	idle[0].Close()
+	idle = idle[1:]
+	if err := healthz(extra); err != nil {
+		t.Fatalf("once one closed, the waiting connection: %v", err)
+	}
+}

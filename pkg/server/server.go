@@ -30,6 +30,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
@@ -277,6 +278,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	conns := newConnTracker()
 	srv.ConnState = conns.track
+	ln = netutil.LimitListener(ln, s.cfg.MaxConnections)
 	if s.tlsConfig != nil {
 		srv.TLSConfig = s.tlsConfig.Clone()
 		ln = tls.NewListener(ln, srv.TLSConfig)
