@@ -302,3 +302,25 @@ func TestCheckConfigNotesRoutingKeyShape(t *testing.T) {
 		t.Errorf("a well-formed key got a note: %q", stdout)
 	}
 }
+
+// A host pending period too short to hold back the brief host alerts of
+// a region-wide failure is a note.
+func TestCheckConfigNotesShortHostPending(t *testing.T) {
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		pending string
+		note    bool
+	}{{"10s", true}, {"30s", false}, {"2m", false}} {
+		cfgPath := filepath.Join(dir, tc.pending+".yaml")
+		y := "external_url: https://hr.example.net\ngrafana: {pending: {host: " + tc.pending + "}}\npagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n"
+		if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		if got := strings.Contains(stdout, "note: grafana.pending.host is "+tc.pending); got != tc.note {
+			t.Errorf("pending.host %s: note %v, want %v\n%s", tc.pending, got, tc.note, stdout)
+		}
+	}
+}

@@ -130,6 +130,10 @@ func configNotes(cfg *config.Config) []string {
 	if cfg.PagerDuty != nil {
 		notes = append(notes, cfg.PagerDuty.KeyNotes()...)
 	}
+	if g := cfg.Grafana; g != nil && g.Pending.Host.D() < 30*time.Second {
+		notes = append(notes, fmt.Sprintf("grafana.pending.host is %s: while a region's hosts fail one after another, their host alerts "+
+			"fire for seconds before the region alert replaces them, and a pending period this short pages them (the default is 2m)", g.Pending.Host.D()))
+	}
 	return notes
 }
 
