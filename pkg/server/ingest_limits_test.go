@@ -314,21 +314,7 @@ func BenchmarkReadBody(b *testing.B) {
 // before its announced length gets 408. Neither answer shows addresses.
 func TestBodyReadErrors(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) { c.Ingest.RequestTimeout = config.Duration(300 * time.Millisecond) })
-	// Serve, not the test server's listener: its timeouts are the subject.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- ts.srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	addr := ln.Addr().String()
+	addr := ts.serveLoopback(t) // Serve's own timeouts are the subject
 	tests := []struct {
 		name     string
 		request  string
@@ -375,19 +361,7 @@ func TestBodyReadErrors(t *testing.T) {
 // take every file descriptor.
 func TestConnectionsAreCapped(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) { c.MaxConnections = 16 })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- ts.srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	addr := ts.serveLoopback(t)
 	healthz := func(conn net.Conn) error {
 		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			return err
@@ -407,7 +381,7 @@ func TestConnectionsAreCapped(t *testing.T) {
 		}
 	}()
 	for range 16 { // kept open, idle, after one answered request each
-		conn, err := net.Dial("tcp", ln.Addr().String())
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +390,7 @@ func TestConnectionsAreCapped(t *testing.T) {
 			t.Fatalf("connection %d: %v", len(idle), err)
 		}
 	}
-	extra, err := net.Dial("tcp", ln.Addr().String()) // the kernel's backlog takes it
+	extra, err := net.Dial("tcp", addr) // the kernel's backlog takes it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,4 +403,25 @@ func TestConnectionsAreCapped(t *testing.T) {
 	if err := healthz(extra); err != nil {
 		t.Fatalf("once one closed, the waiting connection: %v", err)
 	}
+}
+
+// serveLoopback runs the server's own Serve, with its timeouts, limits and
+// graceful shutdown, on a loopback port until the test ends, and returns
+// the address.
+func (ts *testServer) serveLoopback(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ts.srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -72,20 +71,8 @@ func TestIngestOverTLS(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) {
 		c.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- ts.srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	url := "https://" + ln.Addr().String()
+	addr := ts.serveLoopback(t)
+	url := "https://" + addr
 
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
@@ -113,7 +100,7 @@ func TestIngestOverTLS(t *testing.T) {
 		t.Fatal("untrusted certificate accepted")
 	}
 	plain := &http.Client{Timeout: 5 * time.Second}
-	if resp, err := plain.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+	if resp, err := plain.Get("http://" + addr + "/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			t.Fatal("plain HTTP answered 200 on the TLS listener")
