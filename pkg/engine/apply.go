@@ -88,10 +88,11 @@ func (e *Engine) Apply(b *health.Batch, out *Outcome) {
 // maxAhead is how far ahead of the receive time a result's own timestamp
 // is believed. A sender's clock a little fast still orders its results, so
 // a retried batch stamped ahead of the receiver is known for older than
-// the results after it; past this it is a broken clock, whose timestamps
-// would make the check's next results look late, and the receive time
-// stands in.
-const maxAhead = int64(time.Minute)
+// the results after it. The cost is the other way round: once such a
+// clock is corrected, its results stay behind the state's time, and are
+// dropped as late, for as long as it was ahead; past this bound it is a
+// broken clock, and the receive time stands in.
+const maxAhead = int64(10 * time.Second)
 
 func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 	t := r.Time
@@ -107,6 +108,11 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 			if idx, ok := e.findCheck(&e.hosts[hi], r.Check); ok {
 				h := &e.hosts[hi]
 				s := &h.checks[idx]
+				if r.Time == 0 {
+					// Without a time of its own a result is the newest
+					// received, also after one stamped ahead of its receipt.
+					t = max(t, s.updated)
+				}
 				if t < s.updated {
 					out.Duplicates++
 					return
@@ -127,8 +133,8 @@ func (e *Engine) apply(i int, r *health.Result, now int64, out *Outcome) {
 
 // retried reports whether r, not older than the check's state, repeats a
 // result already applied: the state's event_id; the one before it when
-// timestamps cannot order the two (r has no timestamp of its own, or the
-// state's), as when Vector retries a batch that timed out after the
+// timestamps cannot order the two (r has no timestamp of its own, or one
+// too far ahead to believe, or the state's), as when Vector retries a batch that timed out after the
 // check's next result got in; or, without an event_id, the same status at
 // the same own timestamp. A result of a sender that sets timestamps and
 // ids is ordered by its timestamp before it gets here.
@@ -139,7 +145,9 @@ func retried(s *slot, r *health.Result, t int64, id uint64) bool {
 	if id == s.eventID {
 		return true
 	}
-	return s.prevEventID != 0 && uint32(id) == s.prevEventID && (r.Time == 0 || t == s.updated)
+	// r.Time != t: its own time was too far ahead to be believed, so it
+	// cannot order the two either.
+	return s.prevEventID != 0 && uint32(id) == s.prevEventID && (r.Time == 0 || r.Time != t || t == s.updated)
 }
 
 // findCheck finds a host's check by name without allocating. It first

@@ -10,10 +10,11 @@
 // # Results
 //
 // State is kept per key (region, host, check). A result's time is its own
-// timestamp, or the batch's receive time when it has none; one ahead of
-// the receive time counts at most a minute ahead: a sender's clock running
-// a little fast still orders its results (a retried batch among them), and
-// one far off cannot freeze a check. The engine's clock never goes
+// timestamp, or the batch's receive time when it has none (and then no
+// earlier than the state's); one ahead of the receive time counts at most
+// 10 s ahead: a sender's clock running a little fast still orders its
+// results (a retried batch among them), and one far off cannot freeze a
+// check. The engine's clock never goes
 // back: a call given a time before a previous call's (the wall clock
 // stepped back) runs at the previous time. Results older than the state's
 // timestamp, results repeating the state's last event_id (or the one

@@ -90,8 +90,8 @@ func TestFutureTimestampIsClamped(t *testing.T) {
 	r := res("eu", "web-1", "disk", health.Critical)
 	r.Time = t0.Add(365 * 24 * time.Hour).UnixNano()
 	h.apply(r)
-	if got := h.e.HostChecks("web-1")[0].Updated; got != t0.Add(time.Minute).UnixNano() {
-		t.Fatalf("future timestamp kept: %v, want a minute ahead of the receive time at most", unixTime(got))
+	if got := h.e.HostChecks("web-1")[0].Updated; got != t0.Add(time.Duration(maxAhead)).UnixNano() {
+		t.Fatalf("future timestamp kept: %v, want maxAhead past the receive time at most", unixTime(got))
 	}
 	h.now = h.now.Add(time.Minute)
 	out := h.apply(res("eu", "web-1", "disk", health.Passing))
@@ -139,15 +139,49 @@ func TestRetryOrderedBySenderClockAhead(t *testing.T) {
 			t.Fatalf("alert since %v, after the receive time %v", a.Since, h.now)
 		}
 	}
-	// A clock more than a minute fast counts a minute ahead: the state's
-	// time is never after the receive time plus a minute.
+	// A clock further ahead counts maxAhead ahead: the state's time is
+	// never later than that.
 	h.now = h.now.Add(time.Minute)
 	far := batch(time.Hour, "e")
 	h.apply(far...)
 	c := h.e.HostChecks("web-1")[0]
-	if c.Updated != h.now.Add(time.Minute).UnixNano() {
-		t.Fatalf("updated %v, want the receive time plus a minute", unixTime(c.Updated))
+	if c.Updated != h.now.Add(time.Duration(maxAhead)).UnixNano() {
+		t.Fatalf("updated %v, want the receive time plus maxAhead", unixTime(c.Updated))
 	}
+}
+
+// TestOrderAfterAResultStampedAhead: after a result stamped ahead of its
+// receipt, a result without a timestamp is still the newest, and is
+// applied; and a sender whose clock is too far ahead to be believed still
+// has a retry that arrives after the check's next result known by its
+// event_id.
+func TestOrderAfterAResultStampedAhead(t *testing.T) {
+	t.Run("no timestamp after one ahead", func(t *testing.T) {
+		h := newHarness(t, cfg(func(e *config.Engine) { e.ConfirmAfter = 1 }))
+		r := withID(res("eu", "web-1", "disk", health.Critical), "m1")
+		r.Time = h.now.Add(time.Duration(maxAhead) / 2).UnixNano()
+		h.apply(r)
+		h.now = h.now.Add(time.Second)
+		out := h.apply(withID(res("eu", "web-1", "disk", health.Passing), "m2"))
+		if out.Accepted != 1 || out.Duplicates != 0 || h.e.HostChecks("web-1")[0].Status != health.Passing {
+			t.Fatalf("accepted %d duplicates %d, status %s; want the untimed result applied",
+				out.Accepted, out.Duplicates, h.e.HostChecks("web-1")[0].Status)
+		}
+	})
+	t.Run("retry from a clock too far ahead", func(t *testing.T) {
+		h := newHarness(t, cfg(func(e *config.Engine) { e.ConfirmAfter = 1 }))
+		stamp := func(r health.Result) health.Result { r.Time = h.now.Add(2 * time.Minute).UnixNano(); return r }
+		a := stamp(withID(res("eu", "web-1", "disk", health.Critical), "a"))
+		h.apply(a)
+		h.now = h.now.Add(30 * time.Second)
+		h.apply(stamp(withID(res("eu", "web-1", "disk", health.Passing), "b")))
+		h.now = h.now.Add(30 * time.Second)
+		out := h.apply(a) // Vector's retry of the first batch
+		if out.Duplicates != 1 || h.e.HostChecks("web-1")[0].Status != health.Passing {
+			t.Fatalf("duplicates %d, status %s; want the retry known and the check still passing",
+				out.Duplicates, h.e.HostChecks("web-1")[0].Status)
+		}
+	})
 }
 
 func TestSoftHard(t *testing.T) {
