@@ -334,11 +334,6 @@ func (p *PagerDuty) ResolveOwn() bool {
 	return p.ResolveOnRecovery == nil || *p.ResolveOnRecovery
 }
 
-// KeyFingerprint identifies the routing key named name without revealing
-// it, "" when the key is not set. It is stored where a later run must tell
-// whether the key changed: a resolve reaches PagerDuty's incident only
-// through the key that opened it. A truncated SHA-256 of a 128-bit random
-// key identifies the key and gives nothing away.
 // KeyNotes warns, naming each key and its variable but never its value,
 // about the routing keys PagerDuty's Events API v2 would refuse: its
 // integration keys are 32 letters and digits. A note, not a problem: an
@@ -370,6 +365,11 @@ func (p *PagerDuty) KeyNotes() []string {
 	return notes
 }
 
+// KeyFingerprint identifies the routing key named name without revealing
+// it, "" when the key is not set. It is stored where a later run must tell
+// whether the key changed: a resolve reaches PagerDuty's incident only
+// through the key that opened it. A truncated SHA-256 of a 128-bit random
+// key identifies the key and gives nothing away.
 func (p *PagerDuty) KeyFingerprint(name string) string {
 	key := p.Keys[name].Reveal()
 	if key == "" {

@@ -263,7 +263,7 @@ func (p *codecPools) decompress(enc encoding, body []byte, out *[]byte, limit in
 			// zlib is one stream: what follows it would be lost unseen
 			// (the reader reads through a ByteReader, so exactly up to the
 			// stream's checksum).
-			err = fmt.Errorf("%d bytes after the end of the zlib stream", n)
+			err = fmt.Errorf("%d more byte(s) after the end of the zlib stream", n)
 		}
 		st.src.Reset(nil)
 		p.zlib.Put(st)

@@ -241,7 +241,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 				// Vector retries a 408.
 				writeError(w, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout ("+s.cfg.Ingest.RequestTimeout.D().String()+")")
 			case errors.Is(err, io.ErrUnexpectedEOF):
-				writeError(w, http.StatusRequestTimeout, "reading body: it ended before its announced length")
+				writeError(w, http.StatusRequestTimeout, "reading body: the connection ended before the body was complete")
 			default:
 				// Malformed framing (a bad chunk size, say): the same bytes
 				// would fail again, so not an answer Vector retries.

@@ -325,7 +325,7 @@ func TestBodyReadErrors(t *testing.T) {
 		{"bad chunk size", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
 			"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n", false, http.StatusBadRequest, "reading body: invalid byte in chunk length"},
 		{"shorter than announced", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
-			"\r\nContent-Length: 100\r\n\r\n[{\"host\":", true, http.StatusRequestTimeout, "reading body: it ended before its announced length"},
+			"\r\nContent-Length: 100\r\n\r\n[{\"host\":", true, http.StatusRequestTimeout, "reading body: the connection ended before the body was complete"},
 		{"stalled", "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ingestToken +
 			"\r\nContent-Length: 100\r\n\r\n[{\"host\":", false, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout (300ms)"},
 	}

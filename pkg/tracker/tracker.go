@@ -307,6 +307,9 @@ func (t *Tracker) commitLocked(dead []health.Rejected) *store.Commit {
 	c := &store.Commit{Rejected: dead}
 	if n := len(t.out.EndedWindows); n > 0 {
 		c.DeletedWindows = append(make([]string, 0, n), t.out.EndedWindows...)
+		for _, id := range t.out.EndedWindows {
+			t.log.Info("maintenance window expired", zap.String("id", id))
+		}
 	}
 	if n := len(t.out.Changed); n > 0 {
 		c.States = append(make([]health.CheckState, 0, n), t.out.Changed...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/health"
@@ -211,6 +212,9 @@ func TestEndedWindowLeavesStore(t *testing.T) {
 			}
 			f.report(health.Critical, euDisk) // suppressed by maintenance
 			tt.end(f)
+			if got := f.logs.FilterMessage("maintenance window expired").FilterField(zap.String("id", "reboot")).Len(); got != 1 {
+				t.Errorf("%d log lines for the window's expiry, want 1", got)
+			}
 			before := f.tr.Alerts()
 			if len(before) != 1 || before[0].Suppressed != "" || before[0].Host != "web-1" {
 				t.Fatalf("alerts after the end %+v, want web-1 firing", before)
