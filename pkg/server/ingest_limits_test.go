@@ -398,6 +398,13 @@ func TestConnectionsAreCapped(t *testing.T) {
 	if err := healthz(extra); err == nil {
 		t.Fatal("a 17th connection was served beside 16 open ones")
 	}
+	// Reaching the cap shows: a gauge and one warning.
+	if m := metrics(t, ts); !strings.Contains(m, "healthrouter_http_open_connections 16") {
+		t.Errorf("/metrics lacks healthrouter_http_open_connections 16")
+	}
+	if n := ts.logs.FilterMessageSnippet("max_connections reached").Len(); n != 1 {
+		t.Errorf("%d warnings about the cap, want 1", n)
+	}
 	idle[0].Close()
 	idle = idle[1:]
 	if err := healthz(extra); err != nil {

@@ -79,6 +79,7 @@ type Server struct {
 	// which Vector drops without retry; refusedLog logs them, sampled.
 	refused    *prometheus.CounterVec
 	refusedLog *zap.Logger
+	openConns  prometheus.Gauge // healthrouter_http_open_connections
 }
 
 // New builds the server; it answers 503 on ingest until SetTracker.
@@ -115,6 +116,10 @@ func New(opts Options) (*Server, error) {
 			Help: "Ingest requests refused for what they are, which Vector drops without retry, by reason: too_large (ingest.max_body_bytes), decoded_too_large (ingest.max_decoded_bytes), too_many_events (ingest.max_events) or unsupported_encoding (Content-Encoding). Each is logged at warn, sampled.",
 		}, []string{"reason"}),
 		refusedLog: newRefusedLog(opts.Logger),
+		openConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthrouter_http_open_connections",
+			Help: "Open client connections; at max_connections, new ones wait to be accepted.",
+		}),
 	}
 	for _, reason := range refusedReasons {
 		s.refused.WithLabelValues(reason) // every reason exported from the start, at 0
@@ -128,7 +133,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	for _, c := range []prometheus.Collector{s.latency, s.refused} {
+	for _, c := range []prometheus.Collector{s.latency, s.refused, s.openConns} {
 		if err := opts.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -276,7 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
-	conns := newConnTracker()
+	conns := newConnTracker(s.openConns, s.cfg.MaxConnections, s.log, s.now)
 	srv.ConnState = conns.track
 	ln = netutil.LimitListener(ln, s.cfg.MaxConnections)
 	if s.tlsConfig != nil {
@@ -319,10 +324,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type connTracker struct {
 	mu    sync.Mutex
 	state map[net.Conn]http.ConnState
+	// gauge mirrors len(state); at limit, say so in the log, at most once
+	// a minute: connections past it wait unseen in the listen backlog.
+	gauge  prometheus.Gauge
+	limit  int
+	log    *zap.Logger
+	now    func() time.Time
+	warned time.Time
 }
 
-func newConnTracker() *connTracker {
-	return &connTracker{state: make(map[net.Conn]http.ConnState)}
+func newConnTracker(gauge prometheus.Gauge, limit int, log *zap.Logger, now func() time.Time) *connTracker {
+	return &connTracker{state: make(map[net.Conn]http.ConnState), gauge: gauge, limit: limit, log: log, now: now}
 }
 
 // track is the http.Server's ConnState hook.
@@ -334,6 +346,15 @@ func (c *connTracker) track(conn net.Conn, st http.ConnState) {
 		delete(c.state, conn)
 	default:
 		c.state[conn] = st
+	}
+	n := len(c.state)
+	c.gauge.Set(float64(n))
+	if st == http.StateNew && n >= c.limit {
+		if now := c.now(); now.Sub(c.warned) >= time.Minute {
+			c.warned = now
+			c.log.Warn("max_connections reached: new connections wait to be accepted until others close",
+				zap.Int("max_connections", c.limit))
+		}
 	}
 }
 
