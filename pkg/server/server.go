@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -30,6 +31,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/netutil"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
@@ -279,7 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      in.RequestTimeout.D() + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		ErrorLog:          httpErrorLog(s.log.Named("http")),
 	}
 	conns := newConnTracker(s.openConns, s.cfg.MaxConnections, s.log, s.now)
 	srv.ConnState = conns.track
@@ -457,4 +459,34 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// httpErrorsPerSecond bounds the connection-level errors logged per kind.
+const httpErrorsPerSecond = 5
+
+// httpErrorLog is the http.Server's error log. Its lines are errors any
+// peer can cause at will, a garbage TLS handshake being one line each, so
+// each kind is logged at most httpErrorsPerSecond times a second; the peer
+// is a field, not part of the message the sampler keys on.
+func httpErrorLog(log *zap.Logger) *stdlog.Logger {
+	sampled := log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, httpErrorsPerSecond, 0)
+	}))
+	return stdlog.New(httpErrorWriter{sampled}, "", 0)
+}
+
+type httpErrorWriter struct{ log *zap.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	const handshake = "http: TLS handshake error from "
+	if rest, ok := strings.CutPrefix(msg, handshake); ok {
+		// "ADDR: ERROR": an address holds colons, never ": ".
+		if addr, err, ok := strings.Cut(rest, ": "); ok {
+			w.log.Info(strings.TrimSuffix(handshake, " from "), zap.String("remote", addr), zap.String("error", err))
+			return len(p), nil
+		}
+	}
+	w.log.Info(msg)
+	return len(p), nil
 }

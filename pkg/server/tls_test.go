@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/ingest"
@@ -133,5 +134,29 @@ func TestBadCertificateFailsNew(t *testing.T) {
 				t.Fatalf("New with %s: %v, want an error naming tls.cert_file", tc.name, err)
 			}
 		})
+	}
+}
+
+// TestHTTPErrorLogIsSampled: connection-level errors, which any peer can
+// cause (a garbage TLS handshake logs one line each), are logged a few per
+// second per kind, the peer a field of its own.
+func TestHTTPErrorLogIsSampled(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	log := httpErrorLog(zap.New(core))
+	for i := range 100 {
+		log.Printf("http: TLS handshake error from [2001:db8::%d]:443%02d: EOF", i%7, i)
+	}
+	log.Printf("http: Accept error: accept tcp 127.0.0.1:8080: accept4: too many open files; retrying in 1s")
+	handshakes := logs.FilterMessage("http: TLS handshake error").All()
+	// The sampler counts per wall-clock second: a loop straddling one
+	// gets a second allowance.
+	if n := len(handshakes); n < httpErrorsPerSecond || n > 2*httpErrorsPerSecond {
+		t.Fatalf("%d handshake errors logged of 100, want %d (twice that across a second's turn)", n, httpErrorsPerSecond)
+	}
+	if f := handshakes[0].ContextMap(); f["remote"] != "[2001:db8::0]:44300" || f["error"] != "EOF" {
+		t.Errorf("fields %v, want the peer and the error apart", f)
+	}
+	if n := logs.FilterMessageSnippet("Accept error").Len(); n != 1 {
+		t.Errorf("%d accept errors logged, want 1: another kind has its own allowance", n)
 	}
 }
