@@ -152,7 +152,7 @@ func New(opts Options) (*Server, error) {
 	router := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		// RFC 9110: a 405 lists the methods the resource takes.
-		path := strings.TrimSuffix(r.URL.EscapedPath(), "/") // as routeOnEscapedPath routed it
+		path := routingPath(r)
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			if router.Match(chi.NewRouteContext(), m, path) {
@@ -206,13 +206,19 @@ func New(opts Options) (*Server, error) {
 // escaped and pathParam unescapes it.
 func routeOnEscapedPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := r.URL.EscapedPath()
-		if len(path) > 1 && path[len(path)-1] == '/' {
-			path = path[:len(path)-1]
-		}
-		chi.RouteContext(r.Context()).RoutePath = path
+		chi.RouteContext(r.Context()).RoutePath = routingPath(r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routingPath is the path chi routes r on: escaped, without one trailing
+// slash.
+func routingPath(r *http.Request) string {
+	path := r.URL.EscapedPath()
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
+	return path
 }
 
 // maxEchoedPath caps how much of a request path an error answer repeats:
