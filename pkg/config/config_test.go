@@ -118,6 +118,8 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"env var name", "pagerduty:\n  routing_keys: {default: 'lower case'}\n", []string{"value names the environment variable"}},
 		{"not a mapping", "- a\n- b\n", []string{"the top level must be a mapping"}},
 		{"yaml syntax", "listen: [\n", []string{"(file)"}},
+		{"url credentials", "external_url: 'https://ops:hunter2@hr.example'\ngrafana: {url: 'https://admin:s3cret@grafana:3000'}\npagerduty: {routing_keys: {default: PD}, api_url: 'https://u@api.pagerduty.com'}\n",
+			[]string{"external_url (line 1): must not carry credentials", "grafana.url (line 2): must not carry credentials", "pagerduty.api_url (line 3): must not carry credentials"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,5 +300,15 @@ func TestKeyFingerprint(t *testing.T) {
 	}
 	if got := pd.KeyFingerprint("unset") + pd.KeyFingerprint("missing"); got != "" {
 		t.Errorf("unset keys: %q, want none", got)
+	}
+}
+
+func TestURLCredentialsNeverEchoed(t *testing.T) {
+	_, err := Parse([]byte("grafana: {url: 'https://admin:s3cret@grafana:3000'}\npagerduty: {routing_keys: {default: PD}}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "grafana.url") {
+		t.Fatalf("want grafana.url refused, got %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("the problem echoes the URL's credentials: %v", err)
 	}
 }

@@ -319,6 +319,12 @@ func (v *validator) url(key, s string) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.add(key, "want an absolute http:// or https:// URL")
+		return
+	}
+	// Credentials in a URL would be logged and shown wherever the URL is
+	// (errors, /readyz); the secrets have their own variables and files.
+	if u.User != nil {
+		v.add(key, "must not carry credentials (user:password@): a URL is logged and shown in errors; the tokens have their own environment variables")
 	}
 }
 
