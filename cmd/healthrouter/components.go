@@ -141,14 +141,32 @@ func (c *components) runFallback(ctx context.Context, every time.Duration, tr *t
 	}
 }
 
-// fallbackView is what the fallback pager needs of the reconciler's status.
+// fallbackView is what the fallback pager needs of the reconciler's status:
+// whether Grafana can page healthrouter's alerts.
+//
 // Grafana counts as having answered once it answered anything in this
 // process, even a refusal: before that, UnreachableSince is zero only
 // because the first call has not finished (or timed out) yet, which says
-// nothing of Grafana.
+// nothing of Grafana. But an answer is not a rule: until a reconcile has
+// succeeded, nothing says Grafana holds healthrouter's rules (a wrong token
+// or a missing permission on a first deployment leaves it with none), so a
+// Grafana that refuses every reconcile since the first attempt cannot page,
+// as if unreachable since then, and counts as reachable only from the first
+// success, when its rules began to pend. Once the rules stood, later
+// refusals leave them standing: only unreachability stops them paging.
 func fallbackView(st grafana.Status) pagerduty.GrafanaStatus {
-	return pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince,
+	g := pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince,
 		ReachableSince: st.ReachableSince}
+	switch {
+	case st.FirstSuccess.IsZero() && g.Answered:
+		g.ReachableSince = time.Time{}
+		if g.UnreachableSince.IsZero() {
+			g.UnreachableSince = st.FirstAttempt
+		}
+	case !g.ReachableSince.IsZero() && g.ReachableSince.Before(st.FirstSuccess):
+		g.ReachableSince = st.FirstSuccess
+	}
+	return g
 }
 
 // status is the components' part of /readyz.

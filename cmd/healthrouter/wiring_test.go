@@ -148,6 +148,81 @@ pagerduty:
 	}
 }
 
+// TestServePagesDirectlyWhileGrafanaRefuses runs the binary against a
+// Grafana that answers but refuses healthrouter from the start (a token
+// without the permission): it holds none of healthrouter's rules, so
+// nothing would page. After fallback_after healthrouter pages directly; once
+// a reconcile succeeds and the rules have pended for fallback_recover_after,
+// it resolves what it opened.
+func TestServePagesDirectlyWhileGrafanaRefuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary against fake Grafana and PagerDuty")
+	}
+	gf := grafanatest.New()
+	defer gf.Close()
+	gf.FailAll(http.StatusForbidden)
+	pd := pagerdutytest.New(pagerdutytest.WithRoutingKeys(pdDefaultKey))
+	defer pd.Close()
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`
+engine: {confirm_after: 1, tick_every: 200ms}
+grafana:
+  url: %s
+  org_id: %d
+  reconcile_every: 1h
+  timeout: 2s
+  pending: {host: 1s, region: 1s}
+pagerduty:
+  routing_keys: {default: TEST_PD_DEFAULT}
+  events_url: %s
+  fallback_after: 2s
+  fallback_recover_after: 1s
+  timeout: 2s
+`, gf.URL, gf.OrgID, pd.URL())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HEALTHROUTER_GRAFANA_TOKEN", gf.Token)
+	t.Setenv("TEST_PD_DEFAULT", pdDefaultKey)
+	p := start(t, filepath.Join(dir, "data"), "--config", cfgPath)
+
+	at := time.Now().UTC().Add(-time.Minute)
+	event := func(region, host, check, status string) []byte {
+		at = at.Add(time.Second)
+		return []byte(fmt.Sprintf(`{"check":%q,"host":%q,"region":%q,"status":%q,"timestamp":%q}`,
+			check, host, region, status, at.Format(time.RFC3339Nano)))
+	}
+	if code := p.post(event("eu", "db-1", "raid", "critical")); code != http.StatusOK {
+		t.Fatalf("post: %d", code)
+	}
+	dedup := pagerduty.DedupKey(&health.Alert{Level: health.LevelHost, Region: "eu", Host: "db-1", Severity: health.SeverityCritical})
+	waitFor(t, "a direct page while Grafana refuses every reconcile", func() bool {
+		inc, ok := pd.Incident(pdDefaultKey, dedup)
+		return ok && inc.Open
+	})
+	if rules := gf.RuleUIDs(); len(rules) != 0 {
+		t.Fatalf("Grafana holds rules %v although it refused every write", rules)
+	}
+
+	// The permission is granted; a new region makes the next reconcile
+	// come at once rather than after the backoff.
+	gf.FailAll(0)
+	if code := p.post(event("us", "web-1", "disk", "passing")); code != http.StatusOK {
+		t.Fatalf("post: %d", code)
+	}
+	waitFor(t, "the rules provisioned", func() bool { return slices.Contains(gf.RuleUIDs(), "hr-host-eu") })
+	waitFor(t, "the direct page resolved once Grafana's rules stand", func() bool {
+		inc, _ := pd.Incident(pdDefaultKey, dedup)
+		return !inc.Open && inc.Resolves == 1
+	})
+	if inc, _ := pd.Incident(pdDefaultKey, dedup); inc.Opened != 1 {
+		t.Fatalf("incident opened %d times, want once", inc.Opened)
+	}
+	p.stop(t)
+}
+
 // getRaw GETs path with token as bearer (none when empty) and returns the
 // body, whatever the status.
 func (p *proc) getRaw(t *testing.T, path, token string) string {
@@ -169,24 +244,32 @@ func (p *proc) getRaw(t *testing.T, path, token string) string {
 }
 
 // The fallback hears that Grafana answered only from an answer in this
-// process (a refusal counts: Grafana is up): before the first call ends, a
-// zero UnreachableSince means "no news", not "reachable".
+// process: before the first call ends, a zero UnreachableSince means "no
+// news", not "reachable". An answer is not enough to page, though: until a
+// reconcile has succeeded, Grafana may hold none of the rules.
 func TestFallbackViewOfGrafana(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	later := at.Add(time.Hour)
 	tests := []struct {
 		name string
 		st   grafana.Status
 		want pagerduty.GrafanaStatus
 	}{
-		{"just started, first call in flight", grafana.Status{LastAttempt: at}, pagerduty.GrafanaStatus{}},
-		{"first call timed out", grafana.Status{LastAttempt: at, UnreachableSince: at},
+		{"just started, first call in flight", grafana.Status{FirstAttempt: at, LastAttempt: at}, pagerduty.GrafanaStatus{}},
+		{"first call timed out", grafana.Status{FirstAttempt: at, LastAttempt: at, UnreachableSince: at},
 			pagerduty.GrafanaStatus{UnreachableSince: at}},
-		{"reconciled", grafana.Status{LastSuccess: at, LastAnswer: at, ReachableSince: at, Healthy: true},
+		{"reconciled", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at, LastAnswer: at, ReachableSince: at, Healthy: true},
 			pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
-		{"refused every write", grafana.Status{LastAttempt: at, LastAnswer: at, ReachableSince: at, ConsecutiveFailures: 3},
-			pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
-		{"reconciled, then unreachable", grafana.Status{LastSuccess: at, LastAnswer: at, UnreachableSince: at.Add(time.Hour)},
-			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at.Add(time.Hour)}},
+		{"refused every reconcile since the first attempt: cannot page", grafana.Status{FirstAttempt: at, LastAttempt: later, LastAnswer: later,
+			ReachableSince: at, ConsecutiveFailures: 3}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at}},
+		{"unreachable, then refusing: cannot page since the first attempt", grafana.Status{FirstAttempt: at, LastAttempt: later,
+			LastAnswer: later, ReachableSince: later, ConsecutiveFailures: 5}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at}},
+		{"refused, then reconciled: reachable from the first success", grafana.Status{FirstAttempt: at, FirstSuccess: later,
+			LastSuccess: later, LastAnswer: later, ReachableSince: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true, ReachableSince: later}},
+		{"reconciled, then refusing: the rules stand", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at,
+			LastAnswer: later, ReachableSince: at, ConsecutiveFailures: 2}, pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
+		{"reconciled, then unreachable", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at, LastAnswer: at, UnreachableSince: later},
+			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: later}},
 	}
 	for _, tt := range tests {
 		if got := fallbackView(tt.st); got != tt.want {

@@ -60,6 +60,11 @@ type Status struct {
 	Healthy     bool      `json:"healthy"`
 	LastSuccess time.Time `json:"last_success"`
 	LastAttempt time.Time `json:"last_attempt"`
+	// FirstAttempt and FirstSuccess are this process's first reconcile and
+	// first successful one. Until a reconcile has succeeded, nothing says
+	// that Grafana holds the rules, whatever it answers.
+	FirstAttempt time.Time `json:"first_attempt"`
+	FirstSuccess time.Time `json:"first_success"`
 	// UnreachableSince is when Grafana stopped answering (no response, or
 	// a 5xx but a 500 to a write: callError.Unreachable), zero while it
 	// answers. Direct PagerDuty paging keys off it.
@@ -199,6 +204,9 @@ func (r *Reconciler) Apply(ctx context.Context, regions []Region) (*Plan, error)
 	start := r.clock.Now()
 	r.mu.Lock()
 	r.status.LastAttempt = start
+	if r.status.FirstAttempt.IsZero() {
+		r.status.FirstAttempt = start
+	}
 	r.mu.Unlock()
 
 	done, err := r.apply(ctx, regions)
@@ -285,6 +293,9 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	r.status.ConsecutiveFailures = 0
 	r.status.LastError = ""
 	r.status.LastSuccess = now
+	if r.status.FirstSuccess.IsZero() {
+		r.status.FirstSuccess = now
+	}
 	r.status.Healthy = r.status.UnreachableSince.IsZero()
 	if done.Empty() {
 		r.log.Debug("grafana reconcile: nothing to change")

@@ -185,7 +185,8 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 		t.Errorf("healthrouter_grafana_up %v, want 1", got)
 	}
 	st := f.r.Status()
-	if !st.Healthy || !st.LastSuccess.Equal(t0) || !st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 {
+	if !st.Healthy || !st.LastSuccess.Equal(t0) || !st.FirstSuccess.Equal(t0) || !st.FirstAttempt.Equal(t0) ||
+		!st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 {
 		t.Errorf("status %+v", st)
 	}
 }

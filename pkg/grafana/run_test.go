@@ -170,8 +170,9 @@ func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	seq, d := f.clk.AwaitSleep(t, 0)
-	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() || st.LastAnswer.IsZero() || !st.LastSuccess.IsZero() {
-		t.Fatalf("status after a rejected write %+v, want an answer and no success", st)
+	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() || st.LastAnswer.IsZero() || !st.LastSuccess.IsZero() ||
+		!st.FirstAttempt.Equal(t0) || !st.FirstSuccess.IsZero() {
+		t.Fatalf("status after a rejected write %+v, want an answer, the first attempt and no success", st)
 	}
 	if d != time.Minute {
 		t.Fatalf("sleep after the failure %s, want the 1m backoff", d)
@@ -186,5 +187,10 @@ func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
 	_, _ = f.clk.AwaitSleep(t, seq)
 	if _, _, ok := f.srv.Group(folder, "ap-south-1"); !ok || f.r.Status().ConsecutiveFailures != 0 {
 		t.Fatalf("new region not provisioned after the debounce: %+v", f.r.Status())
+	}
+	// The first success is when the rules first stood; the first attempt
+	// stays the process's first.
+	if st := f.r.Status(); !st.FirstSuccess.Equal(st.LastSuccess) || !st.FirstSuccess.After(t0) || !st.FirstAttempt.Equal(t0) {
+		t.Fatalf("status after the first success %+v", st)
 	}
 }
