@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 // Config is the whole configuration file. Every key is optional; Default
@@ -332,6 +334,19 @@ func defaultPagerDuty() PagerDuty {
 // is healthy again (default true).
 func (p *PagerDuty) ResolveOwn() bool {
 	return p.ResolveOnRecovery == nil || *p.ResolveOnRecovery
+}
+
+// Pages reports whether alerts of severity s reach PagerDuty, by Grafana's
+// rules or by direct paging: critical and error always (an unset severity
+// counts as critical), warning unless warning is "none", info never.
+func (p *PagerDuty) Pages(s health.Severity) bool {
+	switch s {
+	case health.SeverityInfo:
+		return false
+	case health.SeverityWarning:
+		return p.Warning != "none"
+	}
+	return true
 }
 
 // KeyNotes warns, naming each key and its variable but never its value,

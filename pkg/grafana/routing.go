@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
+	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
 // Alert levels as they appear in the level label.
@@ -20,7 +21,7 @@ const (
 // pagerduty.warning is "low", info never.
 func pagingSeverities(pd *config.PagerDuty) []string {
 	sev := []string{"critical", "error"}
-	if pd != nil && pd.Warning != "none" {
+	if pd == nil || pd.Pages(health.SeverityWarning) {
 		sev = append(sev, "warning")
 	}
 	return sev

@@ -288,16 +288,7 @@ func truncateUTF8(s string, n int) string {
 // suppressed) with severity critical or error, or warning when the
 // configuration sends warnings at low urgency; info never.
 func Pages(cfg *config.PagerDuty, a *health.Alert) bool {
-	if a.Suppressed != "" {
-		return false
-	}
-	switch effectiveSeverity(a.Severity) {
-	case health.SeverityCritical, health.SeverityError:
-		return true
-	case health.SeverityWarning:
-		return cfg.Warning == "low"
-	}
-	return false
+	return a.Suppressed == "" && cfg.Pages(a.Severity)
 }
 
 // RouteKey names the routing key an alert goes to: the first of cfg.Routes

@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/healthrouter/healthrouter/pkg/config"
 	"github.com/healthrouter/healthrouter/pkg/engine"
 	"github.com/healthrouter/healthrouter/pkg/health"
 	"github.com/healthrouter/healthrouter/pkg/report"
@@ -198,7 +199,36 @@ func (s *Server) getExplain(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ex)
 		return
 	}
+	routeExplanation(&ex, s.cfg.PagerDuty)
 	writeJSON(w, http.StatusOK, ex)
+}
+
+// routeExplanation corrects the engine's verdict by routing. The engine
+// says an alert is in the alert set; whether it reaches PagerDuty depends on
+// its severity and pagerduty.warning. Without PagerDuty configured, the
+// alert set is the answer: whoever scrapes it routes it.
+func routeExplanation(ex *engine.Explanation, pd *config.PagerDuty) {
+	a := ex.Alert
+	if !ex.Pages || a == nil || pd == nil || pd.Pages(a.Severity) {
+		return
+	}
+	why := "info alerts stay on the dashboards"
+	if a.Severity == health.SeverityWarning {
+		why = "pagerduty.warning is none"
+	}
+	name := fmt.Sprintf("the host alert of %s", a.Host)
+	switch {
+	case a.Level == health.LevelRegion && a.Check == health.NotReporting:
+		name = fmt.Sprintf("the not_reporting alert of region %s", a.Region)
+	case a.Level == health.LevelRegion:
+		name = fmt.Sprintf("the region alert for %s in %s", a.Check, a.Region)
+	case a.Check == health.NotReporting:
+		name = fmt.Sprintf("the not_reporting alert of %s", a.Host)
+	}
+	ex.Pages = false
+	ex.Steps = append(ex.Steps, "alert set: "+ex.Decision,
+		fmt.Sprintf("routing: severity %s does not reach PagerDuty (%s)", a.Severity, why))
+	ex.Decision = fmt.Sprintf("does not page: %s fires at severity %s, which routing pages to no one (%s)", name, a.Severity, why)
 }
 
 func (s *Server) getTransitions(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -903,6 +904,60 @@ func TestReportUsesTheServersPendingPeriods(t *testing.T) {
 			}
 			if len(rep.Checks) != 1 || rep.Checks[0].Check != "raid" || rep.Checks[0].Pages != tt.want {
 				t.Fatalf("report %s, want raid with %d page(s)", data, tt.want)
+			}
+		})
+	}
+}
+
+// TestExplainFollowsRouting: the engine puts alerts of every severity in the
+// alert set; explain says "pages" only for those routing sends to PagerDuty.
+func TestExplainFollowsRouting(t *testing.T) {
+	tests := []struct {
+		name, severity, warning string
+		pages                   bool
+		decision                string
+	}{
+		{"critical pages", "critical", "low", true, "db-1.eu-west.example.com pages"},
+		{"info never pages", "info", "low", false, "does not page: the host alert of db-1.eu-west.example.com fires at severity info"},
+		{"warning at low urgency pages", "warning", "low", true, "pages"},
+		{"warning with pagerduty.warning none", "warning", "none", false, "(pagerduty.warning is none)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, true, func(c *config.Config) {
+				c.Engine.ConfirmAfter = 1
+				withPD, err := config.Parse([]byte("pagerduty: {routing_keys: {default: PD_KEY}, warning: "+tt.warning+"}\n"),
+					func(string) string { return "" })
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.PagerDuty = withPD.PagerDuty
+			})
+			ev := strings.Replace(event("db-1.eu-west.example.com", "eu-west", "dns", "critical"), `"source_type"`,
+				`"severity":"`+tt.severity+`","source_type"`, 1)
+			if resp, data := ts.post(t, []byte(ev)); resp.StatusCode != 200 {
+				t.Fatalf("post: %d %+v", resp.StatusCode, data)
+			}
+			for _, q := range []string{"host=db-1.eu-west.example.com&check=dns", "host=db-1.eu-west.example.com"} {
+				resp, data := ts.do(t, "GET", "/v1/explain?"+q, nil, withToken(ingestToken))
+				var ex struct {
+					Pages    bool
+					Decision string
+					Steps    []string
+					Alert    *struct{ Severity string }
+				}
+				if resp.StatusCode != 200 {
+					t.Fatalf("explain %s: %d %s", q, resp.StatusCode, data)
+				}
+				if err := json.Unmarshal(data, &ex); err != nil {
+					t.Fatalf("explain %s: %v", q, err)
+				}
+				if ex.Pages != tt.pages || !strings.Contains(ex.Decision, tt.decision) || ex.Alert == nil || ex.Alert.Severity != tt.severity {
+					t.Errorf("explain %s: pages %v, decision %q, alert %+v; want pages %v and %q", q, ex.Pages, ex.Decision, ex.Alert, tt.pages, tt.decision)
+				}
+				if !tt.pages && !slices.ContainsFunc(ex.Steps, func(s string) bool { return strings.HasPrefix(s, "alert set: ") }) {
+					t.Errorf("explain %s: the engine's verdict is not kept as a step: %q", q, ex.Steps)
+				}
 			}
 		})
 	}
