@@ -208,9 +208,17 @@ func (e *Engine) explainCheck(reg *region, h *host, s *slot, ex *Explanation) {
 	ex.Pages = s.flags&fPaging != 0 && h.alert == stateFiring
 	now := e.now
 	what := fmt.Sprintf("%s on %s", nm.name, h.name)
-	ruleNote := ""
+	// A count is credited to the check's rule only when the rule sets it;
+	// otherwise it is the engine's.
+	confirmNote, recoverNote := "", ""
 	if nm.rule >= 0 {
-		ruleNote = fmt.Sprintf(", rule %q", e.rules[nm.rule].match)
+		r := &e.rules[nm.rule]
+		if r.confirmAfter > 0 {
+			confirmNote = fmt.Sprintf(", rule %q", r.match)
+		}
+		if r.recoverAfter > 0 {
+			recoverNote = fmt.Sprintf(", rule %q", r.match)
+		}
 	}
 
 	ex.Steps = append(ex.Steps, fmt.Sprintf("last result %s at %s, received %s",
@@ -220,13 +228,13 @@ func (e *Engine) explainCheck(reg *region, h *host, s *slot, ex *Explanation) {
 		ex.Steps = append(ex.Steps, "passing")
 	case s.hard == health.Passing:
 		ex.Steps = append(ex.Steps, fmt.Sprintf("soft %s: %d/%d consecutive non-passing results, hard at %d (confirm_after%s)",
-			s.status, s.attempts, nm.confirmAfter, nm.confirmAfter, ruleNote))
+			s.status, s.attempts, nm.confirmAfter, nm.confirmAfter, confirmNote))
 	case s.status == health.Passing:
 		ex.Steps = append(ex.Steps, fmt.Sprintf("hard %s since %s, recovering: %d/%d consecutive passing results (recover_after%s)",
-			s.hard, fmtTime(s.hardSince), s.attempts, nm.recoverAfter, ruleNote))
+			s.hard, fmtTime(s.hardSince), s.attempts, nm.recoverAfter, recoverNote))
 	default:
 		ex.Steps = append(ex.Steps, fmt.Sprintf("hard %s since %s: confirmed after %d consecutive non-passing results (confirm_after%s)",
-			s.hard, fmtTime(s.hardSince), nm.confirmAfter, ruleNote))
+			s.hard, fmtTime(s.hardSince), nm.confirmAfter, confirmNote))
 	}
 	flapState := "not flapping"
 	if s.flappingNow() {

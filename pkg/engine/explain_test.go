@@ -12,7 +12,9 @@ import (
 )
 
 func TestExplain(t *testing.T) {
-	c := cfg(nil, config.CheckRule{Match: "lvm*", Severity: "critical", Team: "storage", ConfirmAfter: 3})
+	// disk's rule sets only a team: its counts are the engine's.
+	c := cfg(nil, config.CheckRule{Match: "lvm*", Severity: "critical", Team: "storage", ConfirmAfter: 3},
+		config.CheckRule{Match: "disk", Team: "ops"})
 	h := newHarness(t, c)
 	crit := func(host, check string) health.Result { return res("eu", host, check, health.Critical) }
 	pass := func(host, check string) health.Result { return res("eu", host, check, health.Passing) }
@@ -54,7 +56,7 @@ func TestExplain(t *testing.T) {
 		steps             []string
 	}{
 		{"paging", "web-0", "disk", true, true, health.PhaseHard, "disk on web-0 pages: hard critical since",
-			[]string{"confirmed after 2 consecutive non-passing results", "severity critical from its critical status", "host alert on web-0 firing"}},
+			[]string{"confirmed after 2 consecutive non-passing results (confirm_after)\n", "severity critical from its critical status", "host alert on web-0 firing"}},
 		{"soft", "web-1", "lvm", true, false, health.PhaseSoft, "does not page yet: soft critical, 1 of 3",
 			[]string{`1/3 consecutive non-passing results, hard at 3 (confirm_after, rule "lvm*")`, `severity critical from rule "lvm*"`}},
 		{"flapping", "web-2", "ntp", true, false, health.PhaseFlapping, "does not page: it is flapping",
@@ -91,6 +93,11 @@ func TestExplain(t *testing.T) {
 			}
 			if tt.found && tt.check != "" && (ex.Check == nil || ex.Check.Key.Check != tt.check) {
 				t.Errorf("check info %+v", ex.Check)
+			}
+			// The check's team is the one that routes it: its rule's, as
+			// the event names none.
+			if want := map[string]string{"disk": "ops", "lvm": "storage"}[tt.check]; tt.found && ex.Check != nil && ex.Check.Team != want {
+				t.Errorf("check team %q, want %q", ex.Check.Team, want)
 			}
 		})
 	}

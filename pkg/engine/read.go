@@ -455,8 +455,12 @@ func (e *Engine) HostChecks(hostName string) []CheckInfo {
 }
 
 func (e *Engine) checkInfo(reg *region, h *host, s *slot) CheckInfo {
+	st := e.export(reg, h, s)
+	// The stored state keeps the event's team; the reader wants the team
+	// that routes the check, its rule's when the event names none.
+	st.Team = e.team(s)
 	return CheckInfo{
-		CheckState:  e.export(reg, h, s),
+		CheckState:  st,
 		Phase:       s.phase(),
 		Stale:       s.stale(),
 		Severity:    e.severity(s),
