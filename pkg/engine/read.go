@@ -17,7 +17,7 @@ type RegionInfo struct {
 	Name           string    `json:"name"`
 	Hosts          int       `json:"hosts"`
 	ReportingHosts int       `json:"reporting_hosts"`
-	FailingChecks  int       `json:"failing_checks"` // non-passing checks
+	FailingChecks  int       `json:"failing_checks"` // non-passing checks, stale ones left out
 	LastEvent      time.Time `json:"last_event"`
 	Alerts         int       `json:"alerts"` // firing host and region alerts
 }
@@ -320,15 +320,18 @@ func (e *Engine) rollupTeam(ru *rollup) string {
 }
 
 // FailingChecks calls fn for every non-passing check (latest result or
-// confirmed state), in no particular order: it feeds /metrics, whose
-// exposition is sorted anyway. hard says whether the failure is confirmed.
+// confirmed state) that still reports, in no particular order: it feeds
+// /metrics, whose exposition is sorted anyway. hard says whether the failure
+// is confirmed. A stale check's last failure is no news of the check: it
+// counts as stale (and its host, when all its checks are, as not reporting),
+// not as failing.
 func (e *Engine) FailingChecks(fn func(k health.Key, st health.Status, hard bool)) {
 	for hi := range e.failingHosts {
 		h := &e.hosts[hi]
 		reg := e.regions[h.region]
 		for i := range h.checks {
 			s := &h.checks[i]
-			if s.nonPassing() {
+			if s.nonPassing() && !s.stale() {
 				fn(health.Key{Region: reg.name, Host: h.name, Check: e.names[s.name].name},
 					s.shownStatus(), s.hard != health.Passing)
 			}
@@ -338,13 +341,25 @@ func (e *Engine) FailingChecks(fn func(k health.Key, st health.Status, hard bool
 
 // Regions returns every region's summary, sorted by name.
 func (e *Engine) Regions() []RegionInfo {
+	// Stale checks whose last result failed are counted apart, as
+	// FailingChecks leaves them out: a scan of the failing hosts, which
+	// every scrape makes anyway.
+	staleFailing := make(map[uint32]int)
+	for hi := range e.failingHosts {
+		h := &e.hosts[hi]
+		for i := range h.checks {
+			if s := &h.checks[i]; s.nonPassing() && s.stale() {
+				staleFailing[h.region]++
+			}
+		}
+	}
 	out := make([]RegionInfo, 0, len(e.regions))
-	for _, reg := range e.regions {
+	for ri, reg := range e.regions {
 		out = append(out, RegionInfo{
 			Name:           reg.name,
 			Hosts:          len(reg.hostList),
 			ReportingHosts: int(reg.reporting),
-			FailingChecks:  int(reg.failingChecks),
+			FailingChecks:  int(reg.failingChecks) - staleFailing[uint32(ri)],
 			LastEvent:      unixTime(reg.lastEvent),
 			Alerts:         int(reg.firing),
 		})

@@ -54,6 +54,10 @@ func TestStaleCheckStartsOver(t *testing.T) {
 					t.Fatalf("alert %+v survived the silence", a)
 				}
 			}
+			// Nor is the stale check exported as failing any more.
+			if got, regionFailing := failingNow(h); len(got) != 0 || regionFailing != 0 {
+				t.Fatalf("stale check still counted as failing: %v, region failing_checks %d", got, regionFailing)
+			}
 			for i, st := range tt.next {
 				h.now = h.now.Add(30 * time.Second)
 				out := h.apply(res("eu", "web-1", "disk", st), res("eu", "web-1", "cpu", health.Passing))
@@ -64,10 +68,29 @@ func TestStaleCheckStartsOver(t *testing.T) {
 				if ci.Phase != tt.want[i] {
 					t.Errorf("result %d (%s): phase %s, want %s", i, st, ci.Phase, tt.want[i])
 				}
+				want := 0
+				if st != health.Passing {
+					want = 1
+				}
+				if got, regionFailing := failingNow(h); len(got) != want || regionFailing != want {
+					t.Errorf("result %d (%s): failing %v, region failing_checks %d, want %d", i, st, got, regionFailing, want)
+				}
 			}
 			h.mustVerify()
 		})
 	}
+}
+
+// failingNow lists the checks exported as failing and region eu's count of
+// them.
+func failingNow(h *harness) (keys []string, regionFailing int) {
+	h.e.FailingChecks(func(k health.Key, _ health.Status, _ bool) { keys = append(keys, k.String()) })
+	for _, r := range h.e.Regions() {
+		if r.Name == "eu" {
+			regionFailing = r.FailingChecks
+		}
+	}
+	return keys, regionFailing
 }
 
 // checkInfo returns one check of a host.

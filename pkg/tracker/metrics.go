@@ -20,14 +20,14 @@ var (
 		"Alerts (per check) held back, with the reason: region, maintenance or flapping.",
 		[]string{"level", "region", "host", "check", "reason"}, nil)
 	failingDesc = prometheus.NewDesc("healthrouter_check_failing",
-		"Non-passing checks (soft or hard); passing checks are not exported one by one. Value 1 when hard (confirmed), 0 while soft.",
+		"Non-passing checks (soft or hard) that still report; passing and stale checks are not exported one by one. Value 1 when hard (confirmed), 0 while soft.",
 		[]string{"region", "host", "check", "status"}, nil)
 	regionHostsDesc = prometheus.NewDesc("healthrouter_region_hosts",
 		"Hosts known in the region.", []string{"region"}, nil)
 	regionReportingDesc = prometheus.NewDesc("healthrouter_region_reporting_hosts",
 		"Hosts in the region with at least one fresh check.", []string{"region"}, nil)
 	regionFailingDesc = prometheus.NewDesc("healthrouter_region_failing_checks",
-		"Non-passing checks in the region.", []string{"region"}, nil)
+		"Non-passing checks in the region that still report (stale ones are in healthrouter_checks_stale).", []string{"region"}, nil)
 	lastEventDesc = prometheus.NewDesc("healthrouter_last_event_timestamp_seconds",
 		"When the region last delivered a result (receiver clock).", []string{"region"}, nil)
 	trackedDesc = prometheus.NewDesc("healthrouter_tracked_checks",
