@@ -55,12 +55,14 @@ type Options struct {
 
 // Server serves healthrouter's HTTP API.
 type Server struct {
-	cfg     *config.Config
-	log     *zap.Logger
-	decoder *ingest.Decoder
-	status  func() map[string]any
-	now     func() time.Time
-	tracker atomic.Pointer[tracker.Tracker] // nil until state is loaded
+	cfg        *config.Config
+	log        *zap.Logger
+	decoder    *ingest.Decoder
+	status     func() map[string]any
+	now        func() time.Time
+	tracker    atomic.Pointer[tracker.Tracker] // nil until state is loaded
+	loaded     chan struct{}                   // closed by the first SetTracker
+	loadedOnce sync.Once
 
 	ingest, admin tokenSet
 	inflight      chan struct{} // bounds concurrent ingest requests (429 past it)
@@ -108,6 +110,7 @@ func New(opts Options) (*Server, error) {
 		decodeWait:  5 * time.Second,
 		windowWait:  windowCommitWait,
 		started:     time.Now(),
+		loaded:      make(chan struct{}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "healthrouter_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
@@ -170,7 +173,7 @@ func New(opts Options) (*Server, error) {
 	r.Head(ingest.HealthPath, s.healthz)
 	r.Get("/readyz", s.readyz)
 	s.metrics = newMetricsHandler(opts.Registry, s.log)
-	r.Method(http.MethodGet, "/metrics", s.metrics)
+	r.Get("/metrics", s.serveMetrics)
 
 	read := s.authorize(accessRead)
 	admin := s.authorize(accessAdmin)
@@ -268,7 +271,48 @@ func mountProfiles(r chi.Router) {
 }
 
 // SetTracker makes the server ready: state is loaded.
-func (s *Server) SetTracker(t *tracker.Tracker) { s.tracker.Store(t) }
+func (s *Server) SetTracker(t *tracker.Tracker) {
+	s.tracker.Store(t)
+	s.loadedOnce.Do(func() { close(s.loaded) })
+}
+
+// metricsLoadWait is the longest a scrape waits for state to load:
+// Prometheus' default scrape timeout.
+const metricsLoadWait = 10 * time.Second
+
+// serveMetrics answers /metrics once state is loaded. Before, the
+// exposition would hold no alert series: to Prometheus every alert would
+// have ended at the restart, for Grafana to resolve and page again. A
+// scrape that comes while state loads waits for it, within its own timeout
+// (Prometheus sends it in X-Prometheus-Scrape-Timeout-Seconds), and gets
+// 503 when the load takes longer: a failed scrape (up 0), not an empty
+// alert set.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.tracker.Load() == nil && !s.awaitLoaded(r) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "not ready: state is loading")
+		return
+	}
+	s.metrics.ServeHTTP(w, r)
+}
+
+// awaitLoaded waits for state to load, for as long as the scraper waits
+// less the time to gather and send, and reports whether it did.
+func (s *Server) awaitLoaded(r *http.Request) bool {
+	wait := metricsLoadWait
+	if v, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64); err == nil && v > 0 {
+		wait = min(wait, time.Duration(0.8*v*float64(time.Second)))
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.loaded:
+		return true
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	return false
+}
 
 // Handler is the root handler, without Serve's timeouts and graceful
 // shutdown; only tests use it (httptest servers).

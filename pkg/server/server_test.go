@@ -314,7 +314,39 @@ func TestNotReadyAnswers503(t *testing.T) {
 	if resp, _ := ts.do(t, "HEAD", "/healthz", nil); resp.StatusCode != 200 {
 		t.Fatalf("healthz must answer 200 while loading: %d", resp.StatusCode)
 	}
+	// A scrape waits for the state within its own timeout, and fails past
+	// it rather than show an empty alert set.
+	scrape := func(timeout string) (*http.Response, []byte, error) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp, body, err
+	}
+	began := time.Now()
+	resp, body, err := scrape("0.25")
+	if err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || time.Since(began) < 150*time.Millisecond {
+		t.Fatalf("scrape while loading: %v after %v: %+v %s, want 503 with Retry-After after most of its 0.25s timeout",
+			err, time.Since(began), resp, body)
+	}
+	waited := make(chan string, 1)
+	go func() {
+		resp, body, err := scrape("10")
+		if err != nil {
+			waited <- err.Error()
+			return
+		}
+		waited <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}()
+	time.Sleep(100 * time.Millisecond)
 	ts.srv.SetTracker(ts.tracker)
+	if got := <-waited; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, "healthrouter_tracked_checks") {
+		t.Fatalf("scrape that waited for the state: %.300s", got)
+	}
 	if resp, _ := ts.do(t, "POST", "/v1/events", ok, withToken(ingestToken)); resp.StatusCode != 200 {
 		t.Fatalf("ingest after ready: %d", resp.StatusCode)
 	}
