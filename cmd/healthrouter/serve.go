@@ -128,7 +128,7 @@ func configNotes(cfg *config.Config) []string {
 		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s", cfg.LinkURL()))
 	}
 	if cfg.PagerDuty != nil {
-		notes = append(notes, cfg.PagerDuty.KeyNotes()...)
+		notes = append(notes, cfg.PagerDuty.Notes()...)
 	}
 	if g := cfg.Grafana; g != nil && g.Pending.Host.D() < 30*time.Second {
 		notes = append(notes, fmt.Sprintf("grafana.pending.host is %s: while a region's hosts fail one after another, their host alerts "+
@@ -198,7 +198,7 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 		}
 	}
 	if cfg.PagerDuty != nil {
-		for _, n := range cfg.PagerDuty.KeyNotes() {
+		for _, n := range cfg.PagerDuty.Notes() {
 			log.Warn(n)
 		}
 	}

@@ -349,6 +349,28 @@ func (p *PagerDuty) Pages(s health.Severity) bool {
 	return true
 }
 
+// Notes are the routing keys' notes and the routes'.
+func (p *PagerDuty) Notes() []string { return append(p.KeyNotes(), p.RouteNotes()...) }
+
+// RouteNotes warns about routes that match on check without level: only
+// region alerts (and not_reporting) carry a check; a host alert is one for
+// all of the host's failing checks and carries none, so such a route never
+// takes a host's failures of that check. (With level host it could match
+// nothing, which validation refuses.)
+func (p *PagerDuty) RouteNotes() []string {
+	var notes []string
+	for i, r := range p.Routes {
+		check, ok := r.Match["check"]
+		if !ok || check == health.NotReporting || r.Match["level"] != "" {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("pagerduty.routes[%d] matches check %q: only the region alert for %s carries that label; "+
+			"a host alert (one for all of a host's failing checks) has none, so hosts failing %s go to the next route; to route them, "+
+			"give the check a team in checks: and match team", i, check, check, check))
+	}
+	return notes
+}
+
 // KeyNotes warns, naming each key and its variable but never its value,
 // about the routing keys PagerDuty's Events API v2 would refuse: its
 // integration keys are 32 letters and digits. A note, not a problem: an

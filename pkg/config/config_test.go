@@ -118,6 +118,8 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"env var name", "pagerduty:\n  routing_keys: {default: 'lower case'}\n", []string{"value names the environment variable"}},
 		{"not a mapping", "- a\n- b\n", []string{"the top level must be a mapping"}},
 		{"yaml syntax", "listen: [\n", []string{"(file)"}},
+		{"host route on a check", "pagerduty:\n  routing_keys: {default: PD, storage: PD2}\n  routes: [{match: {check: lvm, level: host}, key: storage}]\n",
+			[]string{"pagerduty.routes[0].match.check (line 3): a host alert carries no check"}},
 		{"url credentials", "external_url: 'https://ops:hunter2@hr.example'\ngrafana: {url: 'https://admin:s3cret@grafana:3000'}\npagerduty: {routing_keys: {default: PD}, api_url: 'https://u@api.pagerduty.com'}\n",
 			[]string{"external_url (line 1): must not carry credentials", "grafana.url (line 2): must not carry credentials", "pagerduty.api_url (line 3): must not carry credentials"}},
 	}
@@ -310,5 +312,28 @@ func TestURLCredentialsNeverEchoed(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("the problem echoes the URL's credentials: %v", err)
+	}
+}
+
+func TestRouteNotes(t *testing.T) {
+	y := `pagerduty:
+  routing_keys: {default: PD, storage: PD2}
+  routes:
+    - {match: {check: lvm}, key: storage}
+    - {match: {check: lvm, level: region}, key: storage}
+    - {match: {check: not_reporting}, key: storage}
+    - {match: {check: not_reporting, level: host}, key: storage}
+    - {match: {team: storage}, key: storage}
+`
+	cfg, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := cfg.PagerDuty.RouteNotes()
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], `pagerduty.routes[0] matches check "lvm": only the region alert`) {
+		t.Fatalf("route notes %q, want one for routes[0]", notes)
+	}
+	if all := cfg.PagerDuty.Notes(); len(all) != 1 {
+		t.Fatalf("notes %q", all)
 	}
 }

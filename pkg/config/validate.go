@@ -266,6 +266,9 @@ func (v *validator) pagerDuty(p *PagerDuty) {
 				v.severity(lkey, r.Match[l])
 			case l == "level":
 				v.oneOf(lkey, r.Match[l], "host", "region")
+			case l == "check" && strings.EqualFold(r.Match["level"], "host") && r.Match[l] != health.NotReporting:
+				v.add(lkey, "a host alert carries no check (it is one for all of the host's failing checks; only not_reporting names one): "+
+					"with level host this route matches nothing; match the check's team instead")
 			}
 		}
 	}
