@@ -34,6 +34,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // "--" every word is positional. Words past maxArgs are a usage error that
 // names them, so a mistyped command line never runs as a different one.
 func parseArgs(fs *flag.FlagSet, args []string, maxArgs int) ([]string, error) {
+	if err := refuseRepeatedFlags(fs, args); err != nil {
+		return nil, err
+	}
 	var positional []string
 	for len(args) > 0 {
 		if err := parseFlags(fs, args); err != nil {
@@ -54,6 +57,45 @@ func parseArgs(fs *flag.FlagSet, args []string, maxArgs int) ([]string, error) {
 		return nil, unexpectedArgs(fs, positional[maxArgs:])
 	}
 	return positional, nil
+}
+
+// repeatable marks a flag.Value that collects every occurrence.
+type repeatable interface{ repeatable() }
+
+// refuseRepeatedFlags is the usage error for a flag given twice, other than
+// one that collects its occurrences: the flag package keeps the last, so
+// "--server a --server b" would talk to b alone, silently.
+func refuseRepeatedFlags(fs *flag.FlagSet, args []string) error {
+	seen := map[string]bool{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // the flag package reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value is the next word
+		}
+		if _, ok := f.Value.(repeatable); ok {
+			continue
+		}
+		if seen[name] {
+			msg := fmt.Sprintf("--%s is given twice; give it once", name)
+			if name == "server" {
+				msg += " (a command talks to one server: for an HA pair, run it once per instance)"
+			}
+			return &exitError{code: 2, msg: msg}
+		}
+		seen[name] = true
+	}
+	return nil
 }
 
 // parseNoArgs parses the flags of a command that takes no positional

@@ -113,6 +113,11 @@ func TestParseArgs(t *testing.T) {
 		{name: "one word too many", args: []string{"a", "b", "--region", "eu"}, maxArgs: 1, err: `unexpected argument "b"`},
 		{name: "no word taken", args: []string{"-v", "a", "b"}, maxArgs: 0, err: `unexpected arguments "a", "b"`},
 		{name: "bad flag after a word", args: []string{"a", "--colour"}, maxArgs: 1, err: "exit 2"},
+		{name: "a flag given twice", args: []string{"--region", "eu", "a", "-region=us"}, maxArgs: 1, err: "--region is given twice; give it once"},
+		{name: "a bool given twice", args: []string{"-v", "--v=false"}, maxArgs: 0, err: "--v is given twice; give it once"},
+		{name: "a value that looks like the flag", args: []string{"--region", "--region"}, maxArgs: 0, region: "--region"},
+		{name: "twice after -- is positional", args: []string{"--region", "eu", "--", "--region", "us"}, maxArgs: -1,
+			positional: []string{"--region", "us"}, region: "eu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

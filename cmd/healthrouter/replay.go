@@ -258,6 +258,8 @@ func (t *timesFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
+func (t *timesFlag) repeatable() {}
+
 func (t *timesFlag) Set(s string) error {
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
