@@ -634,6 +634,7 @@ func TestMetricsExposeIngestAndPageSet(t *testing.T) {
 	for _, want := range []string{
 		`healthrouter_ingest_events_total{result="accepted"} 5`,
 		`healthrouter_ingest_events_total{result="duplicate"} 4`,
+		`healthrouter_ingest_events_total{result="not_durable"} 0`, // exported from the start
 		`healthrouter_region_reporting_hosts{region="eu-west"} 3`,
 		`healthrouter_region_failing_checks{region="eu-west"} 2`,
 		`healthrouter_alert{check="",host="web-1.eu-west.example.com",level="host",region="eu-west",severity="critical"} 1`,

@@ -74,7 +74,20 @@ type Metrics struct {
 	transitions, commitFailures prometheus.CounterFunc
 }
 
+// eventResults are the results of healthrouter_ingest_events_total, each
+// exported from the start at 0: a rate over a series that does not exist
+// yet reads as no data rather than none.
+var eventResults = []string{"accepted", "duplicate", "not_durable", "abandoned", "rejected"}
+
 func newMetrics(t *Tracker) *Metrics {
+	m := newMetricSet(t)
+	for _, r := range eventResults {
+		m.events.WithLabelValues(r)
+	}
+	return m
+}
+
+func newMetricSet(t *Tracker) *Metrics {
 	return &Metrics{
 		t: t,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
