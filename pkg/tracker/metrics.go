@@ -80,15 +80,7 @@ type Metrics struct {
 var eventResults = []string{"accepted", "duplicate", "not_durable", "abandoned", "rejected"}
 
 func newMetrics(t *Tracker) *Metrics {
-	m := newMetricSet(t)
-	for _, r := range eventResults {
-		m.events.WithLabelValues(r)
-	}
-	return m
-}
-
-func newMetricSet(t *Tracker) *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		t: t,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthrouter_ingest_events_total",
@@ -120,6 +112,10 @@ func newMetricSet(t *Tracker) *Metrics {
 			Help: "Group writes (of ingest requests, ticks, checkpoints, admin changes) the store failed, as on a full or failing disk; the store retries each, and no request waiting on one is acknowledged.",
 		}, func() float64 { return float64(t.store.WriteStats().FailedWrites) }),
 	}
+	for _, r := range eventResults {
+		m.events.WithLabelValues(r)
+	}
+	return m
 }
 
 // checkpointed records a periodic checkpoint's outcome.
