@@ -16,26 +16,38 @@ run:
 	$(GO) run ./cmd/healthrouter serve
 
 # The whole suite: unit, HTTP, crash and end-to-end tests, fuzz seeds included.
-test: fmt-check vet e2e-deps
-	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -timeout 20m $(PKGS)
+# The end-to-end tests replay incidents at a fixed pace through two
+# race-built instances and Prometheus: they run on their own afterwards,
+# not beside every other package's tests competing for the cores.
+test: fmt-check vet test-deps
+	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -timeout 20m -skip 'EndToEnd' $(PKGS)
+	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -timeout 20m -run 'EndToEnd' ./cmd/healthrouter
 
-# The end-to-end test runs a real Prometheus: Debian's package, installed
-# when missing (sudo when not root). It only needs the binary; on a machine
-# with systemd the package also starts a prometheus service on :9090, which
-# the test does not use.
-.PHONY: e2e-deps
-e2e-deps:
-	@command -v prometheus >/dev/null 2>&1 || { \
-		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-		echo "installing Debian's prometheus package for the end-to-end test"; \
+# What the suite needs beyond Go, installed from Debian's packages when
+# missing (as root, or with sudo that needs no password): Prometheus for the
+# end-to-end tests (only its binary is used; on a machine with systemd the
+# package also starts a service on :9090, which the tests leave alone), and
+# a C compiler, without which Go turns cgo off and -race cannot build.
+.PHONY: test-deps
+test-deps:
+	@pkgs=; \
+	command -v prometheus >/dev/null 2>&1 || pkgs="prometheus"; \
+	[ "$$($(GO) env CGO_ENABLED)" = 1 ] || pkgs="$$pkgs gcc libc6-dev"; \
+	if [ -n "$$pkgs" ]; then \
+		sudo=; \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			command -v sudo >/dev/null 2>&1 || { echo "the tests need Debian packages:$$pkgs; run as root or install them" >&2; exit 1; }; \
+			sudo="sudo -n"; \
+		fi; \
+		echo "installing Debian packages the tests need:$$pkgs"; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
-	}
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$pkgs; \
+	fi
 
 # Only the end-to-end tests: every scenario through the binary and Prometheus,
 # a single instance and an HA pair.
 .PHONY: e2e
-e2e: e2e-deps
+e2e: test-deps
 	HEALTHROUTER_E2E=required $(GO) test -race -count=1 -run 'EndToEnd' ./cmd/healthrouter
 
 # Everything but the slow end-to-end and crash tests.

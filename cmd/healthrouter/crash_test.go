@@ -381,8 +381,15 @@ func TestCrashAtRandomKeepsJournalAndAlerts(t *testing.T) {
 			verifyJournal(t, p, f, seen, ackedBefore)
 		}
 		if want == nil {
-			for ackedNow() < 3 {
-				time.Sleep(10 * time.Millisecond)
+			for wait := time.Now().Add(time.Minute); ackedNow() < 3; {
+				select {
+				case <-stopped:
+					t.Fatalf("the server refused a batch before three were acknowledged; logs:\n%s", p.logs.String())
+				case <-time.After(10 * time.Millisecond):
+				}
+				if time.Now().After(wait) {
+					t.Fatal("three batches not acknowledged within a minute")
+				}
 			}
 			var got struct{ Firing []firingAlert }
 			p.get(t, "/v1/alerts", &got)

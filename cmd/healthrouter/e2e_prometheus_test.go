@@ -47,9 +47,9 @@ func requirePrometheus(t *testing.T) string {
 		return path
 	}
 	if os.Getenv("HEALTHROUTER_E2E") == "required" {
-		t.Fatalf("HEALTHROUTER_E2E=required but prometheus is not in PATH (%v): `make e2e-deps` installs Debian's package", err)
+		t.Fatalf("HEALTHROUTER_E2E=required but prometheus is not in PATH (%v): `make test-deps` installs Debian's package", err)
 	}
-	t.Skip("prometheus is not in PATH: install it (`make e2e-deps`, Debian's prometheus package) to run the end-to-end test; HEALTHROUTER_E2E=required turns this skip into a failure")
+	t.Skip("prometheus is not in PATH: install it (`make test-deps`, Debian's prometheus package) to run the end-to-end test; HEALTHROUTER_E2E=required turns this skip into a failure")
 	return ""
 }
 

@@ -165,7 +165,9 @@ func TestRunOpenLoopKeepsSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests < 15 || res.Requests > 21 {
+	// Never ahead of the schedule; behind it only as far as a busy
+	// machine makes the workers late.
+	if res.Requests < 10 || res.Requests > 21 {
 		t.Fatalf("%d requests in 500 ms at one per 25 ms", res.Requests)
 	}
 	// One worker and a receiver slower than the schedule: requests queue,
