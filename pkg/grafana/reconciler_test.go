@@ -673,7 +673,7 @@ func TestPruning(t *testing.T) {
 		note    string
 	}{
 		{"off: stale region kept", false, 0, []seen{{"eu", 0, false}, {"ap", 30 * day, false}}, true, ""},
-		{"off: region missing from the source kept", false, 0, []seen{{"eu", 0, false}}, true, ""},
+		{"off: region missing from the source kept past prune_after of uptime", false, 8 * day, []seen{{"eu", 0, false}}, true, ""},
 		{"on: region not seen for prune_after deleted", true, 0, []seen{{"eu", 0, false}, {"ap", 8 * day, false}}, false, ""},
 		{"on: region seen within prune_after kept", true, 0, []seen{{"eu", 0, false}, {"ap", 6 * day, false}}, true, ""},
 		{"on: unknown last-seen kept", true, 0, []seen{{"eu", 0, false}, {"ap", 0, true}}, true, ""},
@@ -682,10 +682,9 @@ func TestPruning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			extra := "prune: false"
-			if tt.prune {
-				extra = "prune: true\nprune_after: 168h"
-			}
+			// prune_after is set in both modes so that the "off" cases that
+			// advance past it tell "prune off" from "not yet due".
+			extra := "prune: " + strconv.FormatBool(tt.prune) + "\nprune_after: 168h"
 			f := newFixture(t, fixtureOpts{grafana: extra})
 			f.apply(t, regions("eu", "ap"))
 			f.clk.Advance(tt.advance)

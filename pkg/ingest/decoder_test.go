@@ -593,6 +593,45 @@ func TestMetricEvents(t *testing.T) {
 	}
 }
 
+// TestConfiguredStatusMetric pins that the status metric is the configured
+// name, not the default: a pipeline that renames its metric must not have
+// every event dropped, nor have the default name slip through.
+func TestConfiguredStatusMetric(t *testing.T) {
+	d := newTestDecoder(t, func(c *config.Ingest) { c.StatusMetric = "hc" })
+	tests := []struct {
+		name   string
+		event  string
+		want   res
+		reject rej
+	}{
+		{name: "configured name", event: `{"gauge":{"value":2},"kind":"absolute","name":"hc","tags":{"check":"disk","host":"web-1","region":"eu"}}`,
+			want: res{Region: "eu", Host: "web-1", Check: "disk", Status: health.Critical}},
+		{name: "default name", event: `{"gauge":{"value":2},"kind":"absolute","name":"health_check_status","tags":{"check":"disk","host":"web-1","region":"eu"}}`,
+			reject: rej{Reason: ReasonUnknownMetric, Err: `metric "health_check_status" is not the status metric "hc"`}},
+		{name: "configured name as a prefix", event: `{"gauge":{"value":2},"kind":"absolute","name":"hc_total","tags":{"check":"disk","host":"web-1","region":"eu"}}`,
+			reject: rej{Reason: ReasonUnknownMetric, Err: `metric "hc_total" is not the status metric "hc"`}},
+		{name: "configured name not a gauge", event: `{"counter":{"value":2},"kind":"absolute","name":"hc","tags":{"host":"h"}}`,
+			reject: rej{Reason: ReasonInvalidMetric, Err: `metric "hc" must be a gauge`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, j := one(t, d, tt.event)
+			if tt.reject.Reason != "" {
+				if j != (rej{Index: 0, Reason: tt.reject.Reason, Err: tt.reject.Err}) {
+					t.Errorf("got %+v, want %+v", j, tt.reject)
+				}
+				return
+			}
+			if j.Index >= 0 {
+				t.Fatalf("rejected: %+v", j)
+			}
+			if r != tt.want {
+				t.Errorf("got  %+v\nwant %+v", r, tt.want)
+			}
+		})
+	}
+}
+
 func TestOutputTruncation(t *testing.T) {
 	d := newTestDecoder(t, func(c *config.Ingest) { c.MaxOutputBytes = 10 })
 	tests := []struct{ output, want string }{

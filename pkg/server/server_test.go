@@ -167,10 +167,11 @@ func TestIngestAcceptsVectorBatch(t *testing.T) {
 	if res.Accepted != 2 || res.Rejected != 0 || res.Duplicates != 0 || len(res.Errors) != 0 {
 		t.Fatalf("result %+v, want 2 accepted", res)
 	}
-	// Vector retries the same batch after a timeout: nothing changes.
+	// Vector retries the same batch after a timeout: both events are
+	// recognised as duplicates and nothing changes.
 	_, again := ts.post(t, gz(t, body), withEncoding("gzip"))
-	if again.Accepted+again.Duplicates != 2 || again.Rejected != 0 {
-		t.Fatalf("retry result %+v", again)
+	if again.Accepted != 0 || again.Duplicates != 2 || again.Rejected != 0 || len(again.Errors) != 0 {
+		t.Fatalf("retry result %+v, want 0 accepted, 2 duplicates", again)
 	}
 	if n := ts.tracker.Stats().TrackedChecks; n != 2 {
 		t.Fatalf("tracked checks = %d, want 2", n)
@@ -357,6 +358,10 @@ func TestOverloadAnswers429(t *testing.T) {
 	// Hold the only slot with a request whose body is in and whose commit
 	// waits, as on a slow disk.
 	release := make(chan struct{})
+	// A failed test must not leave the holder waiting: the server's Close
+	// waits for it.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
 	var once sync.Once
 	waiting := make(chan struct{})
 	ts.srv.testHookCommitWait = func() {
@@ -365,21 +370,43 @@ func TestOverloadAnswers429(t *testing.T) {
 			<-release
 		})
 	}
-	held := make(chan int, 1) // the holder's status once answered
+	// The holder runs off the test goroutine, where t.Fatal must not be
+	// called: it hands its answer or error back instead.
+	type answer struct {
+		status int
+		err    error
+	}
+	held := make(chan answer, 1)
+	holder := jsonArray(event("web-2.eu-west.example.com", "eu-west", "disk", "passing"))
 	go func() {
-		resp, _ := ts.post(t, jsonArray(event("web-2.eu-west.example.com", "eu-west", "disk", "passing")))
-		held <- resp.StatusCode
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/events", bytes.NewReader(holder))
+		if err != nil {
+			held <- answer{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+ingestToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			held <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		held <- answer{status: resp.StatusCode}
 	}()
-	<-waiting
+	select {
+	case <-waiting:
+	case a := <-held:
+		t.Fatalf("the request meant to hold the slot was answered before its commit: %d %v", a.status, a.err)
+	}
 	resp, data := ts.do(t, "POST", "/v1/events", jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing")), withToken(ingestToken))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("with the only slot taken: %d (Retry-After %q) %s, want 429 with Retry-After",
 			resp.StatusCode, resp.Header.Get("Retry-After"), data)
 	}
 	// The holder, once its commit is confirmed, is answered as usual.
-	close(release)
-	if status := <-held; status != http.StatusOK {
-		t.Fatalf("the request holding the slot: %d, want 200", status)
+	unblock()
+	if a := <-held; a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("the request holding the slot: %d %v, want 200", a.status, a.err)
 	}
 }
 
