@@ -73,6 +73,106 @@ func TestFlapping(t *testing.T) {
 	}
 }
 
+// TestFlappingEntrySeverity: a flapping check's suppressed entry shows the
+// severity it would page at on every step, whichever status came last: the
+// rule's, else that of the worst status it failed with lately, also after
+// a restart has lost which one that was.
+func TestFlappingEntrySeverity(t *testing.T) {
+	C, W, U, P := health.Critical, health.Warning, health.Unknown, health.Passing
+	tests := []struct {
+		name    string
+		rules   []config.CheckRule
+		cycle   []health.Status // repeated 15 times
+		restart bool            // restart once flapping, on a passing result
+		want    health.Severity
+	}{
+		{"critical and passing", nil, []health.Status{C, P}, false, health.SeverityCritical},
+		{"passing and critical", nil, []health.Status{P, C}, false, health.SeverityCritical},
+		{"unknown and passing", nil, []health.Status{U, P}, false, health.SeverityCritical},
+		{"warning and passing", nil, []health.Status{W, P}, false, health.SeverityWarning},
+		{"warning and critical", nil, []health.Status{W, C}, false, health.SeverityCritical},
+		{"critical and warning", nil, []health.Status{C, W}, false, health.SeverityCritical},
+		{"the rule's severity", []config.CheckRule{{Match: "ntp", Severity: "info"}}, []health.Status{C, P}, false, health.SeverityInfo},
+		{"critical and passing across a restart", nil, []health.Status{C, P}, true, health.SeverityCritical},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg(nil, tt.rules...)
+			h := newHarness(t, c)
+			flapping := false
+			for i := 0; i < 15*len(tt.cycle); i++ {
+				st := tt.cycle[i%len(tt.cycle)]
+				h.now = h.now.Add(30 * time.Second)
+				h.apply(res("eu", "web-1", "ntp", st))
+				as := h.e.Alerts()
+				if !flapping {
+					flapping = len(as) == 1 && as[0].Suppressed == health.SuppressedByFlapping
+					if flapping && tt.restart {
+						for st != P { // restart on a passing result
+							h.now = h.now.Add(30 * time.Second)
+							i++
+							st = tt.cycle[i%len(tt.cycle)]
+							h.apply(res("eu", "web-1", "ntp", st))
+						}
+						h.restart(c)
+						as = h.e.Alerts()
+					}
+					if !flapping {
+						continue
+					}
+				}
+				if len(as) != 1 || as[0].Suppressed != health.SuppressedByFlapping || as[0].Severity != tt.want {
+					t.Fatalf("step %d (%s): alerts %+v, want the flapping entry at %s", i, st, as, tt.want)
+				}
+				if info := h.e.HostChecks("web-1"); len(info) != 1 || info[0].Severity != tt.want {
+					t.Fatalf("step %d (%s): checks %+v, want severity %s", i, st, info, tt.want)
+				}
+			}
+			if !flapping {
+				t.Fatal("the alternation never started flapping")
+			}
+			h.mustVerify()
+		})
+	}
+
+	// What a check failed with while it flapped ends with the flapping:
+	// flapping again later, with warnings only, it pages at warning.
+	t.Run("a settled check starts over", func(t *testing.T) {
+		h := newHarness(t, cfg(nil))
+		send := func(st health.Status) []health.Alert {
+			h.now = h.now.Add(30 * time.Second)
+			h.apply(res("eu", "web-1", "ntp", st))
+			return h.e.Alerts()
+		}
+		for i := 0; i < 30; i++ {
+			send([]health.Status{C, P}[i%2])
+		}
+		if s := h.e.Stats(); s.Flapping != 1 {
+			t.Fatalf("stats %+v, want ntp flapping", s)
+		}
+		for i := 0; i < 30 && h.e.Stats().Flapping != 0; i++ {
+			send(P)
+		}
+		if as := h.e.Alerts(); len(as) != 0 {
+			t.Fatalf("alerts %v after settling passing, want none", alertLines(as))
+		}
+		flapped := false
+		for i := 0; i < 30; i++ {
+			as := send([]health.Status{W, P}[i%2])
+			if len(as) == 1 && as[0].Suppressed == health.SuppressedByFlapping {
+				flapped = true
+				if as[0].Severity != health.SeverityWarning {
+					t.Fatalf("step %d: flapping entry at %s, want warning", i, as[0].Severity)
+				}
+			}
+		}
+		if !flapped {
+			t.Fatal("the warning alternation never started flapping")
+		}
+		h.mustVerify()
+	})
+}
+
 // A check that flaps from its first result without ever failing hard has
 // no start to show: its suppressed entry leaves since out of the JSON
 // rather than say year 1.

@@ -362,19 +362,45 @@ func (e *Engine) step(s *slot, nm *checkName, st health.Status, t int64) {
 		}
 	}
 
-	flapping := s.flappingNow()
-	if s.flapHist == 0 && !flapping {
-		return // the common case: nothing changed lately
+	// Without a change lately (the common case) flapping cannot start or
+	// end.
+	if flapping := s.flappingNow(); s.flapHist != 0 || flapping {
+		f := float64(flapSum(s.flapHist))
+		switch {
+		case !flapping && f > e.set.flapHighUnits:
+			s.flags |= fFlapping
+			e.flapping++
+		case flapping && f < e.set.flapLowUnits:
+			s.flags &^= fFlapping
+			e.flapping--
+		}
 	}
-	f := float64(flapSum(s.flapHist))
+	s.noteWorst(st)
+}
+
+// noteWorst follows the worst failing status after a result with status
+// st, once flapping is decided: a pass that leaves the check not flapping
+// ends what it recalls.
+func (s *slot) noteWorst(st health.Status) {
 	switch {
-	case !flapping && f > e.set.flapHighUnits:
-		s.flags |= fFlapping
-		e.flapping++
-	case flapping && f < e.set.flapLowUnits:
-		s.flags &^= fFlapping
-		e.flapping--
+	case st.Failing():
+		if w := uint16(st) << worstShift; w > s.flags&fWorst {
+			s.flags = s.flags&^fWorst | w
+		}
+	case !s.flappingNow():
+		s.flags &^= fWorst
 	}
+}
+
+// worstFailing is the worst failing status recalled by noteWorst. A
+// flapping check recalls none only after a restart, before its next
+// failing result: Unknown then, which pages at critical as any failing
+// status not known to be milder does.
+func (s *slot) worstFailing() health.Status {
+	if w := health.Status(s.flags & fWorst >> worstShift); w != health.Passing {
+		return w
+	}
+	return health.Unknown
 }
 
 // keepOutput stores the result's output and labels on a non-passing check,

@@ -525,7 +525,9 @@ func (e *Engine) deadline(s *slot) int64 {
 }
 
 // severity resolves a check's severity: the event's, else its rule's, else
-// from its worst current status.
+// from its worst current status. A flapping check's counts the worst
+// status it failed with lately too: its alert pages at that severity,
+// whichever status came last.
 func (e *Engine) severity(s *slot) health.Severity {
 	if s.severity != health.SeverityNone {
 		return s.severity
@@ -536,6 +538,9 @@ func (e *Engine) severity(s *slot) health.Severity {
 	st := s.hard
 	if st == health.Passing {
 		st = s.status
+	}
+	if s.flappingNow() {
+		st = max(st, s.worstFailing())
 	}
 	return health.SeverityFor(st)
 }

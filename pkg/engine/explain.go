@@ -440,6 +440,9 @@ func (e *Engine) severitySource(s *slot) string {
 	if st == health.Passing {
 		st = s.status
 	}
+	if s.flappingNow() && s.worstFailing() > st {
+		return fmt.Sprintf("from the worst status it flapped to, %s", s.worstFailing())
+	}
 	return fmt.Sprintf("from its %s status", st)
 }
 

@@ -324,3 +324,20 @@ func TestExplainRegionAndNotReporting(t *testing.T) {
 		t.Fatalf("region not_reporting: %+v", ex)
 	}
 }
+
+// A flapping check pages at the worst status it flapped to, and explain
+// says so when the latest result was milder.
+func TestExplainFlappingSeverity(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	for i := 0; i < 30; i++ {
+		h.now = h.now.Add(30 * time.Second)
+		h.apply(res("eu", "web-1", "ntp", []health.Status{health.Critical, health.Warning}[i%2]))
+	}
+	ex := h.e.Explain("web-1", "ntp")
+	if ex.Phase != health.PhaseFlapping || ex.Check == nil || ex.Check.Status != health.Warning {
+		t.Fatalf("phase %s, check %+v: want flapping, last result warning", ex.Phase, ex.Check)
+	}
+	if all := strings.Join(ex.Steps, "\n"); !strings.Contains(all, "severity critical from the worst status it flapped to, critical") {
+		t.Fatalf("steps lack the flapping severity's source:\n%s", all)
+	}
+}

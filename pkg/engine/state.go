@@ -50,6 +50,15 @@ const (
 	fPending           // in the current call's Changed list
 )
 
+// The worst failing status a check reported since it last passed while not
+// flapping, in the two top bits of the flags (0 is none): what a flapping
+// check pages at, whichever status came last (see slot.noteWorst). It is
+// not persisted.
+const (
+	worstShift        = 14
+	fWorst     uint16 = 3 << worstShift
+)
+
 // Suppression reasons of a check's alert entry, in precedence order.
 const (
 	supNone uint8 = iota
