@@ -77,6 +77,13 @@ func TestDedupAndOrdering(t *testing.T) {
 				out.Accepted, out.Duplicates, len(out.Changed), st.accepted, st.dup, st.chg)
 		}
 		equalLines(t, st.name, transitionLines(out.Transitions), st.trans)
+		// The check fails critical only: the soft transition, before any
+		// hard status, carries critical from the failing result too.
+		for _, tr := range out.Transitions {
+			if tr.Severity != health.SeverityCritical {
+				t.Errorf("%s: %s %s->%s has severity %q, want critical", st.name, tr.Kind, tr.From, tr.To, tr.Severity)
+			}
+		}
 		h.mustVerify()
 	}
 	info := h.e.HostChecks("web-1")
@@ -552,6 +559,71 @@ func TestChangedAndCheckpoint(t *testing.T) {
 	}
 }
 
+// TestStillFailingDetailsPersisted: a check that stays hard critical
+// changes nothing the state machines see, yet its new output or label
+// values are what its alert shows: they must be persisted with the batch
+// and read back, and an unchanged repeat must not be.
+func TestStillFailingDetailsPersisted(t *testing.T) {
+	result := func(output string, labels ...string) health.Result {
+		r := res("eu", "web-1", "disk", health.Critical)
+		r.Output = []byte(output)
+		for i := 0; i+1 < len(labels); i += 2 {
+			r.Labels = append(r.Labels, health.ResultLabel{Key: labels[i], Value: []byte(labels[i+1])})
+		}
+		return r
+	}
+	first := result("sda 95%", "mount", "/data", "rack", "r1")
+	tests := []struct {
+		name       string
+		next       health.Result
+		persisted  bool
+		wantOutput string
+		wantLabels []health.Label
+	}{
+		{"output changes", result("sda 99%", "mount", "/data", "rack", "r1"), true,
+			"sda 99%", []health.Label{{Key: "mount", Value: "/data"}, {Key: "rack", Value: "r1"}}},
+		{"a label value changes", result("sda 95%", "mount", "/data", "rack", "r2"), true,
+			"sda 95%", []health.Label{{Key: "mount", Value: "/data"}, {Key: "rack", Value: "r2"}}},
+		{"a label is dropped", result("sda 95%", "mount", "/data"), true,
+			"sda 95%", []health.Label{{Key: "mount", Value: "/data"}}},
+		{"output and labels are dropped", result(""), true, "", nil},
+		{"nothing changes", result("sda 95%", "mount", "/data", "rack", "r1"), false,
+			"sda 95%", []health.Label{{Key: "mount", Value: "/data"}, {Key: "rack", Value: "r1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, cfg(nil))
+			for range 2 { // confirm_after 2: hard critical
+				h.now = h.now.Add(30 * time.Second)
+				h.apply(first)
+			}
+			if info := h.e.HostChecks("web-1"); len(info) != 1 || info[0].Hard != health.Critical {
+				t.Fatalf("checks %+v, want disk hard critical", info)
+			}
+			h.now = h.now.Add(30 * time.Second)
+			out := h.apply(tt.next)
+			if len(out.Transitions) != 0 {
+				t.Errorf("transitions %v, want none: the check stays critical", transitionLines(out.Transitions))
+			}
+			switch {
+			case !tt.persisted && len(out.Changed) != 0:
+				t.Errorf("Changed %+v, want nothing: the repeat is for the checkpoint", out.Changed)
+			case tt.persisted && len(out.Changed) != 1:
+				t.Errorf("Changed %+v, want disk with its new details", out.Changed)
+			case tt.persisted:
+				if cs := out.Changed[0]; cs.Output != tt.wantOutput || !slices.Equal(cs.Labels, tt.wantLabels) {
+					t.Errorf("persisted output %q labels %v, want %q %v", cs.Output, cs.Labels, tt.wantOutput, tt.wantLabels)
+				}
+			}
+			info := h.e.HostChecks("web-1")
+			if len(info) != 1 || info[0].Output != tt.wantOutput || !slices.Equal(info[0].Labels, tt.wantLabels) {
+				t.Errorf("HostChecks %+v, want output %q labels %v", info, tt.wantOutput, tt.wantLabels)
+			}
+			h.mustVerify()
+		})
+	}
+}
+
 func TestApplyBeforeStartPanics(t *testing.T) {
 	e, err := New(cfg(nil))
 	if err != nil {
@@ -610,6 +682,16 @@ func TestRetryAfterNextResult(t *testing.T) {
 				t.Errorf("checks %+v, want one at %s", info, tt.final)
 			}
 		})
+	}
+}
+
+// TestSlotFlagsBelowWorst: the worst-status bits share slot.flags with the
+// flags of state.go, which must stay below them.
+func TestSlotFlagsBelowWorst(t *testing.T) {
+	for _, f := range []uint16{fFlapping, fStale, fMaint, fMaintHost, fMember, fFailing, fPaging, fCheckpoint, fPending} {
+		if f&fWorst != 0 {
+			t.Errorf("flag %#x overlaps the worst-status bits %#x", f, fWorst)
+		}
 	}
 }
 

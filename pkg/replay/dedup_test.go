@@ -47,6 +47,10 @@ func TestDuplicatesNotCounted(t *testing.T) {
 		// critical, ok, the first critical again (a late retry), ok: one
 		// page, one failing result.
 		{"a late retry", string(readFile(t, "testdata/late-retry.ndjson")), 1, 1, 1, 0},
+		// The same within one timestamp: the retry is not older than the
+		// state, and only its event_id, the one before the state's, tells
+		// it for a retry.
+		{"a retry at the same time", string(readFile(t, "testdata/same-time-retry.ndjson")), 1, 1, 1, 0},
 		// The same with the late event a result of another host: kept,
 		// and late.
 		{"a late result", string(readFile(t, "testdata/late-result.ndjson")), 2, 2, 0, 1},
