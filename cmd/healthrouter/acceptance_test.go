@@ -40,11 +40,11 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "healthrouter")
 	// The binary is built as the tests are: with the race detector under
 	// -race (it needs cgo), without it otherwise.
-	args := []string{"build", "-o", binary, "."}
+	args := []string{"build", "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	build := exec.Command("go", args...)
+	build := exec.Command("go", append(args, ".")...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building healthrouter:", err)
