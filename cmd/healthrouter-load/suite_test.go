@@ -102,10 +102,14 @@ func TestBenchSuite(t *testing.T) {
 		}
 	}
 	// The process's own memory holds at least the live heap, and RSS at
-	// least that: the three are measured at the same moments.
+	// least that: the three are measured at the same moments. Each is a
+	// difference from the empty server's, divided by 20,000 checks: the
+	// runtime keeping or returning a MiB between the two readings moves a
+	// figure by 52 B, so that much is allowed.
+	const noise = float64(1<<20) / 20000
 	for _, when := range []string{"", "_restart"} {
 		heap, anon, rss := figs["heap_per_check"+when+"_bytes"].Value, figs["anon_rss_per_check"+when+"_bytes"].Value, figs["rss_per_check"+when+"_bytes"].Value
-		if anon < heap || rss < anon {
+		if anon < heap-noise || rss < anon-noise {
 			t.Errorf("per check%s: heap %.0f B, anonymous RSS %.0f B, RSS %.0f B: want heap <= anonymous <= RSS", when, heap, anon, rss)
 		}
 	}
