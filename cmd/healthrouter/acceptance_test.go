@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,7 +88,11 @@ func (l *lockedBuffer) String() string {
 // it is ready.
 func start(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
+	serve := []string{"serve", "--data-dir", dataDir}
+	if !slices.Contains(args, "--listen") {
+		serve = append(serve, "--listen", "127.0.0.1:0")
+	}
+	cmd := exec.Command(binary, append(serve, args...)...)
 	cmd.Env = append(os.Environ(), "HEALTHROUTER_INGEST_TOKENS="+testToken)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
