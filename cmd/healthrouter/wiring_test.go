@@ -72,12 +72,7 @@ pagerduty:
 	secrets := []string{pdDefaultKey, pdStorageKey, pdGhostKey, gf.Token, testToken, adminToken}
 	p := start(t, filepath.Join(dir, "data"), "--config", cfgPath)
 
-	at := time.Now().UTC().Add(-time.Minute)
-	event := func(region, host, check, status string) []byte {
-		at = at.Add(time.Second)
-		return []byte(fmt.Sprintf(`{"check":%q,"host":%q,"region":%q,"status":%q,"timestamp":%q}`,
-			check, host, region, status, at.Format(time.RFC3339Nano)))
-	}
+	event := timedEvents()
 	for _, ev := range [][]byte{event("eu", "db-1", "raid", "critical"), event("eu", "fan-1", "fan", "critical")} {
 		if code := p.post(ev); code != http.StatusOK {
 			t.Fatalf("post: %d", code)
@@ -188,12 +183,7 @@ pagerduty:
 	t.Setenv("TEST_PD_DEFAULT", pdDefaultKey)
 	p := start(t, filepath.Join(dir, "data"), "--config", cfgPath)
 
-	at := time.Now().UTC().Add(-time.Minute)
-	event := func(region, host, check, status string) []byte {
-		at = at.Add(time.Second)
-		return []byte(fmt.Sprintf(`{"check":%q,"host":%q,"region":%q,"status":%q,"timestamp":%q}`,
-			check, host, region, status, at.Format(time.RFC3339Nano)))
-	}
+	event := timedEvents()
 	if code := p.post(event("eu", "db-1", "raid", "critical")); code != http.StatusOK {
 		t.Fatalf("post: %d", code)
 	}
@@ -221,6 +211,17 @@ pagerduty:
 		t.Fatalf("incident opened %d times, want once", inc.Opened)
 	}
 	p.stop(t)
+}
+
+// timedEvents returns a function rendering one result as Vector sends it,
+// each a second after the one before, starting a minute ago.
+func timedEvents() func(region, host, check, status string) []byte {
+	at := time.Now().UTC().Add(-time.Minute)
+	return func(region, host, check, status string) []byte {
+		at = at.Add(time.Second)
+		return []byte(fmt.Sprintf(`{"check":%q,"host":%q,"region":%q,"status":%q,"timestamp":%q}`,
+			check, host, region, status, at.Format(time.RFC3339Nano)))
+	}
 }
 
 // getRaw GETs path with token as bearer (none when empty) and returns the
