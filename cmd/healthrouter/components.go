@@ -147,24 +147,25 @@ func (c *components) runFallback(ctx context.Context, every time.Duration, tr *t
 // Grafana counts as having answered once it answered anything in this
 // process, even a refusal: before that, UnreachableSince is zero only
 // because the first call has not finished (or timed out) yet, which says
-// nothing of Grafana. But an answer is not a rule: until a reconcile has
-// succeeded, nothing says Grafana holds healthrouter's rules (a wrong token
-// or a missing permission on a first deployment leaves it with none), so a
-// Grafana that refuses every reconcile since the first attempt cannot page,
-// as if unreachable since then, and counts as reachable only from the first
-// success, when its rules began to pend. Once the rules stood, later
-// refusals leave them standing: only unreachability stops them paging.
+// nothing of Grafana. But an answer is not a rule: until this process has
+// seen Grafana hold healthrouter's rules (a reconcile read region rules in
+// its folder, or wrote them all), nothing says it can page (a wrong token or
+// a missing permission on a first deployment leaves it with none). So from
+// the first answer on, a Grafana without known rules cannot page, as if
+// unreachable since the first attempt, and counts as reachable only from
+// when its rules were known to stand, when they began to pend. Once they
+// stood, later refusals leave them standing: only unreachability stops
+// them paging.
 func fallbackView(st grafana.Status) pagerduty.GrafanaStatus {
 	g := pagerduty.GrafanaStatus{Answered: !st.LastAnswer.IsZero(), UnreachableSince: st.UnreachableSince,
 		ReachableSince: st.ReachableSince}
 	switch {
-	case st.FirstSuccess.IsZero() && g.Answered:
+	case st.RulesSince.IsZero() && (g.Answered || !g.UnreachableSince.IsZero()):
 		g.ReachableSince = time.Time{}
-		if g.UnreachableSince.IsZero() {
-			g.UnreachableSince = st.FirstAttempt
-		}
-	case !g.ReachableSince.IsZero() && g.ReachableSince.Before(st.FirstSuccess):
-		g.ReachableSince = st.FirstSuccess
+		g.UnreachableSince = st.FirstAttempt
+		g.HoldsNoRules = g.Answered
+	case !g.ReachableSince.IsZero() && g.ReachableSince.Before(st.RulesSince):
+		g.ReachableSince = st.RulesSince
 	}
 	return g
 }

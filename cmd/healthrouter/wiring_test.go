@@ -195,6 +195,9 @@ pagerduty:
 	if rules := gf.RuleUIDs(); len(rules) != 0 {
 		t.Fatalf("Grafana holds rules %v although it refused every write", rules)
 	}
+	if !strings.Contains(p.logs.String(), "holds none of healthrouter's rules") {
+		t.Errorf("the log does not say why it pages directly:\n%s", p.logs.String())
+	}
 
 	// The permission is granted; a new region makes the next reconcile
 	// come at once rather than after the backoff.
@@ -246,8 +249,8 @@ func (p *proc) getRaw(t *testing.T, path, token string) string {
 
 // The fallback hears that Grafana answered only from an answer in this
 // process: before the first call ends, a zero UnreachableSince means "no
-// news", not "reachable". An answer is not enough to page, though: until a
-// reconcile has succeeded, Grafana may hold none of the rules.
+// news", not "reachable". An answer is not enough to page, though: until
+// this process has seen Grafana hold its rules, Grafana may hold none.
 func TestFallbackViewOfGrafana(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	later := at.Add(time.Hour)
@@ -257,19 +260,23 @@ func TestFallbackViewOfGrafana(t *testing.T) {
 		want pagerduty.GrafanaStatus
 	}{
 		{"just started, first call in flight", grafana.Status{FirstAttempt: at, LastAttempt: at}, pagerduty.GrafanaStatus{}},
-		{"first call timed out", grafana.Status{FirstAttempt: at, LastAttempt: at, UnreachableSince: at},
+		{"first call timed out", grafana.Status{FirstAttempt: at, LastAttempt: at, UnreachableSince: at.Add(time.Second)},
 			pagerduty.GrafanaStatus{UnreachableSince: at}},
-		{"reconciled", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at, LastAnswer: at, ReachableSince: at, Healthy: true},
+		{"reconciled", grafana.Status{FirstAttempt: at, RulesSince: at, LastSuccess: at, LastAnswer: at, ReachableSince: at, Healthy: true},
 			pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
 		{"refused every reconcile since the first attempt: cannot page", grafana.Status{FirstAttempt: at, LastAttempt: later, LastAnswer: later,
-			ReachableSince: at, ConsecutiveFailures: 3}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at}},
+			ReachableSince: at, ConsecutiveFailures: 3}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at, HoldsNoRules: true}},
 		{"unreachable, then refusing: cannot page since the first attempt", grafana.Status{FirstAttempt: at, LastAttempt: later,
-			LastAnswer: later, ReachableSince: later, ConsecutiveFailures: 5}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at}},
-		{"refused, then reconciled: reachable from the first success", grafana.Status{FirstAttempt: at, FirstSuccess: later,
+			LastAnswer: later, ReachableSince: later, ConsecutiveFailures: 5}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at, HoldsNoRules: true}},
+		{"refusing, then unreachable: still since the first attempt", grafana.Status{FirstAttempt: at, LastAttempt: later,
+			LastAnswer: at, UnreachableSince: later, ConsecutiveFailures: 5}, pagerduty.GrafanaStatus{Answered: true, UnreachableSince: at, HoldsNoRules: true}},
+		{"refused, then reconciled: reachable from when the rules stood", grafana.Status{FirstAttempt: at, RulesSince: later,
 			LastSuccess: later, LastAnswer: later, ReachableSince: at, Healthy: true}, pagerduty.GrafanaStatus{Answered: true, ReachableSince: later}},
-		{"reconciled, then refusing: the rules stand", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at,
+		{"rules read, one region's group refused: they page", grafana.Status{FirstAttempt: at, RulesSince: at, LastAnswer: later,
+			ReachableSince: at, ConsecutiveFailures: 2}, pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
+		{"reconciled, then refusing: the rules stand", grafana.Status{FirstAttempt: at, RulesSince: at, LastSuccess: at,
 			LastAnswer: later, ReachableSince: at, ConsecutiveFailures: 2}, pagerduty.GrafanaStatus{Answered: true, ReachableSince: at}},
-		{"reconciled, then unreachable", grafana.Status{FirstAttempt: at, FirstSuccess: at, LastSuccess: at, LastAnswer: at, UnreachableSince: later},
+		{"reconciled, then unreachable", grafana.Status{FirstAttempt: at, RulesSince: at, LastSuccess: at, LastAnswer: at, UnreachableSince: later},
 			pagerduty.GrafanaStatus{Answered: true, UnreachableSince: later}},
 	}
 	for _, tt := range tests {

@@ -34,6 +34,9 @@ type Plan struct {
 	// planned: Grafana was read and the plan made (a reconcile that failed
 	// before has no notes to tell).
 	planned bool
+	// rulesStand: healthrouter's folder held some of its region rules when
+	// read.
+	rulesStand bool
 }
 
 // phases order the writes so that nothing refers to an object that does not

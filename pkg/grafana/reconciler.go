@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,11 +61,12 @@ type Status struct {
 	Healthy     bool      `json:"healthy"`
 	LastSuccess time.Time `json:"last_success"`
 	LastAttempt time.Time `json:"last_attempt"`
-	// FirstAttempt and FirstSuccess are this process's first reconcile and
-	// first successful one. Until a reconcile has succeeded, nothing says
-	// that Grafana holds the rules, whatever it answers.
+	// FirstAttempt is this process's first reconcile. RulesSince is when
+	// this process first knew Grafana to hold healthrouter's rules: a
+	// reconcile read some in its folder, or wrote them all. Until then,
+	// whatever Grafana answers, nothing says it can page anything.
 	FirstAttempt time.Time `json:"first_attempt"`
-	FirstSuccess time.Time `json:"first_success"`
+	RulesSince   time.Time `json:"rules_since"`
 	// UnreachableSince is when Grafana stopped answering (no response, or
 	// a 5xx but a 500 to a write: callError.Unreachable), zero while it
 	// answers. Direct PagerDuty paging keys off it.
@@ -192,7 +194,12 @@ func (r *Reconciler) Plan(ctx context.Context, regions []Region) (*Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	return r.diff(d, snap, r.clock.Now()), nil
+	p := r.diff(d, snap, r.clock.Now())
+	// A region's rule, not the watchdog alone, is what pages alerts.
+	p.rulesStand = snap.folder != nil && slices.ContainsFunc(snap.rules, func(rule *models.ProvisionedAlertRule) bool {
+		return s(rule.FolderUID) == d.folderUID && isManagedRule(rule) && rule.UID != watchdogUID(d.folderUID)
+	})
+	return p, nil
 }
 
 // Apply makes Grafana hold the desired state for regions and returns the
@@ -228,7 +235,7 @@ func (r *Reconciler) apply(ctx context.Context, regions []Region) (done *Plan, e
 	if err != nil {
 		return done, err
 	}
-	done.Notes, done.planned = plan.Notes, true
+	done.Notes, done.planned, done.rulesStand = plan.Notes, true, plan.rulesStand
 	var errs []error
 	for _, o := range plan.ops {
 		if o.precheck != nil {
@@ -275,6 +282,9 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 		// and forgets none of those already said.
 		r.logNotesLocked(done.Notes)
 	}
+	if r.status.RulesSince.IsZero() && (err == nil || done.rulesStand) {
+		r.status.RulesSince = now
+	}
 	if err != nil {
 		r.metrics.reconciles.WithLabelValues(resultError).Inc()
 		r.status.ConsecutiveFailures++
@@ -293,9 +303,6 @@ func (r *Reconciler) finish(start time.Time, done *Plan, err error) {
 	r.status.ConsecutiveFailures = 0
 	r.status.LastError = ""
 	r.status.LastSuccess = now
-	if r.status.FirstSuccess.IsZero() {
-		r.status.FirstSuccess = now
-	}
 	r.status.Healthy = r.status.UnreachableSince.IsZero()
 	if done.Empty() {
 		r.log.Debug("grafana reconcile: nothing to change")

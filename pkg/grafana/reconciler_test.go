@@ -185,7 +185,7 @@ func TestFirstApplyCreatesEverything(t *testing.T) {
 		t.Errorf("healthrouter_grafana_up %v, want 1", got)
 	}
 	st := f.r.Status()
-	if !st.Healthy || !st.LastSuccess.Equal(t0) || !st.FirstSuccess.Equal(t0) || !st.FirstAttempt.Equal(t0) ||
+	if !st.Healthy || !st.LastSuccess.Equal(t0) || !st.RulesSince.Equal(t0) || !st.FirstAttempt.Equal(t0) ||
 		!st.UnreachableSince.IsZero() || st.ConsecutiveFailures != 0 {
 		t.Errorf("status %+v", st)
 	}
@@ -1302,4 +1302,50 @@ func TestWatchdogUIDMigrates(t *testing.T) {
 // fingerprintOf is the fingerprint healthrouter stores for routing key key.
 func fingerprintOf(key string) string {
 	return (&config.PagerDuty{Keys: map[string]config.Secret{"k": config.Secret(key)}}).KeyFingerprint("k")
+}
+
+// RulesSince says when this process first knew Grafana to hold
+// healthrouter's rules, the fallback pager's test of whether Grafana can
+// page: a reconcile that wrote everything, or one that read region rules in
+// the folder though a write failed (a restart meeting a Grafana that
+// refuses one region's group); never one that read none, or only the
+// watchdog.
+func TestRulesSince(t *testing.T) {
+	t.Run("a restart, one region's group refused: the others' rules stand", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.apply(t, regions("eu-west-1"))
+		f.r = f.newReconciler(t, fixtureOpts{}) // a restart
+		f.clk.Advance(time.Minute)
+		f.srv.FailWrite(1, 400) // the new region's group
+		if _, err := f.r.Apply(context.Background(), regions("eu-west-1", "us-east-1")); err == nil {
+			t.Fatal("want the refused write reported")
+		}
+		if st := f.r.Status(); !st.RulesSince.Equal(t0.Add(time.Minute)) || !st.LastSuccess.IsZero() {
+			t.Fatalf("status %+v, want the rules known to stand from this reconcile, and no success", st)
+		}
+	})
+	t.Run("every write refused on a first deployment: none stand", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.srv.FailAll(403)
+		for range 2 {
+			if _, err := f.r.Apply(context.Background(), regions("eu-west-1")); err == nil {
+				t.Fatal("want the refusal reported")
+			}
+		}
+		if st := f.r.Status(); !st.RulesSince.IsZero() || st.LastAnswer.IsZero() {
+			t.Fatalf("status %+v, want Grafana answering and no rules known", st)
+		}
+	})
+	t.Run("only the watchdog written: no region rule stands", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		f.apply(t, nil) // the folder and the pipeline group
+		f.r = f.newReconciler(t, fixtureOpts{})
+		f.srv.FailWrite(1, 400)
+		if _, err := f.r.Apply(context.Background(), regions("eu-west-1")); err == nil {
+			t.Fatal("want the refused write reported")
+		}
+		if st := f.r.Status(); !st.RulesSince.IsZero() {
+			t.Fatalf("status %+v: the watchdog alone pages no region's alerts", st)
+		}
+	})
 }

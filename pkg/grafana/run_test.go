@@ -171,7 +171,7 @@ func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
 
 	seq, d := f.clk.AwaitSleep(t, 0)
 	if st := f.r.Status(); st.ConsecutiveFailures != 1 || !st.UnreachableSince.IsZero() || st.LastAnswer.IsZero() || !st.LastSuccess.IsZero() ||
-		!st.FirstAttempt.Equal(t0) || !st.FirstSuccess.IsZero() {
+		!st.FirstAttempt.Equal(t0) || !st.RulesSince.IsZero() {
 		t.Fatalf("status after a rejected write %+v, want an answer, the first attempt and no success", st)
 	}
 	if d != time.Minute {
@@ -190,7 +190,7 @@ func TestRunNewRegionDuringRejectionBackoff(t *testing.T) {
 	}
 	// The first success is when the rules first stood; the first attempt
 	// stays the process's first.
-	if st := f.r.Status(); !st.FirstSuccess.Equal(st.LastSuccess) || !st.FirstSuccess.After(t0) || !st.FirstAttempt.Equal(t0) {
+	if st := f.r.Status(); !st.RulesSince.Equal(st.LastSuccess) || !st.RulesSince.After(t0) || !st.FirstAttempt.Equal(t0) {
 		t.Fatalf("status after the first success %+v", st)
 	}
 }

@@ -44,16 +44,23 @@ type FallbackOptions struct {
 
 // GrafanaStatus is what Fallback knows of Grafana, from its reconciler.
 type GrafanaStatus struct {
-	// Answered reports whether Grafana has answered (a reconcile succeeded)
-	// since this process started. Until it has, Fallback keeps the state
-	// persisted before a restart: a process that has not heard from Grafana
-	// yet does not know that it is back.
+	// Answered reports whether Grafana has answered since this process
+	// started. Until it has, Fallback keeps the state persisted before a
+	// restart: a process that has not heard from Grafana yet does not know
+	// that it is back.
 	Answered bool
-	// UnreachableSince is when Grafana stopped answering, zero while it
-	// answers or before the first attempt to reach it has failed.
+	// UnreachableSince is when Grafana stopped being able to page, zero
+	// while it can or before the first attempt to reach it has failed:
+	// when it stopped answering, or, for a Grafana that answers but was
+	// never seen to hold healthrouter's rules (HoldsNoRules), the first
+	// attempt.
 	UnreachableSince time.Time
-	// ReachableSince is when Grafana began answering without a break, zero
-	// while it does not answer. Direct paging stops once this is
+	// HoldsNoRules: Grafana answers, but this process has not seen it hold
+	// healthrouter's rules (it refuses every reconcile, say). Only the log
+	// tells it apart from unreachability.
+	HoldsNoRules bool
+	// ReachableSince is when Grafana began being able to page without a
+	// break, zero while it cannot. Direct paging stops once this is
 	// fallback_recover_after old.
 	ReachableSince time.Time
 }
@@ -257,9 +264,11 @@ func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.
 		switch {
 		case !since.IsZero():
 			if !f.paging && now.Sub(since) >= f.cfg.FallbackAfter.D() {
-				f.log.Warn("Grafana unreachable: paging PagerDuty directly",
-					zap.Time("unreachable_since", since),
-					zap.Duration("fallback_after", f.cfg.FallbackAfter.D()))
+				msg := "Grafana unreachable: paging PagerDuty directly"
+				if grafana.HoldsNoRules {
+					msg = "Grafana answers but holds none of healthrouter's rules (it refuses every reconcile): paging PagerDuty directly"
+				}
+				f.log.Warn(msg, zap.Time("unreachable_since", since), zap.Duration("fallback_after", f.cfg.FallbackAfter.D()))
 				if err := f.setPagingLocked(true); err != nil {
 					return err
 				}
