@@ -392,15 +392,12 @@ func (s *slot) noteWorst(st health.Status) {
 	}
 }
 
-// worstFailing is the worst failing status recalled by noteWorst. A
-// flapping check recalls none only after a restart, before its next
-// failing result: Unknown then, which pages at critical as any failing
-// status not known to be milder does.
-func (s *slot) worstFailing() health.Status {
-	if w := health.Status(s.flags & fWorst >> worstShift); w != health.Passing {
-		return w
-	}
-	return health.Unknown
+// worstFailing is the worst failing status recalled by noteWorst, and
+// whether one is: a flapping check recalls none only after a restart lost
+// it, before its next failing result.
+func (s *slot) worstFailing() (health.Status, bool) {
+	w := health.Status(s.flags & fWorst >> worstShift)
+	return w, w != health.Passing
 }
 
 // keepOutput stores the result's output and labels on a non-passing check,

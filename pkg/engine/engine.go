@@ -540,7 +540,13 @@ func (e *Engine) severity(s *slot) health.Severity {
 		st = s.status
 	}
 	if s.flappingNow() {
-		st = max(st, s.worstFailing())
+		// Not known after a restart: critical, as for any failing status
+		// not known to be milder.
+		if w, ok := s.worstFailing(); ok {
+			st = max(st, w)
+		} else {
+			st = health.Unknown
+		}
 	}
 	return health.SeverityFor(st)
 }

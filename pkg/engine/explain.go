@@ -440,8 +440,14 @@ func (e *Engine) severitySource(s *slot) string {
 	if st == health.Passing {
 		st = s.status
 	}
-	if s.flappingNow() && s.worstFailing() > st {
-		return fmt.Sprintf("from the worst status it flapped to, %s", s.worstFailing())
+	if s.flappingNow() {
+		w, ok := s.worstFailing()
+		switch {
+		case ok && w > st:
+			return fmt.Sprintf("from the worst status it flapped to, %s", w)
+		case !ok:
+			return "as for a failing status not known to be milder: it flapped before a restart, which does not keep to which status"
+		}
 	}
 	return fmt.Sprintf("from its %s status", st)
 }

@@ -340,4 +340,12 @@ func TestExplainFlappingSeverity(t *testing.T) {
 	if all := strings.Join(ex.Steps, "\n"); !strings.Contains(all, "severity critical from the worst status it flapped to, critical") {
 		t.Fatalf("steps lack the flapping severity's source:\n%s", all)
 	}
+	// A restart does not keep the worst status: critical until the next
+	// failing result, and explain says why.
+	h.restart(cfg(nil))
+	ex = h.e.Explain("web-1", "ntp")
+	if all := strings.Join(ex.Steps, "\n"); ex.Phase != health.PhaseFlapping ||
+		!strings.Contains(all, "severity critical as for a failing status not known to be milder: it flapped before a restart") {
+		t.Fatalf("after a restart: phase %s, steps:\n%s", ex.Phase, all)
+	}
 }

@@ -29,7 +29,7 @@ type HostInfo struct {
 	Region       string         `json:"region"`
 	Host         string         `json:"host"`
 	Checks       int            `json:"checks"`
-	Failing      int            `json:"failing"`
+	Failing      int            `json:"failing"` // non-passing checks, stale ones left out
 	NotReporting bool           `json:"not_reporting"`
 	LastSeen     time.Time      `json:"last_seen"`
 	Alert        *health.Alert  `json:"alert,omitempty"`
@@ -415,11 +415,21 @@ func (e *Engine) HostsPage(regionName string, offset, limit int) (page []HostInf
 func (e *Engine) hostInfo(hi uint32) HostInfo {
 	h := &e.hosts[hi]
 	reg := e.regions[h.region]
+	failing := int(h.failing)
+	if h.stale > 0 && failing > 0 {
+		// As in the region's count: a stale check's last failure is no
+		// news of it.
+		for i := range h.checks {
+			if s := &h.checks[i]; s.nonPassing() && s.stale() {
+				failing--
+			}
+		}
+	}
 	info := HostInfo{
 		Region:       reg.name,
 		Host:         h.name,
 		Checks:       len(h.checks),
-		Failing:      int(h.failing),
+		Failing:      failing,
 		NotReporting: h.flags&hNotReporting != 0,
 		LastSeen:     unixTime(h.lastSeen),
 	}

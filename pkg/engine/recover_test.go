@@ -82,12 +82,17 @@ func TestStaleCheckStartsOver(t *testing.T) {
 }
 
 // failingNow lists the checks exported as failing and region eu's count of
-// them.
+// them, which must be web-1's count too.
 func failingNow(h *harness) (keys []string, regionFailing int) {
 	h.e.FailingChecks(func(k health.Key, _ health.Status, _ bool) { keys = append(keys, k.String()) })
 	for _, r := range h.e.Regions() {
 		if r.Name == "eu" {
 			regionFailing = r.FailingChecks
+		}
+	}
+	for _, hi := range h.e.Hosts("eu") {
+		if hi.Host == "web-1" && hi.Failing != regionFailing {
+			h.t.Errorf("web-1 counts %d failing checks, its region %d", hi.Failing, regionFailing)
 		}
 	}
 	return keys, regionFailing
