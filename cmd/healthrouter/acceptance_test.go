@@ -89,7 +89,7 @@ func (l *lockedBuffer) String() string {
 func start(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
 	serve := []string{"serve", "--data-dir", dataDir}
-	if !slices.Contains(args, "--listen") {
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--listen" || strings.HasPrefix(a, "--listen=") }) {
 		serve = append(serve, "--listen", "127.0.0.1:0")
 	}
 	cmd := exec.Command(binary, append(serve, args...)...)

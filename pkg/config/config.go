@@ -361,7 +361,7 @@ func (p *PagerDuty) RouteNotes() []string {
 	var notes []string
 	for i, r := range p.Routes {
 		check, ok := r.Match["check"]
-		if !ok || check == health.NotReporting || r.Match["level"] != "" {
+		if !ok || check == health.NotReporting || r.Match["level"] != "" || r.Match["host"] != "" {
 			continue
 		}
 		notes = append(notes, fmt.Sprintf("pagerduty.routes[%d] matches check %q: only the region alert for %s carries that label; "+

@@ -120,6 +120,8 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"yaml syntax", "listen: [\n", []string{"(file)"}},
 		{"host route on a check", "pagerduty:\n  routing_keys: {default: PD, storage: PD2}\n  routes: [{match: {check: lvm, level: host}, key: storage}]\n",
 			[]string{"pagerduty.routes[0].match.check (line 3): a host alert carries no check"}},
+		{"check route naming a host", "pagerduty:\n  routing_keys: {default: PD, storage: PD2}\n  routes: [{match: {check: lvm, host: db-1}, key: storage}]\n",
+			[]string{"pagerduty.routes[0].match.check (line 3): a host alert carries no check"}},
 		{"url credentials", "external_url: 'https://ops:hunter2@hr.example'\ngrafana: {url: 'https://admin:s3cret@grafana:3000'}\npagerduty: {routing_keys: {default: PD}, api_url: 'https://u@api.pagerduty.com'}\n",
 			[]string{"external_url (line 1): must not carry credentials", "grafana.url (line 2): must not carry credentials", "pagerduty.api_url (line 3): must not carry credentials"}},
 	}

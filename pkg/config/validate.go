@@ -266,9 +266,10 @@ func (v *validator) pagerDuty(p *PagerDuty) {
 				v.severity(lkey, r.Match[l])
 			case l == "level":
 				v.oneOf(lkey, r.Match[l], "host", "region")
-			case l == "check" && strings.EqualFold(r.Match["level"], "host") && r.Match[l] != health.NotReporting:
-				v.add(lkey, "a host alert carries no check (it is one for all of the host's failing checks; only not_reporting names one): "+
-					"with level host this route matches nothing; match the check's team instead")
+			case l == "check" && r.Match[l] != health.NotReporting && (strings.EqualFold(r.Match["level"], "host") || r.Match["host"] != ""):
+				// Only region alerts carry a check, and they name no host.
+				v.add(lkey, "a host alert carries no check (it is one for all of the host's failing checks; only not_reporting names one), "+
+					"and a region alert no host: with level host or a host this route matches nothing; match the check's team instead")
 			}
 		}
 	}

@@ -349,3 +349,23 @@ func TestExplainFlappingSeverity(t *testing.T) {
 		t.Fatalf("after a restart: phase %s, steps:\n%s", ex.Phase, all)
 	}
 }
+
+// A recovering check's count is credited to its rule only when the rule
+// sets recover_after.
+func TestExplainRecoverAfterSource(t *testing.T) {
+	c := cfg(func(e *config.Engine) { e.RecoverAfter = 2 },
+		config.CheckRule{Match: "disk", Team: "ops"}, config.CheckRule{Match: "raid", RecoverAfter: 3})
+	h := newHarness(t, c)
+	for _, st := range []health.Status{health.Critical, health.Critical, health.Passing} {
+		h.now = h.now.Add(30 * time.Second)
+		h.apply(res("eu", "web-1", "disk", st), res("eu", "web-1", "raid", st))
+	}
+	for check, want := range map[string]string{
+		"disk": "recovering: 1/2 consecutive passing results (recover_after)",
+		"raid": `recovering: 1/3 consecutive passing results (recover_after, rule "raid")`,
+	} {
+		if all := strings.Join(h.e.Explain("web-1", check).Steps, "\n"); !strings.Contains(all, want) {
+			t.Errorf("%s: steps lack %q:\n%s", check, want, all)
+		}
+	}
+}

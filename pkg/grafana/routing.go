@@ -17,11 +17,11 @@ const (
 )
 
 // pagingSeverities are the severities that reach PagerDuty, the same set the
-// direct (fallback) paging uses: critical and error always, warning only when
-// pagerduty.warning is "low", info never.
+// direct (fallback) paging uses (config.PagerDuty.Pages): critical and error
+// always, warning unless pagerduty.warning is "none", info never.
 func pagingSeverities(pd *config.PagerDuty) []string {
 	sev := []string{"critical", "error"}
-	if pd == nil || pd.Pages(health.SeverityWarning) {
+	if pd.Pages(health.SeverityWarning) {
 		sev = append(sev, "warning")
 	}
 	return sev

@@ -284,9 +284,10 @@ const metricsLoadWait = 10 * time.Second
 // exposition would hold no alert series: to Prometheus every alert would
 // have ended at the restart, for Grafana to resolve and page again. A
 // scrape that comes while state loads waits for it, within its own timeout
-// (Prometheus sends it in X-Prometheus-Scrape-Timeout-Seconds), and gets
-// 503 when the load takes longer: a failed scrape (up 0), not an empty
-// alert set.
+// (Prometheus sends it in X-Prometheus-Scrape-Timeout-Seconds), so a
+// restart leaves no gap. A load longer than that gets 503: the scrape
+// fails (up 0), which ends the series as for a server that is down, but
+// says so instead of claiming an empty alert set.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.tracker.Load() == nil && !s.awaitLoaded(r) {
 		w.Header().Set("Retry-After", "1")
