@@ -339,6 +339,22 @@ func (e *Engine) FailingChecks(fn func(k health.Key, st health.Status, hard bool
 	}
 }
 
+// staleFailing counts the host's stale checks whose last result failed:
+// counted in its failing checks, but a stale check's last failure is no
+// news of it.
+func (h *host) staleFailing() int {
+	if h.stale == 0 || h.failing == 0 {
+		return 0
+	}
+	n := 0
+	for i := range h.checks {
+		if s := &h.checks[i]; s.nonPassing() && s.stale() {
+			n++
+		}
+	}
+	return n
+}
+
 // Regions returns every region's summary, sorted by name.
 func (e *Engine) Regions() []RegionInfo {
 	// Stale checks whose last result failed are counted apart, as
@@ -347,11 +363,7 @@ func (e *Engine) Regions() []RegionInfo {
 	staleFailing := make(map[uint32]int)
 	for hi := range e.failingHosts {
 		h := &e.hosts[hi]
-		for i := range h.checks {
-			if s := &h.checks[i]; s.nonPassing() && s.stale() {
-				staleFailing[h.region]++
-			}
-		}
+		staleFailing[h.region] += h.staleFailing()
 	}
 	out := make([]RegionInfo, 0, len(e.regions))
 	for ri, reg := range e.regions {
@@ -415,21 +427,11 @@ func (e *Engine) HostsPage(regionName string, offset, limit int) (page []HostInf
 func (e *Engine) hostInfo(hi uint32) HostInfo {
 	h := &e.hosts[hi]
 	reg := e.regions[h.region]
-	failing := int(h.failing)
-	if h.stale > 0 && failing > 0 {
-		// As in the region's count: a stale check's last failure is no
-		// news of it.
-		for i := range h.checks {
-			if s := &h.checks[i]; s.nonPassing() && s.stale() {
-				failing--
-			}
-		}
-	}
 	info := HostInfo{
 		Region:       reg.name,
 		Host:         h.name,
 		Checks:       len(h.checks),
-		Failing:      failing,
+		Failing:      int(h.failing) - h.staleFailing(), // as in the region's count
 		NotReporting: h.flags&hNotReporting != 0,
 		LastSeen:     unixTime(h.lastSeen),
 	}
