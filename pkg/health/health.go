@@ -241,12 +241,13 @@ type Batch struct {
 // Rejected is a dead-lettered event: why it was refused and the bounded raw
 // bytes, so an operator can see exactly what a sender got wrong.
 type Rejected struct {
-	Seq      uint64    `json:"seq"`
-	Time     time.Time `json:"time"`
-	Reason   string    `json:"reason"` // stable metric label, e.g. "missing_field"
-	Error    string    `json:"error"`  // human-readable detail
-	Index    int       `json:"index"`  // position of the event in its request, from 0
-	Remote   string    `json:"remote,omitempty"`
-	Event    string    `json:"event"` // raw event, truncated
-	Truncate bool      `json:"truncated,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"` // stable metric label, e.g. "missing_field"
+	Error  string    `json:"error"`  // human-readable detail
+	Index  int       `json:"index"`  // position of the event in its request from 0; -1 for a whole undecodable body
+	Remote string    `json:"remote,omitempty"`
+	Event  string    `json:"event"` // raw event, at most ingest.MaxRawBytes
+	// Truncated says Event was cut: the event as sent was longer.
+	Truncated bool `json:"truncated,omitempty"`
 }

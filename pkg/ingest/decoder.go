@@ -60,8 +60,10 @@ type BodyError struct {
 	Reason string
 	// Raw is a copy of the start of the decoded body (at most MaxRawBytes),
 	// so the request can be dead-lettered; empty when decompression failed.
-	Raw []byte
-	Err error
+	// Truncated says the body was longer.
+	Raw       []byte
+	Truncated bool
+	Err       error
 }
 
 // Body error reasons.
@@ -110,6 +112,13 @@ type Rejection struct {
 
 // MaxRawBytes bounds the copy of a rejected event kept in a Rejection.
 const MaxRawBytes = 4 << 10
+
+// CapRaw bounds raw bytes kept for the dead-letter store to MaxRawBytes,
+// cutting at a UTF-8 boundary, and says whether it cut.
+func CapRaw(b []byte) (kept []byte, truncated bool) {
+	kept = truncateUTF8(b, MaxRawBytes)
+	return kept, len(kept) < len(b)
+}
 
 // Decoded is the outcome of one Decode. It comes from a pool: call Release
 // exactly once, after the engine has applied the batch, and use nothing

@@ -577,12 +577,12 @@ func (dec *Decoded) reject(index int, f *fault, raw []byte) {
 		clear(dec.labelVals)
 		dec.labelsDirty = false
 	}
-	kept := truncateUTF8(raw, MaxRawBytes)
+	kept, truncated := CapRaw(raw)
 	dec.Rejected = append(dec.Rejected, Rejection{
 		Index:     index,
 		Reason:    f.reason,
 		Err:       f.msg,
 		Raw:       bytes.Clone(kept),
-		Truncated: len(kept) < len(raw),
+		Truncated: truncated,
 	})
 }

@@ -39,10 +39,16 @@ func (dec *Decoded) decodeEvents(data []byte) error {
 	}
 	if dec.wellFormed == 0 && dec.Total > 0 {
 		first := dec.Rejected[0]
-		return &BodyError{Reason: BodyInvalidJSON, Raw: bytes.Clone(truncateUTF8(data, MaxRawBytes)),
-			Err: errors.New("no event is valid JSON: first: " + first.Err)}
+		return invalidBody(data, errors.New("no event is valid JSON: first: "+first.Err))
 	}
 	return nil
+}
+
+// invalidBody is the BodyError of a body that holds no well-formed event,
+// with the start of the body kept for the dead-letter store.
+func invalidBody(data []byte, err error) *BodyError {
+	kept, truncated := CapRaw(data)
+	return &BodyError{Reason: BodyInvalidJSON, Raw: bytes.Clone(kept), Truncated: truncated, Err: err}
 }
 
 // isSingleValue reports whether the body is exactly one JSON value (and
@@ -124,8 +130,7 @@ func (dec *Decoded) array(data []byte, open int) error {
 		s.ws()
 		if s.pos >= len(data) {
 			if dec.Total == 0 {
-				return &BodyError{Reason: BodyInvalidJSON, Raw: bytes.Clone(truncateUTF8(data, MaxRawBytes)),
-					Err: errors.New("the JSON array ends before its first element")}
+				return invalidBody(data, errors.New("the JSON array ends before its first element"))
 			}
 			return nil
 		}

@@ -280,7 +280,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		<-s.decodeSlots
 		var bodyErr *ingest.BodyError
 		if errors.As(err, &bodyErr) {
-			if derr := t.DeadLetter(r.Context(), received, remoteIP(r), bodyErr.Reason, bodyErr.Error(), bodyErr.Raw); derr != nil {
+			if derr := t.DeadLetter(r.Context(), received, remoteIP(r), bodyErr.Reason, bodyErr.Error(), bodyErr.Raw, bodyErr.Truncated); derr != nil {
 				s.log.Error("dead-lettering an undecodable body", zap.Error(derr))
 			}
 		}

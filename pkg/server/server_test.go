@@ -208,6 +208,41 @@ func TestIngestPartialBatchDeadLettersTheBadEvent(t *testing.T) {
 	}
 }
 
+// A dead letter longer than the stored bound says it was cut, so an
+// operator never mistakes the kept prefix for the whole event.
+func TestDeadLetterSaysWhenCut(t *testing.T) {
+	long := strings.Repeat("x", 6000)
+	tests := []struct {
+		name          string
+		body          []byte
+		wantIndex     int
+		wantTruncated bool
+	}{
+		{"short bad event", jsonArray(`{"check":"disk","host":"web-2","region":"eu-west","status":"sideways"}`), 0, false},
+		{"long bad event", jsonArray(`{"check":"disk","host":"web-2","region":"eu-west","status":"sideways","output":"` + long + `"}`), 0, true},
+		{"long undecodable body", []byte(`{"check":"disk","output":"` + long), -1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, true)
+			ts.post(t, tt.body)
+			_, data := ts.do(t, http.MethodGet, "/v1/rejected", nil, withToken(ingestToken))
+			var out struct{ Rejected []health.Rejected }
+			if err := json.Unmarshal(data, &out); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Rejected) != 1 {
+				t.Fatalf("dead letters %+v, want 1", out.Rejected)
+			}
+			got := out.Rejected[0]
+			if got.Index != tt.wantIndex || got.Truncated != tt.wantTruncated || len(got.Event) > ingest.MaxRawBytes {
+				t.Errorf("dead letter index %d truncated %v (%d bytes), want index %d truncated %v, at most %d bytes",
+					got.Index, got.Truncated, len(got.Event), tt.wantIndex, tt.wantTruncated, ingest.MaxRawBytes)
+			}
+		})
+	}
+}
+
 func TestIngestResponseCodes(t *testing.T) {
 	ts := newTestServer(t, true, func(c *config.Config) {
 		c.Ingest.MaxBodyBytes = 64 << 10

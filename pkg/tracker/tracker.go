@@ -36,9 +36,6 @@ import (
 // rest are in the dead-letter store.
 const maxErrors = 10
 
-// maxDeadLetterEvent bounds the raw event kept per dead letter.
-const maxDeadLetterEvent = 4096
-
 // Tracker is the engine plus its durable store, safe for concurrent use.
 type Tracker struct {
 	log   *zap.Logger
@@ -177,7 +174,7 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 	var errs []eventError
 	for i := range d.Rejected {
 		r := &d.Rejected[i]
-		dead = append(dead, deadLetter(received, remote, r.Index, r.Reason, r.Err, r.Raw))
+		dead = append(dead, deadLetter(received, remote, r.Index, r.Reason, r.Err, r.Raw, r.Truncated))
 		errs = append(errs, eventError{r.Index, r.Err})
 		t.metrics.rejected(r.Reason)
 	}
@@ -188,7 +185,7 @@ func (t *Tracker) Submit(d *ingest.Decoded, remote string) Pending {
 	out := &t.out
 	for _, r := range out.Rejected {
 		index := requestIndex(d.Rejected, r.Index)
-		dead = append(dead, deadLetter(received, remote, index, r.Reason, r.Err, resultEvent(&d.Batch.Results[r.Index])))
+		dead = append(dead, deadLetter(received, remote, index, r.Reason, r.Err, resultEvent(&d.Batch.Results[r.Index]), false))
 		errs = append(errs, eventError{index, r.Err})
 		t.metrics.rejected(r.Reason)
 	}
@@ -241,10 +238,10 @@ func gaveUp(err error) bool {
 // DeadLetter records a whole request that could not be decoded, so the
 // operator can see what a sender got wrong even though the sender was told
 // 400 and dropped it.
-func (t *Tracker) DeadLetter(ctx context.Context, at time.Time, remote, reason, msg string, raw []byte) error {
+func (t *Tracker) DeadLetter(ctx context.Context, at time.Time, remote, reason, msg string, raw []byte, truncated bool) error {
 	t.metrics.rejected(reason)
 	failures := t.commitFailures.Load()
-	ticket := t.store.Submit(&store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw)}})
+	ticket := t.store.Submit(&store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw, truncated)}})
 	return t.waitCommit(ctx, ticket, failures)
 }
 
@@ -414,13 +411,13 @@ func resultEvent(r *health.Result) []byte {
 	return b
 }
 
-func deadLetter(at time.Time, remote string, index int, reason, msg string, raw []byte) health.Rejected {
-	r := health.Rejected{Time: at, Reason: reason, Error: msg, Index: index, Remote: remote}
-	if len(raw) > maxDeadLetterEvent {
-		raw, r.Truncate = raw[:maxDeadLetterEvent], true
-	}
-	r.Event = string(raw)
-	return r
+// deadLetter is the stored record of a refused event. truncated says the
+// decoder already cut raw; raw is capped again for events the engine
+// refused, which are re-encoded from their decoded fields.
+func deadLetter(at time.Time, remote string, index int, reason, msg string, raw []byte, truncated bool) health.Rejected {
+	kept, cut := ingest.CapRaw(raw)
+	return health.Rejected{Time: at, Reason: reason, Error: msg, Index: index, Remote: remote,
+		Event: string(kept), Truncated: truncated || cut}
 }
 
 // Run ticks the engine (staleness, maintenance expiry) and checkpoints
