@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -301,8 +302,15 @@ func (e *Engine) explainCheck(reg *region, h *host, s *slot, ex *Explanation) {
 	case s.sup == supFlapping:
 		a := e.entryAlert(reg, h, s)
 		ex.Alert = &a
-		ex.Decision = fmt.Sprintf("%s does not page: it is flapping (%.0f%% state changes, above %.0f%%); it pages once it settles failing",
-			what, info.FlapPercent, 100*e.set.flapHigh)
+		// Flapping starts above flap.high but ends only below flap.low: in
+		// between, the check is still flapping though under the start mark.
+		// Compared as shown (whole percents) so the sentence reads true.
+		mark := fmt.Sprintf("above flap.high %.0f%%", 100*e.set.flapHigh)
+		if math.Round(info.FlapPercent) <= math.Round(100*e.set.flapHigh) {
+			mark = fmt.Sprintf("not yet below flap.low %.0f%%", 100*e.set.flapLow)
+		}
+		ex.Decision = fmt.Sprintf("%s does not page: it is flapping (%.0f%% state changes, %s); it pages once it settles failing",
+			what, info.FlapPercent, mark)
 	case ex.Pages:
 		a := e.hostAlert(reg, h)
 		ex.Alert = &a

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -348,6 +349,53 @@ func TestExplainFlappingSeverity(t *testing.T) {
 		!strings.Contains(all, "severity critical as for a failing status not known to be milder: it flapped before a restart") {
 		t.Fatalf("after a restart: phase %s, steps:\n%s", ex.Phase, all)
 	}
+}
+
+// A check that flapped and then held one status stays flapping until its
+// share of state changes falls below flap.low; explain names the mark it
+// has yet to pass, not the one it started above.
+func TestExplainFlappingUntilBelowLow(t *testing.T) {
+	h := newHarness(t, cfg(nil))
+	var decisions []string
+	for i := 0; i < 40; i++ {
+		h.now = h.now.Add(30 * time.Second)
+		st := health.Critical
+		if i < 14 && i%2 == 1 {
+			st = health.Passing
+		}
+		h.apply(res("eu", "web-1", "ntp", st))
+		if ex := h.e.Explain("web-1", "ntp"); ex.Phase == health.PhaseFlapping {
+			decisions = append(decisions, ex.Decision)
+		}
+	}
+	var above, settling bool
+	for _, d := range decisions {
+		above = above || strings.Contains(d, "above flap.high 50%")
+		settling = settling || strings.Contains(d, "not yet below flap.low 25%")
+		if pct := flapPercentIn(t, d); strings.Contains(d, "above") && pct <= 50 {
+			t.Errorf("%q: says above flap.high at %d%%", d, pct)
+		}
+	}
+	if !above || !settling {
+		t.Fatalf("flapping decisions never said both marks:\n%s", strings.Join(decisions, "\n"))
+	}
+	if ex := h.e.Explain("web-1", "ntp"); ex.Phase == health.PhaseFlapping || !ex.Pages {
+		t.Fatalf("after settling critical: phase %s, pages %v: %s", ex.Phase, ex.Pages, ex.Decision)
+	}
+}
+
+// flapPercentIn reads the "(N% state changes" figure of a flapping decision.
+func flapPercentIn(t *testing.T, decision string) int {
+	t.Helper()
+	var pct int
+	i := strings.Index(decision, "(")
+	if i < 0 {
+		t.Fatalf("no percentage in %q", decision)
+	}
+	if _, err := fmt.Sscanf(decision[i:], "(%d%%", &pct); err != nil {
+		t.Fatalf("no percentage in %q: %v", decision, err)
+	}
+	return pct
 }
 
 // A recovering check's count is credited to its rule only when the rule
