@@ -97,6 +97,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"label twice", "ingest:\n  labels: [a, b, a]\n", []string{`ingest.labels[2] (line 2): "a" is listed twice`}},
 		{"flap order", "engine:\n  flap: {high: 0.2, low: 0.3}\n", []string{"engine.flap.low (line 2): must be above 0 and below flap.high"}},
 		{"ratio", "engine:\n  region: {outage_ratio: 0}\n", []string{"engine.region.outage_ratio (line 2): must be in (0, 1]"}},
+		{"min hosts past the engine's range", "engine:\n  region: {min_hosts: 3000000000}\n", []string{"engine.region.min_hosts (line 2): must be between 1 and 2147483647"}},
 		{"forget before stale", "engine: {stale_after: 10m, forget_after: 5m}\n", []string{"engine.forget_after (line 1): must be 0 (never) or at least engine.stale_after"}},
 		{"negative forget_after", "engine:\n  forget_after: -1h\n", []string{"engine.forget_after (line 2): must be 0 (never)"}},
 		{"rule stale past forget_after", "engine: {forget_after: 24h}\nchecks:\n  - {match: backup, stale_after: 26h}\n", []string{"checks[0].stale_after (line 3): must not exceed engine.forget_after"}},

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -160,7 +161,8 @@ func (v *validator) engine(e *Engine) {
 	// nothing falls below 0, so low 0 would hold it flapping for ever.
 	v.check(e.Flap.Low > 0 && e.Flap.Low < e.Flap.High, "engine.flap.low", "must be above 0 and below flap.high")
 	v.check(e.Region.OutageRatio > 0 && e.Region.OutageRatio <= 1, "engine.region.outage_ratio", "must be in (0, 1]")
-	v.check(e.Region.MinHosts >= 1, "engine.region.min_hosts", "must be at least 1")
+	v.check(e.Region.MinHosts >= 1 && e.Region.MinHosts <= math.MaxInt32, "engine.region.min_hosts",
+		fmt.Sprintf("must be between 1 and %d", math.MaxInt32))
 	v.check(e.MaxChecks > 0, "engine.max_checks", "must be positive")
 	v.check(e.Checkpoint > 0, "engine.checkpoint", "must be positive")
 	v.check(e.JournalMax > 0, "engine.journal_max", "must be positive")

@@ -357,7 +357,7 @@ func resolveSettings(c config.Engine) (settings, error) {
 	case !(c.Region.OutageRatio > 0 && c.Region.OutageRatio <= 1):
 		return settings{}, fmt.Errorf("engine: region.outage_ratio %g: must be in (0, 1]", c.Region.OutageRatio)
 	case c.Region.MinHosts < 1 || c.Region.MinHosts > math.MaxInt32:
-		return settings{}, fmt.Errorf("engine: region.min_hosts %d: must be at least 1", c.Region.MinHosts)
+		return settings{}, fmt.Errorf("engine: region.min_hosts %d: must be between 1 and %d", c.Region.MinHosts, math.MaxInt32)
 	case c.MaxChecks < 1:
 		return settings{}, fmt.Errorf("engine: max_checks %d: must be positive", c.MaxChecks)
 	case c.ForgetAfter < 0:

@@ -70,7 +70,7 @@ type Tracker struct {
 func Open(cfg *config.Config, st *store.Store, log *zap.Logger, now func() time.Time) (*Tracker, error) {
 	eng, err := engine.New(engine.Config{Engine: cfg.Engine, Checks: cfg.Checks})
 	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
+		return nil, err // says "engine: ..." already
 	}
 	t := &Tracker{
 		log:       log,
