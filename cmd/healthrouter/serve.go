@@ -124,8 +124,16 @@ func configNotes(cfg *config.Config) []string {
 				loopback, cfg.Listen, config.EnvIngestTokens))
 		}
 	}
+	return append(notes, pagingNotes(cfg)...)
+}
+
+// pagingNotes are the notes on what on-call will get: check-config prints
+// them and serve logs them at start.
+func pagingNotes(cfg *config.Config) []string {
+	var notes []string
 	if cfg.ExternalURL == "" && (cfg.Grafana != nil || cfg.PagerDuty != nil) {
-		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s", cfg.LinkURL()))
+		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s; set it to the address on-call reaches "+
+			"(the same on both instances of an HA pair)", cfg.LinkURL()))
 	}
 	if cfg.PagerDuty != nil {
 		notes = append(notes, cfg.PagerDuty.Notes()...)
@@ -188,19 +196,13 @@ func serve(args []string, _, stderr io.Writer) error {
 // listens before loading state so the health check answers during a long
 // load while ingest answers 503.
 func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.Logger) error {
+	for _, n := range pagingNotes(cfg) {
+		log.Warn(n)
+	}
 	if cfg.ExternalURL == "" {
 		// From the configured address, before any loopback fallback, as
 		// plan and export compute it.
 		cfg.ExternalURL = cfg.LinkURL()
-		if cfg.Grafana != nil || cfg.PagerDuty != nil {
-			log.Warn("external_url is not set: alert links point at the listen address; set it to the address on-call reaches (the same on both instances of an HA pair)",
-				zap.String("external_url", cfg.ExternalURL))
-		}
-	}
-	if cfg.PagerDuty != nil {
-		for _, n := range cfg.PagerDuty.Notes() {
-			log.Warn(n)
-		}
 	}
 	if len(cfg.Auth.IngestTokens) == 0 {
 		loopback, changed, err := forceLoopback(cfg.Listen)

@@ -85,6 +85,37 @@ func TestServeBindsLoopbackOnlyWithoutToken(t *testing.T) {
 	}
 }
 
+// serve logs at start the notes check-config prints about what on-call
+// will get, so a deploy that skipped check-config still hears them.
+func TestServeLogsPagingNotes(t *testing.T) {
+	env := map[string]string{"HEALTHROUTER_GRAFANA_TOKEN": "glsa_serve_notes_token", "T_PD_DEFAULT": "0123456789abcdef0123456789ABCDEF"}
+	cfg, err := config.Parse([]byte("grafana: {url: \"http://"+loopbackAddr(t)+"\", pending: {host: 10s}}\n"+
+		"pagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n"),
+		func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, "test", zap.New(core)) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for logs.FilterMessage("ready").Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runServer: %v", err)
+	}
+	for _, want := range []string{"external_url is not set: alert links point at http://127.0.0.1:0", "grafana.pending.host is 10s"} {
+		if logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet(want).Len() != 1 {
+			t.Errorf("no single warning %q at start: %v", want, logs.All())
+		}
+	}
+}
+
 func nonLoopbackIP() string {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
