@@ -221,8 +221,8 @@ type PagerDuty struct {
 	// RoutingKeys maps a routing key's name to the environment variable
 	// that holds it; the keys themselves never appear in the file.
 	RoutingKeys map[string]string `yaml:"routing_keys"`
-	// Routes pick a key by alert labels (team, region, severity); the
-	// first match wins, else the key named "default".
+	// Routes pick a key by alert labels (team, region, host, check,
+	// severity, level); the first match wins, else the key named "default".
 	Routes        []Route  `yaml:"routes"`
 	EventsURL     string   `yaml:"events_url"`
 	APIURL        string   `yaml:"api_url"`

@@ -460,7 +460,8 @@ func (e *Engine) internTeam(b []byte) uint32 {
 	return e.internEventTeam(string(b))
 }
 
-// internEventTeam is internTeam for a persisted team name.
+// internEventTeam is the capped slow path of internTeam, also used by Load
+// for persisted team names.
 func (e *Engine) internEventTeam(team string) uint32 {
 	if id, ok := e.teamIDs[team]; ok || team == "" {
 		return id

@@ -386,7 +386,8 @@ func (e *Engine) addHost(reg *region, name string) uint32 {
 	return hi
 }
 
-// newExtra stores output and labels, reusing freed entries.
+// setExtra stores a check's output and labels, overwriting its entry if
+// it has one, else reusing a freed entry.
 func (e *Engine) setExtra(s *slot, x checkExtra) {
 	if s.extra != 0 {
 		e.extras[s.extra-1] = x

@@ -173,7 +173,7 @@ const ForgottenHostsKept = 1 << 16
 type TransitionKind uint8
 
 const (
-	// CheckChanged: a check's state moved (From/To are CheckPhase names).
+	// CheckChanged: a check's state moved (From/To are Phase* values).
 	CheckChanged TransitionKind = iota
 	// AlertChanged: an alert started, ended or changed suppression (From/To
 	// are "inactive", "firing" or "suppressed").
@@ -229,7 +229,8 @@ type Transition struct {
 	Time time.Time      `json:"time"`
 	Kind TransitionKind `json:"kind"`
 	// Level is set for AlertChanged; Key says which check or alert (Host is
-	// empty for region alerts, Check empty for host alerts).
+	// empty for region alerts; for host alerts, Check is the check that
+	// made it fire, resolve or change severity).
 	Level    Level    `json:"level"`
 	Key      Key      `json:"key"`
 	From     string   `json:"from"`

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// The profiles are served in place, never redirected (a redirect behind
-// StripSlashes looped), and only to the admin.
+// The profiles are served in place, never redirected (routed without its
+// trailing slash, a redirect would loop), and only to the admin.
 func TestProfilesForTheAdminOnly(t *testing.T) {
 	ts := newTestServer(t, true)
 	tests := []struct {

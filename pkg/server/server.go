@@ -257,7 +257,8 @@ func capText(s string, n int) string {
 
 // mountProfiles serves net/http/pprof's handlers. They are mounted one by
 // one rather than through chi's Profiler, which redirects /debug/pprof to
-// /debug/pprof/ and so, behind StripSlashes, to itself.
+// /debug/pprof/: routeOnEscapedPath drops the trailing slash, so that
+// redirect would point at itself.
 func mountProfiles(r chi.Router) {
 	// The index, and every named profile (heap, goroutine, allocs, ...):
 	// Index serves /debug/pprof/<name> itself.
