@@ -225,11 +225,6 @@ type ResultLabel struct {
 	Value []byte
 }
 
-// KeyEqual reports whether the result is for key k, without allocating.
-func (r *Result) KeyEqual(k Key) bool {
-	return string(r.Region) == k.Region && string(r.Host) == k.Host && string(r.Check) == k.Check
-}
-
 // Batch is what one ingest request hands over: the valid results in arrival
 // order. Received is the receiver's clock at decode time, used for results
 // without a timestamp and for last-seen.
