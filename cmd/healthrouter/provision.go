@@ -189,13 +189,13 @@ func export(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *out == "" {
-		return grafana.Export(cfg, regions, stdout)
+		return grafana.Export(cfg, regions, time.Now(), stdout)
 	}
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
 	}
-	if err := grafana.Export(cfg, regions, f); err != nil {
+	if err := grafana.Export(cfg, regions, time.Now(), f); err != nil {
 		f.Close()
 		return err
 	}

@@ -16,13 +16,14 @@ import (
 // file-provisioning document (apiVersion 1): the rule groups, the PagerDuty
 // contact points and, in policy mode, a notification policy tree holding
 // healthrouter's sub-route. Routing keys appear as ${ENV_VAR} references that
-// Grafana resolves from its own environment, never as values.
-func Export(cfg *config.Config, regions []Region, w io.Writer) error {
+// Grafana resolves from its own environment, never as values. now decides
+// which regions pruning leaves out, as it does for Apply.
+func Export(cfg *config.Config, regions []Region, now time.Time, w io.Writer) error {
 	b, err := newBuilder(cfg)
 	if err != nil {
 		return err
 	}
-	d := b.build(regions, time.Now())
+	d := b.build(regions, now)
 	doc := exportDoc{APIVersion: 1}
 	for _, g := range d.groups {
 		eg := exportGroup{

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -17,7 +18,7 @@ var exampleRegions = []Region{{Name: "eu-west-1"}, {Name: "us-east-1"}, {Name: "
 func exportString(t *testing.T, cfg *config.Config, rs []Region) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Export(cfg, rs, &buf); err != nil {
+	if err := Export(cfg, rs, t0, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.String()
@@ -96,8 +97,45 @@ func TestExamples(t *testing.T) {
 func TestExportRejectsUnusableConfig(t *testing.T) {
 	cfg := loadConfig(t, "http://grafana.example.com:3000", "", "", map[string]string{})
 	cfg.Grafana = nil
-	if err := Export(cfg, nil, &bytes.Buffer{}); err == nil {
+	if err := Export(cfg, nil, t0, &bytes.Buffer{}); err == nil {
 		t.Fatal("Export accepted a config without grafana")
+	}
+}
+
+// Export leaves out the regions pruning would delete, judged on the
+// clock it is given, as Apply does.
+func TestExportLeavesOutPrunedRegions(t *testing.T) {
+	cfg := loadConfig(t, "http://grafana.example.com:3000", "prune: true\nprune_after: 24h", "", map[string]string{})
+	rs := []Region{{Name: "eu-west-1", LastSeen: t0.Add(-time.Hour)}, {Name: "us-east-1", LastSeen: t0.Add(-48 * time.Hour)}}
+	for _, tt := range []struct {
+		name string
+		now  time.Time
+		want []string
+	}{
+		{"both seen within prune_after", t0.Add(-24 * time.Hour), []string{"eu-west-1", "us-east-1"}},
+		{"one silent past prune_after", t0, []string{"eu-west-1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Export(cfg, rs, tt.now, &buf); err != nil {
+				t.Fatal(err)
+			}
+			var doc exportDoc
+			if err := yaml.Unmarshal(buf.Bytes(), &doc); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, g := range doc.Groups {
+				for _, r := range tt.want {
+					if strings.Contains(g.Name, r) {
+						got = append(got, r)
+					}
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("exported region groups %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

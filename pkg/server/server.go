@@ -109,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		decodeSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		decodeWait:  5 * time.Second,
 		windowWait:  windowCommitWait,
-		started:     time.Now(),
+		started:     now(),
 		loaded:      make(chan struct{}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "healthrouter_http_request_duration_seconds",
@@ -469,7 +469,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{"uptime_seconds": int(time.Since(s.started).Seconds())}
+	body := map[string]any{"uptime_seconds": int(s.now().Sub(s.started).Seconds())}
 	if s.status != nil {
 		for k, v := range s.status() {
 			body[k] = v
