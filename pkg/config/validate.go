@@ -3,12 +3,14 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,7 +261,7 @@ func (v *validator) pagerDuty(p *PagerDuty) {
 		_, ok := p.RoutingKeys[r.Key]
 		v.check(ok, key+".key", fmt.Sprintf("%q is not in pagerduty.routing_keys", r.Key))
 		v.check(len(r.Match) > 0, key+".match", "must name at least one label")
-		for _, l := range sortedKeys(r.Match) {
+		for _, l := range slices.Sorted(maps.Keys(r.Match)) {
 			lkey := key + ".match." + l
 			switch {
 			case !routeLabels[l]:
@@ -310,15 +312,6 @@ func (v *validator) oneOf(key, got string, allowed ...string) {
 // severity checks a severity normalize has made canonical.
 func (v *validator) severity(key, s string) {
 	v.oneOf(key, s, "critical", "error", "warning", "info")
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (v *validator) url(key, s string) {

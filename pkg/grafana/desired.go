@@ -2,6 +2,8 @@ package grafana
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -173,7 +175,7 @@ func (b *builder) build(regions []Region, now time.Time) *desiredState {
 		d.groups = append(d.groups, b.regionGroup(name))
 	}
 
-	for _, key := range sortedKeys(b.pd.RoutingKeys) {
+	for _, key := range slices.Sorted(maps.Keys(b.pd.RoutingKeys)) {
 		d.contactPoints = append(d.contactPoints, b.contactPoint(key))
 	}
 	if b.policyMode() {
@@ -451,7 +453,7 @@ func (b *builder) policyRoute() *models.Route {
 	}
 	for _, rt := range b.pd.Routes {
 		child := &models.Route{Receiver: contactPointName(rt.Key)}
-		for _, l := range sortedKeys(rt.Match) {
+		for _, l := range slices.Sorted(maps.Keys(rt.Match)) {
 			child.ObjectMatchers = append(child.ObjectMatchers, models.ObjectMatcher{l, "=", rt.Match[l]})
 		}
 		r.Routes = append(r.Routes, child)

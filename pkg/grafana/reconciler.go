@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -440,7 +441,7 @@ func (r *Reconciler) read(ctx context.Context, d *desiredState) (*snapshot, erro
 			want[s(rule.RuleGroup)] = true
 		}
 	}
-	names := sortedKeys(want)
+	names := slices.Sorted(maps.Keys(want))
 	results := make([]*models.AlertRuleGroup, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, r.opts.concurrency)
@@ -932,7 +933,7 @@ func restampNotes(name string, touched []*models.ProvisionedAlertRule, sent mode
 		byFrom[from] = append(byFrom[from], fmt.Sprintf("%s %q", rule.UID, s(rule.Title)))
 	}
 	var notes []string
-	for _, from := range sortedKeys(byFrom) {
+	for _, from := range slices.Sorted(maps.Keys(byFrom)) {
 		n := fmt.Sprintf("writing rule group %s changes the provenance of someone else's rules %s from %q to %q: "+
 			"Grafana stamps it on every rule of a group it writes", name, strings.Join(byFrom[from], ", "), from, sent)
 		if sent != "" {
@@ -952,7 +953,7 @@ func (r *Reconciler) prunePlan(p *Plan, d *desiredState, snap *snapshot, desired
 	for _, g := range d.groups {
 		desiredNames[g.name] = true
 	}
-	for _, name := range sortedKeys(snap.groups) {
+	for _, name := range slices.Sorted(maps.Keys(snap.groups)) {
 		if desiredNames[name] {
 			continue
 		}

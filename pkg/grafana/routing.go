@@ -1,7 +1,8 @@
 package grafana
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -135,21 +136,12 @@ func routeSuffix(r ruleRoute) string {
 
 // describeMatch renders a match as team=storage,severity=critical, sorted.
 func describeMatch(m map[string]string) string {
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // promSelector renders healthrouter_alert{...} with the given equality
@@ -174,7 +166,7 @@ func promSelector(metric string, eq map[string]string, severities []string, neq 
 			add(l, "=", v)
 		}
 	}
-	for _, l := range sortedKeys(eq) {
+	for _, l := range slices.Sorted(maps.Keys(eq)) {
 		if l != "level" && l != "region" {
 			add(l, "=", eq[l])
 		}
@@ -186,7 +178,7 @@ func promSelector(metric string, eq map[string]string, severities []string, neq 
 		}
 		add("severity", "=~", strings.Join(quoted, "|"))
 	}
-	for _, l := range sortedKeys(neq) {
+	for _, l := range slices.Sorted(maps.Keys(neq)) {
 		for _, v := range neq[l] {
 			add(l, "!=", v)
 		}

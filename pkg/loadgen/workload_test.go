@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -123,7 +124,7 @@ func TestEventShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The fixture's first event is a passing exec result, as generated.
-	wantKeys := sortedKeys(pipelineEvents[0])
+	wantKeys := slices.Sorted(maps.Keys(pipelineEvents[0]))
 	if pipelineEvents[0]["source_type"] != "exec" {
 		t.Fatalf("fixture's first event is not from the exec source: %v", pipelineEvents[0])
 	}
@@ -181,22 +182,13 @@ func TestEventShape(t *testing.T) {
 					if err := json.Unmarshal([]byte(e), &fields); err != nil {
 						t.Fatal(err)
 					}
-					if got := sortedKeys(fields); !slices.Equal(got, tc.keys) {
+					if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, tc.keys) {
 						t.Fatalf("keys %v, want %v", got, tc.keys)
 					}
 				}
 			})
 		}
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func TestUUIDV4(t *testing.T) {

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -211,7 +212,7 @@ func (f *Fallback) Active() bool {
 func (f *Fallback) Open() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return sortedKeys(f.incidents)
+	return slices.Sorted(maps.Keys(f.incidents))
 }
 
 // Refused is told of an event PagerDuty refused for good (the outbox's
@@ -236,15 +237,6 @@ func (f *Fallback) Refused(msg Message) {
 		f.log.Error("PagerDuty refused a direct page: no incident is open for this alert; it is paged again after a restart (fix the routing key first)",
 			zap.String("alert", id), zap.String("key", inc.Key), zap.String("dedup_key", inc.DedupKey))
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Update is called every few seconds with the engine's alert set (firing and
@@ -328,7 +320,7 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 	}
 
 	var triggers, resolves []change
-	for _, id := range sortedKeys(paging) {
+	for _, id := range slices.Sorted(maps.Keys(paging)) {
 		a := paging[id]
 		sev := Severity(a.Severity)
 		old, has := f.incidents[id]
@@ -353,7 +345,7 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 			delete(f.refused, id) // cleared or changed: a new page is a new event
 		}
 	}
-	for _, id := range sortedKeys(f.incidents) {
+	for _, id := range slices.Sorted(maps.Keys(f.incidents)) {
 		if _, ok := paging[id]; ok {
 			continue
 		}
@@ -445,7 +437,7 @@ func (f *Fallback) recoverLocked() error {
 	var errs []error
 	if resolve && len(f.incidents) > 0 {
 		changes := make([]change, 0, len(f.incidents))
-		for _, id := range sortedKeys(f.incidents) {
+		for _, id := range slices.Sorted(maps.Keys(f.incidents)) {
 			inc := f.incidents[id]
 			changes = append(changes, change{id: id, inc: inc, msg: Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)}})
 		}
@@ -476,7 +468,7 @@ func (f *Fallback) recoverLocked() error {
 		// is taken back rather than page after the handover, maybe for an
 		// alert that has cleared by then, with nobody to resolve it.
 		msgs := make([]Message, 0, len(f.incidents))
-		for _, id := range sortedKeys(f.incidents) {
+		for _, id := range slices.Sorted(maps.Keys(f.incidents)) {
 			inc := f.incidents[id]
 			msgs = append(msgs, Message{Key: inc.Key, Event: ResolveEvent(inc.DedupKey)})
 		}
