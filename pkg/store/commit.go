@@ -287,8 +287,31 @@ func (s *Store) write(batch []pendingCommit) error {
 				return fmt.Errorf("put check %q: %w", r.key, err)
 			}
 		}
+		// A commit holding more entries than a bucket keeps writes only its
+		// newest, and the oldest already stored are deleted before the
+		// puts: deleting from the front of a leaf just filled by the same
+		// transaction moves the whole leaf per delete, and a batch of 100k
+		// refused events held every acknowledgement for a minute.
+		var newJournal, newRejected int
+		for _, pc := range batch {
+			newJournal += len(pc.Transitions)
+			newRejected += len(pc.Rejected)
+		}
+		skipJournal := max(0, newJournal-s.opts.JournalMax)
+		skipRejected := max(0, newRejected-s.opts.RejectedMax)
+		var err error
+		if journalN, err = trim(journal, journalN, newJournal-skipJournal, s.opts.JournalMax); err != nil {
+			return fmt.Errorf("trim journal: %w", err)
+		}
+		if rejectedN, err = trim(rejected, rejectedN, newRejected-skipRejected, s.opts.RejectedMax); err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
 		for _, pc := range batch {
 			for i := range pc.Transitions {
+				if skipJournal > 0 {
+					skipJournal--
+					continue
+				}
 				t := &pc.Transitions[i]
 				v, err := json.Marshal(t)
 				if err != nil {
@@ -303,6 +326,10 @@ func (s *Store) write(batch []pendingCommit) error {
 				r := &pc.Rejected[i]
 				rejectedSeq++
 				r.Seq = rejectedSeq
+				if skipRejected > 0 {
+					skipRejected--
+					continue
+				}
 				v, err := json.Marshal(r)
 				if err != nil {
 					return fmt.Errorf("encode rejected event: %w", err)
@@ -312,13 +339,6 @@ func (s *Store) write(batch []pendingCommit) error {
 				}
 				rejectedN++
 			}
-		}
-		var err error
-		if journalN, err = trim(journal, journalN, s.opts.JournalMax); err != nil {
-			return fmt.Errorf("trim journal: %w", err)
-		}
-		if rejectedN, err = trim(rejected, rejectedN, s.opts.RejectedMax); err != nil {
-			return fmt.Errorf("trim dead letters: %w", err)
 		}
 		if forgottenN, err = s.putForgotten(tx, batch, forgottenN); err != nil {
 			return err
@@ -422,16 +442,18 @@ func (s *Store) counts() (journalN, rejectedN int, rejectedSeq uint64, forgotten
 	return s.journalN, s.rejectedN, s.rejectedSeq, s.forgottenN
 }
 
-// trim deletes the oldest entries once a bucket is 5% past its bound, so
-// the deletes are batched instead of one per append.
-func trim(b *bolt.Bucket, n, max int) (int, error) {
-	if n <= max+max/20 {
+// trim makes room for incoming entries in a bucket of n that keeps at
+// most max: it deletes the oldest once the total would be 5% past the
+// bound, so the deletes are batched instead of one per append.
+func trim(b *bolt.Bucket, n, incoming, max int) (int, error) {
+	if n+incoming <= max+max/20 {
 		return n, nil
 	}
+	drop := min(n, n+incoming-max)
 	// Collect first: deleting under a moving cursor skips entries.
-	old := make([][]byte, 0, n-max)
+	old := make([][]byte, 0, drop)
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && len(old) < n-max; k, _ = c.Next() {
+	for k, _ := c.First(); k != nil && len(old) < drop; k, _ = c.Next() {
 		old = append(old, append([]byte(nil), k...))
 	}
 	for _, k := range old {

@@ -234,6 +234,58 @@ func TestJournalAndDeadLettersAreBounded(t *testing.T) {
 	}
 }
 
+// A single commit holding more entries than a bucket keeps stores its
+// newest ones, after the entries already there, and the sequence goes on.
+func TestCommitLargerThanTheBound(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{JournalMax: 100, RejectedMax: 20})
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Commit(ctx, &Commit{Transitions: []health.Transition{{Seq: 1}}, Rejected: []health.Rejected{{Reason: "first"}}}); err != nil {
+		t.Fatal(err)
+	}
+	big := &Commit{}
+	for i := 2; i <= 1001; i++ {
+		big.Transitions = append(big.Transitions, health.Transition{Seq: uint64(i)})
+		big.Rejected = append(big.Rejected, health.Rejected{Reason: "bulk", Index: i})
+	}
+	if err := s.Commit(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	// The bound allows 5% over before trimming: the one older entry stays.
+	tr, _ := s.Transitions(0, 10000)
+	if len(tr) != 101 || tr[0].Seq != 1 || tr[1].Seq != 902 || tr[len(tr)-1].Seq != 1001 {
+		t.Fatalf("journal holds %d entries, seq %d, %d..%d; want 1 then the newest 100, 902..1001", len(tr), tr[0].Seq, tr[1].Seq, tr[len(tr)-1].Seq)
+	}
+	rej, _ := s.Rejected(1000)
+	if len(rej) != 21 || rej[0].Index != 1001 || rej[0].Seq != 1001 || rej[19].Seq != 982 || rej[20].Reason != "first" {
+		t.Fatalf("dead letters: %d, seq %d..%d; want the newest 20, 1001 down to 982, then the first", len(rej), rej[0].Seq, rej[len(rej)-1].Seq)
+	}
+	if err := s.Commit(ctx, &Commit{Rejected: []health.Rejected{{Reason: "next"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if rej, _ = s.Rejected(1); rej[0].Seq != 1002 {
+		t.Fatalf("dead-letter sequence after a large commit: %d, want 1002", rej[0].Seq)
+	}
+}
+
+// BenchmarkCommitRefusedBatch commits one request of 100k refused events
+// into a full dead-letter store: the bound is kept without deleting from
+// the leaf the same transaction fills.
+func BenchmarkCommitRefusedBatch(b *testing.B) {
+	s := openTest(b, b.TempDir(), Options{RejectedMax: 10000})
+	defer s.Close()
+	ctx := context.Background()
+	c := &Commit{Rejected: make([]health.Rejected, 100000)}
+	for i := range c.Rejected {
+		c.Rejected[i] = health.Rejected{Reason: "bad_status", Error: "status: unknown value", Event: `{"status":"sideways"}`}
+	}
+	for b.Loop() {
+		if err := s.Commit(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // TestDeletedOrdering writes commits that put and delete the same checks
 // as one group, the way a forgotten host's deletion can share a transaction
 // with its earlier checkpoint or its next report, and expects the later
