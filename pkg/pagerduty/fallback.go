@@ -105,6 +105,25 @@ type Fallback struct {
 	// this process, which would only be refused again; a restart, the way a
 	// fixed key takes effect, pages them anew.
 	refused map[string]string
+	// firing holds, for each unsuppressed alert at its severity (one
+	// series of healthrouter_alert), when it was first seen firing since
+	// it last was not: where Grafana's pending period for the series
+	// starts. A host released by a region alert or a maintenance window, a
+	// check that settles after flapping, a new severity: each starts its
+	// pending period then, not when its checks first failed.
+	firing map[seriesKey]time.Time
+	// observed reports whether firing has been filled once. The first
+	// alert set after a start holds series that began before it: their
+	// start is taken as the alert's Since, so a restart does not hold a
+	// page back by another pending period.
+	observed bool
+}
+
+// seriesKey names one series of healthrouter_alert: an alert at one
+// severity.
+type seriesKey struct {
+	id       string
+	severity health.Severity
 }
 
 // incident is one incident Fallback opened, as persisted.
@@ -148,6 +167,7 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 		active:    gauge,
 		incidents: map[string]incident{},
 		refused:   map[string]string{},
+		firing:    map[seriesKey]time.Time{},
 	}
 	var bad, orphans []string
 	err = kv.Scan(func(key string, val []byte) bool {
@@ -251,6 +271,7 @@ func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
+	f.observeLocked(now, alerts)
 	if !f.direct {
 		since := grafana.UnreachableSince
 		switch {
@@ -286,15 +307,39 @@ func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.
 	return f.reconcileLocked(now, alerts)
 }
 
-// pended reports whether a has been firing for its level's pending period.
-// An alert without a start time has: the page is not held back for lack of
-// a clock.
+// observeLocked records when each unsuppressed alert series started
+// firing, as Grafana sees healthrouter_alert, and forgets the series that
+// stopped.
+func (f *Fallback) observeLocked(now time.Time, alerts []health.Alert) {
+	next := make(map[seriesKey]time.Time, len(f.firing))
+	for i := range alerts {
+		a := &alerts[i]
+		if a.Suppressed != "" {
+			continue
+		}
+		k := seriesKey{a.ID(), a.Severity}
+		from, seen := f.firing[k]
+		switch {
+		case seen:
+		case !f.observed && !a.Since.IsZero() && a.Since.Before(now):
+			from = a.Since
+		default:
+			from = now
+		}
+		next[k] = from
+	}
+	f.firing, f.observed = next, true
+}
+
+// pended reports whether a has been firing, at its severity, for its
+// level's pending period.
 func (f *Fallback) pended(now time.Time, a *health.Alert) bool {
 	pending := f.pending.Host.D()
 	if a.Level == health.LevelRegion {
 		pending = f.pending.Region.D()
 	}
-	return a.Since.IsZero() || now.Sub(a.Since) >= pending
+	from, ok := f.firing[seriesKey{a.ID(), a.Severity}]
+	return ok && now.Sub(from) >= pending
 }
 
 // change is one event reconcileLocked queues: a trigger opening incident
@@ -328,12 +373,14 @@ func (f *Fallback) reconcileLocked(now time.Time, alerts []health.Alert) error {
 		switch {
 		case has && (old.Severity == sev || old.Severity == ""):
 			continue
+		case !f.pended(now, a):
+			// Grafana would not have notified it yet. An incident open at
+			// the alert's former severity stays open meanwhile.
+			continue
 		case has:
 			// A new severity is a new incident, at its own urgency.
 			resolves = append(resolves, change{id: id, inc: old, msg: Message{Key: old.Key, Event: ResolveEvent(old.DedupKey)}})
 		case f.refused[id] == dedup:
-			continue
-		case !f.pended(now, a):
 			continue
 		}
 		key := RouteKey(f.cfg, a)

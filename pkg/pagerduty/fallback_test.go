@@ -572,6 +572,67 @@ func TestFallbackWaitsForThePendingPeriod(t *testing.T) {
 	}
 }
 
+// The pending period runs from when an alert series starts firing
+// unsuppressed, as Grafana sees healthrouter_alert, not from its checks'
+// first failure (Since): a host released by a region alert or a window,
+// or an alert at a new severity, waits its pending period again.
+func TestFallbackPendingStartsWhenTheSeriesFires(t *testing.T) {
+	pending := config.Pending{Host: config.Duration(2 * time.Minute), Region: config.Duration(time.Minute)}
+	now := t0.Add(time.Hour) // fallback active from the first update
+	failed := now.Add(-30 * time.Minute)
+	host := hostAlert("eu", "web-3", health.SeverityCritical)
+	host.Since = failed
+	held := func(reason string) health.Alert {
+		a := host
+		a.Check, a.Suppressed = "conn", reason
+		return a
+	}
+	warn := host
+	warn.Severity = health.SeverityWarning
+	type step struct {
+		at     time.Duration
+		alerts []health.Alert
+		open   []string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"released by the region alert", []step{
+			{0, []health.Alert{held(health.SuppressedByRegion)}, nil},
+			{10 * time.Second, []health.Alert{host}, nil},
+			{2*time.Minute + 9*time.Second, []health.Alert{host}, nil},
+			{2*time.Minute + 10*time.Second, []health.Alert{host}, []string{"default:host/eu/web-3/critical"}},
+		}},
+		{"released by a maintenance window", []step{
+			{0, []health.Alert{held(health.SuppressedByMaintenance)}, nil},
+			{time.Minute, []health.Alert{host}, nil},
+			{2 * time.Minute, []health.Alert{held(health.SuppressedByMaintenance)}, nil},
+			{3 * time.Minute, []health.Alert{host}, nil},
+			{5 * time.Minute, []health.Alert{host}, []string{"default:host/eu/web-3/critical"}},
+		}},
+		{"firing before the first update: its Since counts", []step{
+			{0, []health.Alert{host}, []string{"default:host/eu/web-3/critical"}},
+		}},
+		{"a new severity waits, its former incident stays open", []step{
+			{0, []health.Alert{warn}, []string{"default:host/eu/web-3/warning"}},
+			{time.Minute, []health.Alert{host}, []string{"default:host/eu/web-3/warning"}},
+			{3 * time.Minute, []health.Alert{host}, []string{"default:host/eu/web-3/critical"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newFallbackEnv(t, FallbackOptions{Pending: pending})
+			for _, s := range tt.steps {
+				env.update(now.Add(s.at), t0, s.alerts...)
+				if got := env.open(); !reflect.DeepEqual(got, s.open) {
+					t.Errorf("at +%s: open = %v, want %v", s.at, got, s.open)
+				}
+			}
+		})
+	}
+}
+
 func TestFallbackSeverityChangeIsANewIncident(t *testing.T) {
 	env := newFallbackEnv(t, FallbackOptions{})
 	warn := dnsWarn
