@@ -308,6 +308,31 @@ func TestCheckConfigNotesRoutingKeyShape(t *testing.T) {
 	}
 }
 
+// PagerDuty without Grafana pages directly all the time: check-config says
+// so, since the file does not show it.
+func TestCheckConfigNotesDirectMode(t *testing.T) {
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml string
+		note       bool
+	}{
+		{"pagerduty only", "pagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n", true},
+		{"with grafana", "grafana: {}\npagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n", false},
+	} {
+		cfgPath := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		if err := os.WriteFile(cfgPath, []byte("external_url: https://hr.example.net\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		want := "note: pagerduty is configured without grafana: serve pages PagerDuty directly (direct mode), each alert once it has fired for 2m0s (host) or 1m0s (region)"
+		if got := strings.Contains(stdout, want); got != tc.note {
+			t.Errorf("%s: note %v, want %v\n%s", tc.name, got, tc.note, stdout)
+		}
+	}
+}
+
 // A host pending period too short to hold back the brief host alerts of
 // a region-wide failure is a note.
 func TestCheckConfigNotesShortHostPending(t *testing.T) {

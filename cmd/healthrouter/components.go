@@ -91,23 +91,16 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	if err != nil {
 		return err
 	}
-	fbOpts := pagerduty.FallbackOptions{
-		ExternalURL: cfg.ExternalURL,
-		Direct:      cfg.Grafana == nil,
-		Logger:      log,
-		Registerer:  reg,
-	}
-	if cfg.Grafana != nil {
-		// Page only what Grafana's rules would have paged by now.
-		fbOpts.Pending = cfg.Grafana.Pending
-	}
+	fbOpts := fallbackOptions(cfg)
+	fbOpts.Logger, fbOpts.Registerer = log, reg
 	fallback, err = pagerduty.NewFallback(cfg.PagerDuty, c.outbox, fbState, fbOpts)
 	if err != nil {
 		return fmt.Errorf("pagerduty fallback: %w", err)
 	}
 	c.fallback = fallback
 	if cfg.Grafana == nil {
-		log.Info("no grafana configured: paging PagerDuty directly (direct mode)")
+		log.Info("no grafana configured: paging PagerDuty directly (direct mode)",
+			zap.Duration("pending_host", fbOpts.Pending.Host.D()), zap.Duration("pending_region", fbOpts.Pending.Region.D()))
 	}
 	wg.Add(2)
 	go func() {
@@ -118,6 +111,22 @@ func (c *components) build(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	}()
 	go func() { defer wg.Done(); c.runFallback(ctx, cfg.Engine.TickEvery.D(), tr, log) }()
 	return nil
+}
+
+// fallbackOptions says how the fallback pager pages for cfg: always
+// without Grafana (direct mode), else while Grafana is unreachable; in both,
+// only what Grafana's rules would have paged by now, so a region outage
+// forming host by host still pages once.
+func fallbackOptions(cfg *config.Config) pagerduty.FallbackOptions {
+	opts := pagerduty.FallbackOptions{
+		ExternalURL: cfg.ExternalURL,
+		Direct:      cfg.Grafana == nil,
+		Pending:     config.DefaultPending(), // as Grafana's rules would have
+	}
+	if cfg.Grafana != nil {
+		opts.Pending = cfg.Grafana.Pending
+	}
+	return opts
 }
 
 // runFallback feeds the alert set and Grafana's reachability to the

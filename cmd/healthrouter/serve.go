@@ -137,6 +137,11 @@ func pagingNotes(cfg *config.Config) []string {
 	}
 	if cfg.PagerDuty != nil {
 		notes = append(notes, cfg.PagerDuty.Notes()...)
+		if cfg.Grafana == nil && len(cfg.PagerDuty.RoutingKeys) > 0 {
+			p := config.DefaultPending()
+			notes = append(notes, fmt.Sprintf("pagerduty is configured without grafana: serve pages PagerDuty directly (direct mode), "+
+				"each alert once it has fired for %s (host) or %s (region), as Grafana's rules would", p.Host.D(), p.Region.D()))
+		}
 	}
 	if g := cfg.Grafana; g != nil && g.Pending.Host.D() < 30*time.Second {
 		notes = append(notes, fmt.Sprintf("grafana.pending.host is %s: while a region's hosts fail one after another, their host alerts "+

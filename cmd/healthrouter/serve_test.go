@@ -398,3 +398,26 @@ func TestStartupModes(t *testing.T) {
 		}
 	}
 }
+
+// The fallback pager waits as long as Grafana's rules would: the
+// configured pending periods, or without Grafana (direct mode) the
+// defaults, never zero, so a region outage forming host by host pages
+// once rather than once per host.
+func TestFallbackOptionsPending(t *testing.T) {
+	keys := &config.PagerDuty{RoutingKeys: map[string]string{"default": "HR_PD"}}
+	short := config.Pending{Host: config.Duration(10 * time.Second), Region: config.Duration(5 * time.Second)}
+	for _, tc := range []struct {
+		name        string
+		grafana     *config.Grafana
+		wantDirect  bool
+		wantPending config.Pending
+	}{
+		{"direct mode", nil, true, config.DefaultPending()},
+		{"fallback for grafana", &config.Grafana{Pending: short}, false, short},
+	} {
+		opts := fallbackOptions(&config.Config{Grafana: tc.grafana, PagerDuty: keys})
+		if opts.Direct != tc.wantDirect || opts.Pending != tc.wantPending || opts.Pending.Host == 0 {
+			t.Errorf("%s: direct %v, pending %+v; want %v, %+v", tc.name, opts.Direct, opts.Pending, tc.wantDirect, tc.wantPending)
+		}
+	}
+}

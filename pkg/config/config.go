@@ -296,6 +296,13 @@ func Default() *Config {
 	}
 }
 
+// DefaultPending is grafana.pending's default: 2m for host rules, 1m for
+// region rules. Without a grafana section, direct paging and replay wait
+// as long as Grafana's rules would.
+func DefaultPending() Pending {
+	return Pending{Host: Duration(2 * time.Minute), Region: Duration(time.Minute)}
+}
+
 // defaultGrafana fills an explicitly present grafana section.
 func defaultGrafana() Grafana {
 	return Grafana{
@@ -305,7 +312,7 @@ func defaultGrafana() Grafana {
 		FolderTitle:      "healthrouter",
 		DatasourceUID:    "prometheus",
 		Interval:         Duration(time.Minute),
-		Pending:          Pending{Host: Duration(2 * time.Minute), Region: Duration(time.Minute)},
+		Pending:          DefaultPending(),
 		Routing:          RoutingNotificationSettings,
 		ReconcileEvery:   Duration(5 * time.Minute),
 		Timeout:          Duration(10 * time.Second),

@@ -17,7 +17,10 @@ type Pending struct {
 
 // DefaultPending is grafana.pending's default: 2m for the host rules, 1m
 // for the region rules.
-func DefaultPending() Pending { return Pending{Host: 2 * time.Minute, Region: time.Minute} }
+func DefaultPending() Pending {
+	d := config.DefaultPending()
+	return Pending{Host: d.Host.D(), Region: d.Region.D()}
+}
 
 // PendingOf returns the pending periods the configuration provisions, the
 // defaults when it has no grafana section (cfg nil included): a team that
