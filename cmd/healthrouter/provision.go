@@ -161,8 +161,13 @@ func apply(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	done, err := p.reconciler.Apply(ctx, p.regions)
-	if done != nil {
-		fmt.Fprint(stdout, done.String())
+	switch {
+	case err == nil:
+		fmt.Fprint(stdout, done.Applied())
+	case !done.Empty():
+		// Say what did change before the failure; nothing at all when
+		// nothing did, rather than a "no changes" that reads as success.
+		fmt.Fprint(stdout, "Before the error: "+done.Applied())
 	}
 	return err
 }

@@ -144,7 +144,7 @@ func TestProvisionCommands(t *testing.T) {
 	}
 
 	applied := provisionCmd(t, allEnv, "apply", "--config", cfgPath, regionsFlag)
-	if applied.code != 0 || !strings.HasPrefix(applied.stdout, "Grafana plan: 6 to create") {
+	if applied.code != 0 || !strings.HasPrefix(applied.stdout, "Applied to Grafana: 6 created, 0 updated, 0 deleted.\n") {
 		t.Fatalf("apply: exit %d\n%s%s", applied.code, applied.stdout, applied.stderr)
 	}
 	if _, key, ok := srv.ContactPoint("hr-pd-storage"); !ok || key != provisionKeyStorage {
@@ -161,10 +161,17 @@ func TestProvisionCommands(t *testing.T) {
 		t.Fatalf("plan after apply wrote %d times", n)
 	}
 
+	if again := provisionCmd(t, allEnv, "apply", "--config", cfgPath, regionsFlag); again.code != 0 ||
+		again.stdout != "No changes: Grafana already matched the desired state.\n" {
+		t.Fatalf("apply after apply: exit %d\n%s%s", again.code, again.stdout, again.stderr)
+	}
+
 	// Grafana failing is an error, not "no changes".
 	srv.FailAll(503)
-	if r := provisionCmd(t, allEnv, "plan", "--config", cfgPath, regionsFlag); r.code != 1 || !strings.Contains(r.stderr, "503") {
-		t.Fatalf("plan against a failing Grafana: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	for _, cmd := range []string{"plan", "apply"} {
+		if r := provisionCmd(t, allEnv, cmd, "--config", cfgPath, regionsFlag); r.code != 1 || !strings.Contains(r.stderr, "503") || r.stdout != "" {
+			t.Fatalf("%s against a failing Grafana: exit %d, want 1, the error on stderr and nothing on stdout\n%s%s", cmd, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 

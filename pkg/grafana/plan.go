@@ -76,9 +76,21 @@ func (p *Plan) add(o op) {
 // (+ create, ~ update, - delete) with indented details, then notes. The
 // output depends only on the plan, so it is stable across runs.
 func (p *Plan) String() string {
+	return p.render("No changes: Grafana matches the desired state.\n",
+		"Grafana plan: %d to create, %d to update, %d to delete.\n")
+}
+
+// Applied renders a plan Apply carried out, in the same form: what was
+// written, not what is pending.
+func (p *Plan) Applied() string {
+	return p.render("No changes: Grafana already matched the desired state.\n",
+		"Applied to Grafana: %d created, %d updated, %d deleted.\n")
+}
+
+func (p *Plan) render(empty, summary string) string {
 	var b strings.Builder
 	if p.Empty() {
-		b.WriteString("No changes: Grafana matches the desired state.\n")
+		b.WriteString(empty)
 	} else {
 		var n [3]int
 		for _, c := range p.Changes {
@@ -91,7 +103,7 @@ func (p *Plan) String() string {
 				n[2]++
 			}
 		}
-		fmt.Fprintf(&b, "Grafana plan: %d to create, %d to update, %d to delete.\n", n[0], n[1], n[2])
+		fmt.Fprintf(&b, summary, n[0], n[1], n[2])
 		for _, c := range p.Changes {
 			sign := "~"
 			switch c.Action {
