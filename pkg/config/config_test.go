@@ -104,6 +104,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"regex", "ingest:\n  region_from_host: '('\n", []string{"ingest.region_from_host (line 2): not a valid regular expression"}},
 		{"two groups", "ingest:\n  region_from_host: '(a)(b)'\n", []string{"use at most one capture group"}},
 		{"listen", "listen: nonsense\n", []string{"listen (line 1): want host:port"}},
+		{"listen port out of range", "listen: 127.0.0.1:190010\n", []string{`listen (line 1): port "190010": want a number from 0 to 65535`}},
 		{"decoded below body", "ingest: {max_body_bytes: 2MiB, max_decoded_bytes: 1MiB}\n", []string{"ingest.max_decoded_bytes (line 1): must be at least max_body_bytes"}},
 		{"check rule", "checks:\n  - {match: '', severity: loud}\n", []string{"checks[0].match (line 2): must not be empty", `checks[0].severity (line 2): "loud" is not one of`}},
 		{"duplicate field names", "ingest:\n  fields: {host: name, check: name}\n", []string{`"name" is already the name of`}},
@@ -211,6 +212,20 @@ func TestShortTokensRefused(t *testing.T) {
 		!strings.Contains(err.Error(), "HEALTHROUTER_INGEST_TOKENS: token 2 is shorter than 16") ||
 		strings.Contains(err.Error(), "token 1 ") || strings.Contains(err.Error(), "token 4") {
 		t.Fatalf("want the file's second and the variable's second token named, got %v", err)
+	}
+}
+
+// The admin token may not double as an ingest token: every sender holds
+// the ingest tokens.
+func TestAdminTokenMustDifferFromIngestTokens(t *testing.T) {
+	const shared = "shared-token-0123456789"
+	_, err := Parse(nil, env(map[string]string{EnvIngestTokens: "ingest-token-0123456789," + shared, EnvAdminToken: shared}))
+	if err == nil || !strings.Contains(err.Error(), "HEALTHROUTER_ADMIN_TOKEN: the admin token is also an ingest token") ||
+		strings.Contains(err.Error(), shared) {
+		t.Fatalf("want the shared token refused without echoing it, got %v", err)
+	}
+	if _, err := Parse(nil, env(map[string]string{EnvIngestTokens: "ingest-token-0123456789", EnvAdminToken: "admin-token-0123456789"})); err != nil {
+		t.Fatalf("distinct tokens refused: %v", err)
 	}
 }
 

@@ -76,8 +76,10 @@ func (c *Config) Validate() Problems {
 
 // server checks the top-level keys and tls.
 func (v *validator) server(c *Config) {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		v.add("listen", "want host:port such as 127.0.0.1:8080")
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		v.add("listen", fmt.Sprintf("port %q: want a number from 0 to 65535", port))
 	}
 	v.check(c.DataDir != "", "data_dir", "must not be empty")
 	if c.ExternalURL != "" {
@@ -121,6 +123,10 @@ func (v *validator) auth(a *Auth) {
 	}
 	if a.AdminToken != "" && len(a.AdminToken) < MinTokenLength {
 		v.addServerOnly(adminSource, fmt.Sprintf("shorter than %d characters", MinTokenLength))
+	}
+	if a.AdminToken != "" && slices.Contains(a.IngestTokens, a.AdminToken) {
+		v.addServerOnly(adminSource, "the admin token is also an ingest token: every sender would hold admin rights "+
+			"(maintenance windows, forgetting hosts, profiles); give the admin its own token")
 	}
 }
 
