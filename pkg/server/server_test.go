@@ -960,7 +960,12 @@ func TestReadAPI(t *testing.T) {
 // has fired that long by the time of the request.
 func TestReportUsesTheServersPendingPeriods(t *testing.T) {
 	parsed, err := config.Parse([]byte("grafana: {pending: {host: 50ms, region: 50ms}}\npagerduty: {routing_keys: {default: HR_TEST_PD_KEY}}\n"),
-		func(string) string { return "routing-key-0123456789abcdef01" })
+		func(k string) string {
+			if k == "HR_TEST_PD_KEY" {
+				return "routing-key-0123456789abcdef01"
+			}
+			return ""
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
