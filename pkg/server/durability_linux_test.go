@@ -42,6 +42,26 @@ func TestFullDiskShowsInReadyzAndMetrics(t *testing.T) {
 		t.Error("503 for a commit that failed has no Retry-After")
 	}
 
+	// Once the failure is known, a request is refused before the engine
+	// applies it: the page set holds only what the disk could take, and
+	// refused requests queue nothing.
+	tracked := ts.tracker.Stats().TrackedChecks
+	pendingBefore := ts.store.QueuedCommits()
+	for i := range 3 {
+		more := jsonArray(event(fmt.Sprintf("web-%d.eu-west.example.com", 10+i), "eu-west", "disk", "critical"))
+		resp, data := ts.do(t, "POST", "/v1/events", more, withToken(ingestToken))
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(data), "the store has failed to commit since") ||
+			resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("ingest while commits are known to fail: %d %s, want 503 with Retry-After", resp.StatusCode, data)
+		}
+	}
+	if n := ts.tracker.Stats().TrackedChecks; n != tracked {
+		t.Errorf("tracked checks went from %d to %d while the disk was full: refused events were applied", tracked, n)
+	}
+	if n := ts.store.QueuedCommits(); n > pendingBefore+1 {
+		t.Errorf("pending commits went from %d to %d: refused requests queued commits", pendingBefore, n)
+	}
+
 	ready := readyzStore(t, ts)
 	if ready["failing"] != true || ready["failing_since"] == nil ||
 		!strings.Contains(fmt.Sprint(ready["last_error"]), "no space left") {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/healthrouter/healthrouter/pkg/ingest"
+	"github.com/healthrouter/healthrouter/pkg/tracker"
 )
 
 // bodyReservation is the most a request reserves for its body before any
@@ -194,6 +195,16 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready: state is loading")
 		return
 	}
+	if !s.storeWritable(r.Context(), t) {
+		// Nothing applied now could be acknowledged: refused before the
+		// engine sees it, so the page set (and /metrics) holds only what
+		// is on disk, and memory does not fill with commits the disk
+		// cannot take. The store retries by itself; /readyz says why.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "state not durable: the store has failed to commit since "+
+			t.StoreHealth().FailingSince.UTC().Format(time.RFC3339)+"; retry later")
+		return
+	}
 	limit := int64(s.cfg.Ingest.MaxBodyBytes)
 	if r.ContentLength > limit {
 		// Refused from the header alone: the body is never read.
@@ -311,6 +322,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// storeProbeWait bounds how long an ingest request waits, while commits
+// fail, for the store to show it writes again.
+const storeProbeWait = 2 * time.Second
+
+// storeWritable asks the tracker whether the store takes commits, waiting
+// at most storeProbeWait while it is known to fail.
+func (s *Server) storeWritable(ctx context.Context, t *tracker.Tracker) bool {
+	ctx, cancel := context.WithTimeout(ctx, storeProbeWait)
+	defer cancel()
+	return t.Writable(ctx)
 }
 
 func (s *Server) decodeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -61,6 +61,7 @@ type Tracker struct {
 	healthMu     sync.Mutex
 	failingSince time.Time
 	lastErr      error
+	probe        *storeProbe // the empty commit Writable waits on, nil when none is out
 	// commitFailures counts failed commit waits; a success clears the
 	// failure only when none was recorded since its commit was submitted.
 	commitFailures atomic.Uint64
@@ -243,6 +244,51 @@ func (t *Tracker) DeadLetter(ctx context.Context, at time.Time, remote, reason, 
 	failures := t.commitFailures.Load()
 	ticket := t.store.Submit(&store.Commit{Rejected: []health.Rejected{deadLetter(at, remote, -1, reason, msg, raw, truncated)}})
 	return t.waitCommit(ctx, ticket, failures)
+}
+
+// storeProbe is one empty commit whose outcome says whether the store
+// writes again: it lands only after the failed commits before it.
+type storeProbe struct {
+	done chan struct{}
+	err  error
+}
+
+// Writable reports whether the store can be expected to take a commit:
+// at once while no failure is known; while commits fail, once a probe
+// commit has landed, waiting no longer than ctx. Concurrent callers share
+// one probe, so a flood of refused requests adds nothing to the queue.
+// Ingest asks before applying anything: a request refused here changes
+// no state, where one applied and then not acknowledged would leave the
+// page set ahead of the disk.
+func (t *Tracker) Writable(ctx context.Context) bool {
+	t.healthMu.Lock()
+	if t.failingSince.IsZero() {
+		t.healthMu.Unlock()
+		return true
+	}
+	p := t.probe
+	if p == nil {
+		p = &storeProbe{done: make(chan struct{})}
+		t.probe = p
+		failures := t.commitFailures.Load()
+		ticket := t.store.Submit(&store.Commit{})
+		go func() {
+			// Ends at the store's next attempt, whatever its outcome, or
+			// when the store closes.
+			err := t.waitCommit(context.Background(), ticket, failures)
+			t.healthMu.Lock()
+			p.err, t.probe = err, nil
+			t.healthMu.Unlock()
+			close(p.done)
+		}()
+	}
+	t.healthMu.Unlock()
+	select {
+	case <-p.done:
+		return p.err == nil
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // StoreHealth is what the latest commits say of the disk.
