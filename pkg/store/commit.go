@@ -133,16 +133,18 @@ type committer struct {
 	lastErr       error
 	done          chan struct{} // closed after every attempt
 	closed        bool
+	closing       chan struct{} // closed with closed: cuts a retry's backoff short
 	stopped       bool
 	exited        chan struct{}
 }
 
 func newCommitter(s *Store) *committer {
 	c := &committer{
-		s:      s,
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+		s:       s,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
+		exited:  make(chan struct{}),
 	}
 	go c.loop()
 	return c
@@ -214,16 +216,23 @@ func (c *committer) loop() {
 		}
 		close(c.done)
 		c.done = make(chan struct{})
-		closed = c.closed
 		c.mu.Unlock()
 
 		if err != nil {
+			if closed {
+				// An attempt made after Close failed: give up rather than
+				// hold the shutdown past its deadline.
+				c.s.log.Error("commit failed at shutdown; giving up", zap.Error(err), zap.Int("commits", len(batch)))
+				break
+			}
 			c.s.log.Error("commit failed; will retry", zap.Error(err),
 				zap.Int("commits", len(batch)), zap.Int("consecutive_failures", failures))
-			if closed && failures >= 3 {
-				break // give up on shutdown rather than hang
+			retry := time.NewTimer(backoff(failures))
+			select {
+			case <-retry.C:
+			case <-c.closing: // one last attempt, at once
 			}
-			time.Sleep(backoff(failures))
+			retry.Stop()
 		} else if d := time.Since(start); d > time.Second {
 			c.s.log.Warn("slow commit", zap.Duration("took", d), zap.Int("commits", len(batch)))
 		}
@@ -248,6 +257,7 @@ func (c *committer) close() error {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
+		close(c.closing)
 		c.mu.Unlock()
 		select {
 		case c.wake <- struct{}{}:

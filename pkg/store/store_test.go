@@ -614,6 +614,33 @@ func BenchmarkCommitParallel(b *testing.B) {
 	})
 }
 
+// A shutdown does not sit out a retry's backoff: Close cuts it short, makes
+// one last attempt, and gives up when that fails too.
+func TestCloseCutsTheRetryBackoffShort(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	diskFull := errors.New("no space left on device")
+	s.failWrite.Store(&diskFull)
+	s.Submit(&Commit{States: []health.CheckState{state("r", "h", "c", health.Critical)}})
+	deadline := time.Now().Add(30 * time.Second)
+	for s.failedWrites.Load() < 6 { // the next backoff is 3.2 s
+		if time.Now().After(deadline) {
+			t.Fatal("the commit was not retried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	err := s.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %s: it waited out the 3.2 s backoff", took)
+	}
+	if !errors.Is(err, diskFull) {
+		t.Fatalf("Close = %v, want the disk's error", err)
+	}
+	if n := s.failedWrites.Load(); n != 7 {
+		t.Errorf("%d failed attempts, want 7: one more after Close, then give up", n)
+	}
+}
+
 // Closing while the disk refuses every write gives up after a few tries,
 // as a shutdown must, and says what it left unwritten.
 func TestCloseReportsUnwrittenCommits(t *testing.T) {
