@@ -7,8 +7,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -215,6 +217,45 @@ func TestServeOnDefaultsAndShutDownCleanly(t *testing.T) {
 	p.stop(t)
 	if !strings.Contains(p.logs.String(), "stopped cleanly") {
 		t.Fatalf("no clean-stop log line:\n%s", p.logs)
+	}
+}
+
+// A graceful shutdown waits for in-flight requests, up to
+// shutdown_timeout; a second signal ends the process at once, as an
+// operator pressing ^C twice expects.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	p := start(t, t.TempDir())
+	// An upload that never finishes holds the graceful shutdown for its
+	// 20 s default.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\n[", testToken)
+	// Its headers are read well within this; the check below that the
+	// first signal did not end the process fails if they were not.
+	time.Sleep(200 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the graceful shutdown to start", func() bool { return strings.Contains(p.logs.String(), "signal received") })
+	select {
+	case err := <-p.done:
+		t.Fatalf("exited before the stalled upload or a second signal ended it: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatalf("exit after the second signal: %v, want ended by the signal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after a second SIGTERM\n%s", p.logs)
 	}
 }
 

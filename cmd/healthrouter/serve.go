@@ -194,12 +194,19 @@ func serve(args []string, _, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// The first signal starts a graceful shutdown; a second one gets
+		// the default action and ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	return runServer(ctx, cfg, cf.source(), log)
 }
 
-// runServer runs until ctx ends; source says where cfg came from. It
-// listens before loading state so the health check answers during a long
-// load while ingest answers 503.
+// runServer runs until ctx ends; source says where cfg came from. It opens
+// the store (taking the data directory's lock), then listens before
+// loading state so the health check answers during a long load while
+// ingest answers 503.
 func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.Logger) error {
 	for _, n := range pagingNotes(cfg) {
 		log.Warn(n)
@@ -241,6 +248,25 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 	if err != nil {
 		return err
 	}
+	// The store is opened first: it takes the data directory's lock at
+	// once, and a second server on the same directory must fail before it
+	// answers anything.
+	st, err := store.Open(cfg.DataDir, store.Options{
+		Logger: log.Named("store"), JournalMax: cfg.Engine.JournalMax, RejectedMax: cfg.Ingest.DeadLetterMax,
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			// Two servers on one data directory would each page alone.
+			return fmt.Errorf("%w: another healthrouter serve (or report --data-dir) uses %s; stop it, or give this server its own --data-dir", err, cfg.DataDir)
+		}
+		return err
+	}
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			_ = st.Close() // an earlier error is already being returned
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -256,24 +282,6 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(serveCtx, ln) }()
 
-	st, err := store.Open(cfg.DataDir, store.Options{
-		Logger: log.Named("store"), JournalMax: cfg.Engine.JournalMax, RejectedMax: cfg.Ingest.DeadLetterMax,
-	})
-	if err != nil {
-		stopServing()
-		<-serveErr
-		if errors.Is(err, store.ErrLocked) {
-			// Two servers on one data directory would each page alone.
-			return fmt.Errorf("%w: another healthrouter serve (or report --data-dir) uses %s; stop it, or give this server its own --data-dir", err, cfg.DataDir)
-		}
-		return err
-	}
-	storeClosed := false
-	defer func() {
-		if !storeClosed {
-			_ = st.Close() // an earlier error is already being returned
-		}
-	}()
 	tr, err := tracker.Open(cfg, st, log.Named("tracker"), now)
 	if err != nil {
 		stopServing()
