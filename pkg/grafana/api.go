@@ -127,7 +127,38 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.disableProvenance && !keep && req.Method != http.MethodGet && req.Method != http.MethodHead {
 		req.Header.Set(headerDisableProvenance, "true")
 	}
-	return t.next.RoundTrip(req)
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 400 {
+		return resp, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+	if looksLikeJSON(body) {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
+	}
+	// An error answer that is not JSON (a proxy's plain-text 401, an HTML
+	// error page) fails to decode into the client's error types, which
+	// would lose its status and count a Grafana that answered as one that
+	// did not.
+	return nil, &plainAnswer{Status: resp.StatusCode, Body: body}
+}
+
+// plainAnswer is an error answer whose body is not JSON.
+type plainAnswer struct {
+	Status int
+	Body   []byte
+}
+
+func (e *plainAnswer) Error() string {
+	return fmt.Sprintf("answered %d: %s", e.Status, errorMessage(e.Body))
+}
+
+// looksLikeJSON reports whether body starts as a JSON object or array (or
+// is empty, which the client's error types take too).
+func looksLikeJSON(body []byte) bool {
+	body = bytes.TrimSpace(body)
+	return len(body) == 0 || body[0] == '{' || body[0] == '['
 }
 
 // bufferedResponse keeps a bounded copy of an error response's body so the
@@ -172,14 +203,19 @@ type callError struct {
 func (e *callError) canceled() bool { return errors.Is(e.err, context.Canceled) }
 
 func (e *callError) Error() string {
+	var msg string
 	switch {
 	case e.Status == 0:
 		return e.Op + ": " + e.Message
 	case e.Message == "":
-		return fmt.Sprintf("%s: grafana answered %d %s", e.Op, e.Status, http.StatusText(e.Status))
+		msg = fmt.Sprintf("%s: grafana answered %d %s", e.Op, e.Status, http.StatusText(e.Status))
 	default:
-		return fmt.Sprintf("%s: grafana answered %d: %s", e.Op, e.Status, e.Message)
+		msg = fmt.Sprintf("%s: grafana answered %d: %s", e.Op, e.Status, e.Message)
 	}
+	if e.Status == http.StatusUnauthorized {
+		msg += " (check the service account token in " + config.EnvGrafanaToken + ")"
+	}
+	return msg
 }
 
 func (e *callError) Unwrap() error { return e.err }
@@ -225,7 +261,10 @@ func (a *grafanaAPI) wrap(op string, err error) error {
 	ce := &callError{Op: op, err: err}
 	var apiErr *runtime.APIError
 	var coded interface{ Code() int }
+	var plain *plainAnswer
 	switch {
+	case errors.As(err, &plain):
+		ce.Status, ce.Message = plain.Status, errorMessage(plain.Body)
 	case errors.As(err, &apiErr):
 		ce.Status = apiErr.Code
 		if br, ok := apiErr.Response.(*bufferedResponse); ok {

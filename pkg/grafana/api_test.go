@@ -27,7 +27,15 @@ func recordingServer(t *testing.T, status int, body string) (*httptest.Server, f
 		h.Set("X-Method", r.Method)
 		headers = append(headers, h)
 		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
+		// As Grafana or a proxy in front of it would label the body.
+		switch {
+		case strings.HasPrefix(body, "{"), strings.HasPrefix(body, "["), body == "":
+			w.Header().Set("Content-Type", "application/json")
+		case strings.HasPrefix(body, "<"):
+			w.Header().Set("Content-Type", "text/html")
+		default:
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 	}))
@@ -89,6 +97,12 @@ func TestCallErrors(t *testing.T) {
 		{"5xx is unreachable", 502, `<html>bad gateway</html>`,
 			func(a *grafanaAPI) error { _, err := a.listRules(context.Background()); return err },
 			502, "<html>bad gateway</html>", true},
+		{"a proxy's plain-text 401 keeps its status: Grafana answered", 401, "Unauthorized by proxy\n",
+			func(a *grafanaAPI) error { _, err := a.getFolder(context.Background(), "x"); return err },
+			401, "Unauthorized by proxy", false},
+		{"an HTML 403 to a write keeps its status", 403, "<html><body>Forbidden</body></html>",
+			func(a *grafanaAPI) error { return a.putGroup(context.Background(), nilGroup(), actionUpdate) },
+			403, "<html><body>Forbidden</body></html>", false},
 		{"404 folder is absent, not an error", 404, `{"status":"not-found","message":"folder not found"}`,
 			func(a *grafanaAPI) error { _, err := a.getFolder(context.Background(), "x"); return err },
 			0, "", false},
@@ -116,6 +130,9 @@ func TestCallErrors(t *testing.T) {
 			}
 			if ce.Status != tt.wantStatus || ce.Message != tt.wantMessage || ce.Unreachable() != tt.unreachable {
 				t.Errorf("got status %d message %q unreachable %v", ce.Status, ce.Message, ce.Unreachable())
+			}
+			if hint := strings.Contains(err.Error(), config.EnvGrafanaToken); hint != (tt.wantStatus == http.StatusUnauthorized) {
+				t.Errorf("error %q: names the token's variable %v, want only for a 401", err, hint)
 			}
 		})
 	}
