@@ -3,7 +3,10 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/healthrouter/healthrouter/pkg/config"
@@ -67,6 +70,12 @@ const (
 func (s *Server) authorize(a access) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.open() {
+				if why := fromBrowser(r); why != "" {
+					writeError(w, http.StatusForbidden, "refused: "+why+"; without tokens this server serves only programs on its own host")
+					return
+				}
+			}
 			if s.allowed(a, r) {
 				next.ServeHTTP(w, r)
 				return
@@ -94,6 +103,33 @@ func (s *Server) authorize(a access) func(http.Handler) http.Handler {
 // open is the token-less mode: no token of any kind configured, so the
 // server only listens on loopback and trusts its callers.
 func (s *Server) open() bool { return s.ingest.empty() && s.admin.empty() }
+
+// fromBrowser says why a request may come from a web page rather than a
+// program on this host, or "" when it does not. In the token-less mode
+// the loopback listener is the only guard, and a page in a local browser
+// can reach it: by posting across sites (a maintenance window silencing
+// a region, say) or, through DNS rebinding, under a name of its own.
+// Programs (Vector, curl, the CLI) send no Origin or Sec-Fetch-Site and
+// name the address they dial.
+func fromBrowser(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return "Host " + strconv.Quote(capText(r.Host, 64)) + " is not a loopback address"
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return "a " + capText(site, 32) + " request from a web page"
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+			return "a request from the web page at " + strconv.Quote(capText(origin, 64))
+		}
+	}
+	return ""
+}
 
 func (s *Server) allowed(a access, r *http.Request) bool {
 	if s.open() {

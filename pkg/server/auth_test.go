@@ -117,3 +117,54 @@ func TestTokenSetMatch(t *testing.T) {
 		t.Error("an empty token set matched")
 	}
 }
+
+// Without any token the loopback listener is the only guard, and a web page
+// in a local browser can reach it: requests that carry a browser's marks
+// (a cross-site Origin or Sec-Fetch-Site) or name a host that is not a
+// loopback address (DNS rebinding) are refused; programs are served.
+func TestTokenlessModeRefusesBrowsers(t *testing.T) {
+	open := newTestServer(t, true, func(c *config.Config) { c.Auth.IngestTokens, c.Auth.AdminToken = nil, "" })
+	withTokens := newTestServer(t, true)
+	batch := jsonArray(event("web-1.eu-west.example.com", "eu-west", "disk", "passing"))
+	window := []byte(`{"region":"eu-west","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","reason":"drain"}`)
+	header := func(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+	host := func(h string) reqOpt { return func(r *http.Request) { r.Host = h } }
+	tests := []struct {
+		name         string
+		method, path string
+		body         []byte
+		opt          reqOpt
+		want         int
+	}{
+		{"a program ingests", "POST", "/v1/events", batch, nil, http.StatusOK},
+		{"a program reads", "GET", "/v1/alerts", nil, nil, http.StatusOK},
+		{"a program names localhost", "GET", "/v1/alerts", nil, host("localhost:8080"), http.StatusOK},
+		{"a program names ::1", "GET", "/v1/alerts", nil, host("[::1]:8080"), http.StatusOK},
+		{"a page posts a window across sites", "POST", "/v1/maintenance", window, header("Origin", "http://evil.example"), http.StatusForbidden},
+		{"a page posts events across sites", "POST", "/v1/events", batch, header("Sec-Fetch-Site", "cross-site"), http.StatusForbidden},
+		{"a rebound name reads alerts", "GET", "/v1/alerts", nil, host("evil.example:8080"), http.StatusForbidden},
+		{"a rebound name reads profiles", "GET", "/debug/pprof/", nil, host("evil.example"), http.StatusForbidden},
+		{"probes answer whatever the host", "GET", "/healthz", nil, host("evil.example"), http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []reqOpt
+			if tt.opt != nil {
+				opts = append(opts, tt.opt)
+			}
+			resp, data := open.do(t, tt.method, tt.path, tt.body, opts...)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, data, tt.want)
+			}
+			if tt.want == http.StatusForbidden && !strings.Contains(string(data), "without tokens this server serves only programs on its own host") {
+				t.Errorf("body %s does not say why", data)
+			}
+		})
+	}
+	// With tokens a page cannot send the Authorization header across
+	// sites, and the checks are not needed: the token decides.
+	resp, data := withTokens.do(t, "POST", "/v1/events", batch, withToken(ingestToken), header("Origin", "http://evil.example"), host("hr.example.net"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with tokens: %d %s, want 200", resp.StatusCode, data)
+	}
+}
