@@ -278,9 +278,22 @@ func (s *Server) getRejected(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"rejected": rej})
 }
 
+// maxConcurrentReports bounds the noise reports built at once: each scans
+// the whole journal (a second or more at 100k entries), and a dozen at once
+// would starve ingest and the scrapes the alert rules depend on.
+const maxConcurrentReports = 2
+
 func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	t := s.ready(w)
 	if t == nil {
+		return
+	}
+	select {
+	case s.reportSlots <- struct{}{}:
+		defer func() { <-s.reportSlots }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "busy: two noise reports are being built already, retry later")
 		return
 	}
 	limit, err := limitParam(r, 0, 100000) // absent: every check

@@ -68,6 +68,7 @@ type Server struct {
 	inflight      chan struct{} // bounds concurrent ingest requests (429 past it)
 	bodyBudget    *byteBudget   // bounds the body bytes they hold (429 past it)
 	decodeSlots   chan struct{} // bounds concurrent decodes: memory and CPU
+	reportSlots   chan struct{} // bounds concurrent noise reports, each a scan of the journal
 	decodeWait    time.Duration // how long a read body waits for a slot (503 past it)
 	windowWait    time.Duration // how long a maintenance change waits for its commit
 	tlsConfig     *tls.Config   // nil: plain HTTP
@@ -107,6 +108,7 @@ func New(opts Options) (*Server, error) {
 		inflight:    make(chan struct{}, cfg.Ingest.MaxInFlight),
 		bodyBudget:  &byteBudget{limit: int64(cfg.Ingest.MaxInflightBytes)},
 		decodeSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		reportSlots: make(chan struct{}, maxConcurrentReports),
 		decodeWait:  5 * time.Second,
 		windowWait:  windowCommitWait,
 		started:     now(),

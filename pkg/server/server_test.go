@@ -955,6 +955,23 @@ func TestReadAPI(t *testing.T) {
 	}
 }
 
+// Noise reports are built two at a time; a third is asked to come back
+// rather than queued behind them.
+func TestReportsAreBoundedInConcurrency(t *testing.T) {
+	ts := newTestServer(t, true)
+	for range maxConcurrentReports {
+		ts.srv.reportSlots <- struct{}{}
+	}
+	resp, data := ts.do(t, "GET", "/v1/report", nil, withToken(ingestToken))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a report while two are built: %d %s, want 429 with Retry-After", resp.StatusCode, data)
+	}
+	<-ts.srv.reportSlots
+	if resp, data := ts.do(t, "GET", "/v1/report", nil, withToken(ingestToken)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a report once a slot is free: %d %s, want 200", resp.StatusCode, data)
+	}
+}
+
 // The noise report counts pages as Grafana notifies them: with the
 // server's own pending periods, and an alert still firing counts once it
 // has fired that long by the time of the request.
