@@ -357,11 +357,10 @@ func TestBodyReadErrors(t *testing.T) {
 }
 
 // TestConnectionsAreCapped: past max_connections a new connection waits to
-// be accepted, and is served once another closes: idle connections cannot
-// take every file descriptor.
+// be accepted while the others are busy, and is served once one closes;
+// idle keep-alive connections give their slots up when the cap is reached,
+// so a client that opens many and sends nothing cannot lock senders out.
 func TestConnectionsAreCapped(t *testing.T) {
-	ts := newTestServer(t, true, func(c *config.Config) { c.MaxConnections = 16 })
-	addr := ts.serveLoopback(t)
 	healthz := func(conn net.Conn) error {
 		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			return err
@@ -374,42 +373,76 @@ func TestConnectionsAreCapped(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	}
-	var idle []net.Conn
-	defer func() {
-		for _, c := range idle {
-			c.Close()
+	dialAll := func(t *testing.T, addr string, n int, use func(net.Conn) error) []net.Conn {
+		t.Helper()
+		var conns []net.Conn
+		t.Cleanup(func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+		for range n {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, conn)
+			if err := use(conn); err != nil {
+				t.Fatalf("connection %d: %v", len(conns), err)
+			}
 		}
-	}()
-	for range 16 { // kept open, idle, after one answered request each
-		conn, err := net.Dial("tcp", addr)
+		return conns
+	}
+
+	t.Run("busy connections hold their slots", func(t *testing.T) {
+		ts := newTestServer(t, true, func(c *config.Config) { c.MaxConnections = 16 })
+		addr := ts.serveLoopback(t)
+		// Each is mid-request: an upload that has not finished.
+		busy := dialAll(t, addr, 16, func(conn net.Conn) error {
+			_, err := io.WriteString(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+ingestToken+"\r\nContent-Length: 100\r\n\r\n[")
+			return err
+		})
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(metrics(t, ts), "healthrouter_http_open_connections 16"); {
+			if time.Now().After(deadline) {
+				t.Fatal("16 connections not open within 10 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		extra, err := net.Dial("tcp", addr) // the kernel's backlog takes it
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle = append(idle, conn)
-		if err := healthz(conn); err != nil {
-			t.Fatalf("connection %d: %v", len(idle), err)
+		defer extra.Close()
+		if err := healthz(extra); err == nil {
+			t.Fatal("a 17th connection was served beside 16 busy ones")
 		}
-	}
-	extra, err := net.Dial("tcp", addr) // the kernel's backlog takes it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if err := healthz(extra); err == nil {
-		t.Fatal("a 17th connection was served beside 16 open ones")
-	}
-	// Reaching the cap shows: a gauge and one warning.
-	if m := metrics(t, ts); !strings.Contains(m, "healthrouter_http_open_connections 16") {
-		t.Errorf("/metrics lacks healthrouter_http_open_connections 16")
-	}
-	if n := ts.logs.FilterMessageSnippet("max_connections reached").Len(); n != 1 {
-		t.Errorf("%d warnings about the cap, want 1", n)
-	}
-	idle[0].Close()
-	idle = idle[1:]
-	if err := healthz(extra); err != nil {
-		t.Fatalf("once one closed, the waiting connection: %v", err)
-	}
+		if n := ts.logs.FilterMessageSnippet("max_connections reached").Len(); n != 1 {
+			t.Errorf("%d warnings about the cap, want 1", n)
+		}
+		busy[0].Close()
+		if err := healthz(extra); err != nil {
+			t.Fatalf("once one closed, the waiting connection: %v", err)
+		}
+	})
+
+	t.Run("idle connections give their slots up", func(t *testing.T) {
+		ts := newTestServer(t, true, func(c *config.Config) { c.MaxConnections = 16 })
+		addr := ts.serveLoopback(t)
+		idle := dialAll(t, addr, 16, healthz) // kept open, idle, after one answered request each
+		extra, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer extra.Close()
+		if err := healthz(extra); err != nil {
+			t.Fatalf("a new connection beside 16 idle ones: %v", err)
+		}
+		// The idle ones the cap closed answer EOF; their clients reconnect.
+		_ = idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := idle[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("the oldest idle connection: read %v, want EOF: closed to free its slot", err)
+		}
+	})
 }
 
 // serveLoopback runs the server's own Serve, with its timeouts, limits and

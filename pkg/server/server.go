@@ -393,10 +393,14 @@ func newConnTracker(gauge prometheus.Gauge, limit int, log *zap.Logger, now func
 	return &connTracker{state: make(map[net.Conn]http.ConnState), gauge: gauge, limit: limit, log: log, now: now}
 }
 
-// track is the http.Server's ConnState hook.
+// track is the http.Server's ConnState hook. When the last slot is taken
+// it closes the idle keep-alive connections: each holds a slot until
+// IdleTimeout, and a client that opened many and sent nothing more would
+// otherwise lock every sender out for minutes. Their clients reconnect
+// when they next send.
 func (c *connTracker) track(conn net.Conn, st http.ConnState) {
+	var idle []net.Conn
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		delete(c.state, conn)
@@ -406,11 +410,22 @@ func (c *connTracker) track(conn net.Conn, st http.ConnState) {
 	n := len(c.state)
 	c.gauge.Set(float64(n))
 	if st == http.StateNew && n >= c.limit {
+		for other, s := range c.state {
+			if s == http.StateIdle {
+				idle = append(idle, other)
+			}
+		}
 		if now := c.now(); now.Sub(c.warned) >= time.Minute {
 			c.warned = now
-			c.log.Warn("max_connections reached: new connections wait to be accepted until others close",
-				zap.Int("max_connections", c.limit))
+			c.log.Warn("max_connections reached: closing idle keep-alive connections; new connections wait to be accepted until others close",
+				zap.Int("max_connections", c.limit), zap.Int("idle_closed", len(idle)))
 		}
+	}
+	c.mu.Unlock()
+	// Outside the lock: each closed connection's goroutine reports
+	// StateClosed through this hook.
+	for _, other := range idle {
+		_ = other.Close()
 	}
 }
 
