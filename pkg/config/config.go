@@ -324,10 +324,14 @@ func defaultGrafana() Grafana {
 	}
 }
 
+// DefaultEventsURL is PagerDuty's Events API, pagerduty.events_url's
+// default; Grafana's PagerDuty integration sends there unless told otherwise.
+const DefaultEventsURL = "https://events.pagerduty.com"
+
 // defaultPagerDuty fills an explicitly present pagerduty section.
 func defaultPagerDuty() PagerDuty {
 	return PagerDuty{
-		EventsURL:            "https://events.pagerduty.com",
+		EventsURL:            DefaultEventsURL,
 		APIURL:               "https://api.pagerduty.com",
 		FallbackAfter:        Duration(3 * time.Minute),
 		FallbackRecoverAfter: Duration(5 * time.Minute),

@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	uidPattern     = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	uidPattern     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,40}$`)
 	envNamePattern = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	keyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 )
@@ -333,8 +333,12 @@ func (v *validator) url(key, s string) {
 	}
 }
 
+// ValidUID reports whether s is a uid Grafana accepts for a folder, rule or
+// contact point: 1 to 40 letters, digits, - or _.
+func ValidUID(s string) bool { return uidPattern.MatchString(s) }
+
 func (v *validator) uid(key, s string) {
-	v.check(s != "" && len(s) <= 40 && uidPattern.MatchString(s), key, "must be 1 to 40 letters, digits, - or _")
+	v.check(ValidUID(s), key, "must be 1 to 40 letters, digits, - or _")
 }
 
 // readable reports whether file is set and can be opened; an unset file

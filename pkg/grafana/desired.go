@@ -42,10 +42,6 @@ const exprDatasource = "__expr__"
 // random key: it identifies the key without revealing it.
 const keyFingerprintSetting = "healthrouter_key_fingerprint"
 
-// defaultEventsURL is where Grafana's PagerDuty integration sends by default;
-// the url setting is written only when the config points elsewhere.
-const defaultEventsURL = "https://events.pagerduty.com"
-
 // Region is a region healthrouter has seen events for.
 type Region struct {
 	Name string
@@ -494,7 +490,9 @@ func (b *builder) contactPoint(key string) *desiredContactPoint {
 			"explain": "{{ .CommonAnnotations.explain_url }}",
 		},
 	}
-	if u := strings.TrimRight(b.pd.EventsURL, "/"); u != "" && u != defaultEventsURL {
+	// Grafana's integration sends to PagerDuty's Events API by default: the
+	// url setting is written only when the config points elsewhere.
+	if u := strings.TrimRight(b.pd.EventsURL, "/"); u != "" && u != config.DefaultEventsURL {
 		settings["url"] = u + "/v2/enqueue"
 	}
 	dc.cp = &models.EmbeddedContactPoint{

@@ -3,8 +3,9 @@ package grafana
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"regexp"
 	"strings"
+
+	"github.com/healthrouter/healthrouter/pkg/config"
 )
 
 // Markers that tell healthrouter's objects from everyone else's. Only objects
@@ -29,10 +30,8 @@ const (
 	maxGroupLength = 190
 )
 
-var uidChars = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
-
 // validUID reports whether s is a uid Grafana accepts.
-func validUID(s string) bool { return s != "" && len(s) <= maxUIDLength && uidChars.MatchString(s) }
+func validUID(s string) bool { return config.ValidUID(s) }
 
 // shortHash is a stable 8-hex-digit digest used to keep derived names unique
 // when the readable part had to be shortened or cleaned.
