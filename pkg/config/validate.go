@@ -25,9 +25,11 @@ var (
 	keyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 )
 
-// MetricValueKeys are the value kinds of Vector's metric JSON besides
+// MetricValueKeys returns the value kinds of Vector's metric JSON besides
 // "gauge", the one a status metric carries.
-var MetricValueKeys = []string{"counter", "set", "distribution", "aggregated_histogram", "aggregated_summary", "sketch"}
+func MetricValueKeys() []string {
+	return []string{"counter", "set", "distribution", "aggregated_histogram", "aggregated_summary", "sketch"}
+}
 
 // metricEventKeys are the top-level keys of Vector's metric events that
 // the ingest decoder reads (pkg/ingest, buildKeyTables). An event field
@@ -37,7 +39,7 @@ var MetricValueKeys = []string{"counter", "set", "distribution", "aggregated_his
 // purpose, so fields.timestamp, and only it, may keep that name.
 var metricEventKeys = func() map[string]bool {
 	keys := map[string]bool{"name": true, "kind": true, "tags": true, "timestamp": true, "interval_ms": true, "gauge": true}
-	for _, k := range MetricValueKeys {
+	for _, k := range MetricValueKeys() {
 		keys[k] = true
 	}
 	return keys

@@ -9,9 +9,15 @@ import (
 	"github.com/healthrouter/healthrouter/pkg/health"
 )
 
-// ReasonForgotten is the Reason of a host alert or not_reporting alert that
-// resolves because its host was forgotten.
-const ReasonForgotten = "forgotten"
+// Reasons the engine gives on alert transitions.
+const (
+	// ReasonForgotten: a host alert or not_reporting alert resolves
+	// because its host was forgotten.
+	ReasonForgotten = "forgotten"
+	// ReasonSeverity: a firing alert changed severity (From and To are
+	// both firing; Severity is the new one).
+	ReasonSeverity = "severity"
+)
 
 // ForgetHost removes a host and every check of it from the engine, as if it
 // had never reported (a decommissioned host). The alerts that end are

@@ -65,7 +65,7 @@ func (e *Engine) settleRollup(ru *rollup, now int64, out *Outcome) {
 				Time: unixTime(now), Kind: health.AlertChanged, Level: health.LevelRegion,
 				Key:  health.Key{Region: reg.name, Check: e.names[ru.check].name},
 				From: health.AlertFiring, To: health.AlertFiring, Status: e.rollupStatus(reg, ru),
-				Severity: sev, Reason: "severity",
+				Severity: sev, Reason: ReasonSeverity,
 			})
 		}
 		return
@@ -264,7 +264,7 @@ func (e *Engine) settleHost(hi uint32, now int64, out *Outcome) {
 		e.emit(out, health.Transition{
 			Time: unixTime(now), Kind: health.AlertChanged, Level: health.LevelHost, Key: key,
 			From: health.AlertFiring, To: health.AlertFiring, Status: on.hard, Severity: sev,
-			Reason: "severity",
+			Reason: ReasonSeverity,
 		})
 	}
 	h.alertSev = sev

@@ -208,7 +208,7 @@ func (d *Decoder) buildKeyTables(f config.Fields) error {
 	d.topKeys.add("gauge", 1<<metricGauge, -1)
 	d.topKeys.add("timestamp", 1<<metricTimestamp, -1)
 	d.topKeys.add("interval_ms", 1<<metricIntervalMs, -1)
-	for _, k := range config.MetricValueKeys {
+	for _, k := range config.MetricValueKeys() {
 		d.topKeys.add(k, 1<<metricOtherValue, -1)
 	}
 	for i, l := range d.labelKeys {
