@@ -6,7 +6,9 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd ./cmd
 COPY pkg ./pkg
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/healthrouter ./cmd/healthrouter \
+# The image has no .git to stamp a revision from: `make image` passes one.
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildVersion=${VERSION}" -o /out/healthrouter ./cmd/healthrouter \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

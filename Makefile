@@ -5,12 +5,17 @@ GO      ?= go
 BIN     := bin/healthrouter
 PKGS    := ./...
 
-.PHONY: all build run test test-short vet fmt fmt-check bench fuzz headline scenarios clean
+.PHONY: all build image run test test-short vet fmt fmt-check bench fuzz headline scenarios clean
 
 all: fmt-check vet build test
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/healthrouter
+
+# The container image, stamped with the checkout's version (the image build
+# has no .git of its own).
+image:
+	docker build --build-arg VERSION="$$(git describe --tags --always --dirty 2>/dev/null || echo unknown)" -t healthrouter .
 
 run:
 	$(GO) run ./cmd/healthrouter serve

@@ -354,3 +354,17 @@ func TestCheckConfigNotesShortHostPending(t *testing.T) {
 		}
 	}
 }
+
+// A build stamped at link time (the container image, which has no .git)
+// reports that version; otherwise the toolchain's.
+func TestVersionStampedAtLinkTime(t *testing.T) {
+	defer func(v string) { buildVersion = v }(buildVersion)
+	buildVersion = ""
+	if v := version(); v == "" || v == "v1.2.3" {
+		t.Fatalf("unstamped version %q", v)
+	}
+	buildVersion = "v1.2.3"
+	if code, stdout, _ := runCLI("version"); code != 0 || stdout != "healthrouter v1.2.3\n" {
+		t.Fatalf("version: exit %d, %q; want the stamped v1.2.3", code, stdout)
+	}
+}

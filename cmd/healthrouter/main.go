@@ -107,9 +107,17 @@ func init() {
 	})
 }
 
-// version is the module version stamped by the Go toolchain, or the VCS
-// revision when built from a checkout.
+// buildVersion is set at link time (-ldflags "-X main.buildVersion=v1.2.3")
+// by builds without VCS information, such as the container image's.
+var buildVersion string
+
+// version is the version the build was given, else the module version
+// stamped by the Go toolchain, with the VCS revision when built from a
+// checkout.
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
