@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -111,6 +112,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		}
 		rd = bytes.NewReader(b)
 	}
+	if u, err := url.Parse(c.base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--server %q: want http(s)://host:port, such as http://127.0.0.1:8080", c.base)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, rd)
 	if err != nil {
 		return fmt.Errorf("--server %q: %w", c.base, err)
@@ -170,11 +174,17 @@ func (c *apiClient) tokenAdvice() string {
 	return "the server refused the token from " + c.tokenEnv + "; " + want
 }
 
-// unreachableHint suggests --server when nothing answered at its address.
+// unreachableHint suggests --server when nothing answered at its address,
+// and --ca-file when the answer came with a certificate no trusted CA
+// signed.
 func (c *apiClient) unreachableHint(err error) string {
 	var dnsErr *net.DNSError
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr) {
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr):
 		return fmt.Sprintf(" (no healthrouter at %s: give its URL with --server)", c.base)
+	case errors.As(err, &unknownCA):
+		return " (the server's certificate is signed by a CA this host does not trust: give that CA's PEM with --ca-file or " + envCAFile + ")"
 	}
 	return ""
 }

@@ -107,6 +107,8 @@ func TestClientErrorsSayWhatToDo(t *testing.T) {
 	defer api.Close()
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
+	tlsAPI := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsAPI.Close()
 
 	readAdvice := "set " + config.EnvIngestTokens + " to one of the server's ingest tokens, or " + config.EnvAdminToken + " to its admin token"
 	adminAdvice := "set " + config.EnvAdminToken + " to the server's admin token"
@@ -134,6 +136,10 @@ func TestClientErrorsSayWhatToDo(t *testing.T) {
 			want: []string{"connection refused", "(no healthrouter at " + closed.URL + ": give its URL with --server)"}},
 		{name: "a 401 is not a connection problem", args: []string{"maintenance", "list", "--server", api.URL},
 			want: []string{"(401)"}, notContains: "--server"},
+		{name: "a server without its scheme", args: []string{"maintenance", "list", "--server", strings.TrimPrefix(api.URL, "http://")},
+			want: []string{"want http(s)://host:port, such as http://127.0.0.1:8080"}},
+		{name: "a certificate from an unknown CA", args: []string{"maintenance", "list", "--server", tlsAPI.URL},
+			want: []string{"certificate", "give that CA's PEM with --ca-file or " + envCAFile}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
