@@ -68,6 +68,10 @@ func TestReadyzShowsGrafanaFailures(t *testing.T) {
 	if !got.Ready || got.Grafana.Healthy || !strings.Contains(got.Grafana.LastError, "grafana answered 500: injected failure") {
 		t.Errorf("readyz: %s", body)
 	}
+	// Never succeeded: no last_success at all, rather than year 1.
+	if strings.Contains(string(body), "last_success") || strings.Contains(string(body), "0001-01-01") {
+		t.Errorf("readyz shows times that never happened: %s", body)
+	}
 	for _, secret := range []string{srv.Token, provisionKeyDefault, provisionKeyStorage} {
 		if strings.Contains(string(body), secret) || strings.Contains(p.logs.String(), secret) {
 			t.Errorf("a secret is in /readyz or the logs:\n%s", body)

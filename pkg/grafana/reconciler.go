@@ -60,26 +60,26 @@ type Reconciler struct {
 type Status struct {
 	// Healthy: the last reconcile succeeded and Grafana is reachable.
 	Healthy     bool      `json:"healthy"`
-	LastSuccess time.Time `json:"last_success"`
-	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	// FirstAttempt is this process's first reconcile. RulesSince is when
 	// this process first knew Grafana to hold healthrouter's rules: a
 	// reconcile read some in its folder, or wrote them all. Until then,
 	// whatever Grafana answers, nothing says it can page anything.
-	FirstAttempt time.Time `json:"first_attempt"`
-	RulesSince   time.Time `json:"rules_since"`
+	FirstAttempt time.Time `json:"first_attempt,omitzero"`
+	RulesSince   time.Time `json:"rules_since,omitzero"`
 	// UnreachableSince is when Grafana stopped answering (no response, or
 	// a 5xx but a 500 to a write: callError.Unreachable), zero while it
 	// answers. Direct PagerDuty paging keys off it.
-	UnreachableSince time.Time `json:"unreachable_since"`
+	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
 	// ReachableSince is when Grafana began answering without a break,
 	// zero while it does not answer. Direct paging stops only once Grafana
 	// has answered for a while: one answer in an outage is not a recovery.
-	ReachableSince time.Time `json:"reachable_since"`
+	ReachableSince time.Time `json:"reachable_since,omitzero"`
 	// LastAnswer is when Grafana last answered at all (any status but a
 	// 5xx, a 500 to a write excepted), even to refuse a write: it is up and
 	// can alert.
-	LastAnswer          time.Time `json:"last_answer"`
+	LastAnswer          time.Time `json:"last_answer,omitzero"`
 	LastError           string    `json:"last_error,omitempty"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
 }
