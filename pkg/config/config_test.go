@@ -104,6 +104,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"regex", "ingest:\n  region_from_host: '('\n", []string{"ingest.region_from_host (line 2): not a valid regular expression"}},
 		{"two groups", "ingest:\n  region_from_host: '(a)(b)'\n", []string{"use at most one capture group"}},
 		{"listen", "listen: nonsense\n", []string{"listen (line 1): want host:port"}},
+		{"rule without match: the item's line", "engine: {}\nchecks:\n  - {team: x}\n", []string{"checks[0].match (line 3): must not be empty"}},
 		{"listen port out of range", "listen: 127.0.0.1:190010\n", []string{`listen (line 1): port "190010": want a number from 0 to 65535`}},
 		{"decoded below body", "ingest: {max_body_bytes: 2MiB, max_decoded_bytes: 1MiB}\n", []string{"ingest.max_decoded_bytes (line 1): must be at least max_body_bytes"}},
 		{"check rule", "checks:\n  - {match: '', severity: loud}\n", []string{"checks[0].match (line 2): must not be empty", `checks[0].severity (line 2): "loud" is not one of`}},
@@ -226,6 +227,18 @@ func TestAdminTokenMustDifferFromIngestTokens(t *testing.T) {
 	}
 	if _, err := Parse(nil, env(map[string]string{EnvIngestTokens: "ingest-token-0123456789", EnvAdminToken: "admin-token-0123456789"})); err != nil {
 		t.Fatalf("distinct tokens refused: %v", err)
+	}
+}
+
+// A token file's problems point at the key that names the file.
+func TestTokenFileProblemHasItsLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(file, []byte("admin-token-one-0123456789\nadmin-token-two-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse([]byte("listen: 127.0.0.1:8080\nauth:\n  admin_token_file: "+file+"\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "auth.admin_token_file (line 3): must hold exactly one token") {
+		t.Fatalf("want the token file's problem on line 3, got %v", err)
 	}
 }
 

@@ -154,15 +154,27 @@ func Parse(data []byte, getenv Getenv, overrides ...Override) (*Config, error) {
 		reported[p.Key] = true
 	}
 	for _, p := range cfg.Validate() {
-		if reported[p.Key] {
+		if !reported[p.Key] {
+			probs = append(probs, p)
+		}
+	}
+	for i := range probs {
+		p := &probs[i]
+		if p.Line > 0 {
 			continue
 		}
-		// The file's line, unless a flag or the environment set the value
-		// since: the line would then point at what is not the problem.
-		if line, ok := lines[p.Key]; ok && sameUnder(fromFile, final, p.Key) {
-			p.Line = line
+		// The file's line of the key, or of the nearest key above it that
+		// the file has (a list item without the key at fault), unless a
+		// flag or the environment set the value since: the line would
+		// then point at what is not the problem.
+		for key := p.Key; key != ""; key = parentKey(key) {
+			if line, ok := lines[key]; ok {
+				if sameUnder(fromFile, final, key) {
+					p.Line = line
+				}
+				break
+			}
 		}
-		probs = append(probs, p)
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
@@ -694,6 +706,16 @@ func flattenValue(v reflect.Value, key string, out map[string]any) {
 	default:
 		out[key] = v.Interface()
 	}
+}
+
+// parentKey is the key one level above key ("checks[0]" for
+// "checks[0].match", "checks" for "checks[0]"), "" at the top.
+func parentKey(key string) string {
+	i := strings.LastIndexAny(key, ".[")
+	if i <= 0 {
+		return ""
+	}
+	return key[:i]
 }
 
 // sameUnder reports whether key and every key under it hold the same
