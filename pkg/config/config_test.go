@@ -104,6 +104,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 		{"regex", "ingest:\n  region_from_host: '('\n", []string{"ingest.region_from_host (line 2): not a valid regular expression"}},
 		{"two groups", "ingest:\n  region_from_host: '(a)(b)'\n", []string{"use at most one capture group"}},
 		{"listen", "listen: nonsense\n", []string{"listen (line 1): want host:port"}},
+		{"tick slower than staleness", "engine: {tick_every: 1h}\n", []string{"engine.tick_every (line 1): must not exceed engine.stale_after"}},
 		{"rule without match: the item's line", "engine: {}\nchecks:\n  - {team: x}\n", []string{"checks[0].match (line 3): must not be empty"}},
 		{"listen port out of range", "listen: 127.0.0.1:190010\n", []string{`listen (line 1): port "190010": want a number from 0 to 65535`}},
 		{"decoded below body", "ingest: {max_body_bytes: 2MiB, max_decoded_bytes: 1MiB}\n", []string{"ingest.max_decoded_bytes (line 1): must be at least max_body_bytes"}},

@@ -177,6 +177,9 @@ func (v *validator) engine(e *Engine) {
 	v.check(e.Checkpoint > 0, "engine.checkpoint", "must be positive")
 	v.check(e.JournalMax > 0, "engine.journal_max", "must be positive")
 	v.check(e.TickEvery > 0, "engine.tick_every", "must be positive")
+	// Staleness and maintenance expiry are noticed at a tick: ticking
+	// slower than checks go stale would find a silent host that late.
+	v.check(e.TickEvery <= e.StaleAfter, "engine.tick_every", "must not exceed engine.stale_after: a silent host is found only at a tick")
 	// Forgetting a host before its checks are even stale would turn a
 	// short gap in its results into a lost host.
 	v.check(e.ForgetAfter == 0 || e.ForgetAfter >= e.StaleAfter, "engine.forget_after",
