@@ -270,8 +270,45 @@ func TestCheckConfigNotes(t *testing.T) {
 		t.Errorf("exit %d, output %q", code, stdout)
 	}
 	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
-	if code, stdout, _ = runCLI("check-config", "--config", cfgPath); code != 0 || strings.Contains(stdout, "note:") {
+	code, stdout, _ = runCLI("check-config", "--config", cfgPath)
+	if code != 0 || strings.Contains(stdout, "no ingest token") ||
+		!strings.Contains(stdout, "note: serve listens on 0.0.0.0:8080 over plain HTTP: bearer tokens cross the network in the clear") {
 		t.Errorf("with a token: exit %d, output %q", code, stdout)
+	}
+}
+
+// Secrets sent over plain http to another host are a note; loopback and
+// https are not.
+func TestCheckConfigNotesCleartextSecrets(t *testing.T) {
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml string
+		notes      []string
+	}{
+		{"tls and https", "listen: 0.0.0.0:8443\ntls: {cert_file: " + dir + "/none.pem, key_file: " + dir + "/none.key}\n" +
+			"grafana: {url: https://grafana.example.net}\npagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n", nil},
+		{"loopback", "listen: 127.0.0.1:8080\ngrafana: {url: http://127.0.0.1:3000}\n" +
+			"pagerduty: {routing_keys: {default: T_PD_DEFAULT}, events_url: http://localhost:9000}\n", nil},
+		{"remote plain http", "listen: 127.0.0.1:8080\ngrafana: {url: http://grafana.example.net:3000}\n" +
+			"pagerduty: {routing_keys: {default: T_PD_DEFAULT}, events_url: http://pd-proxy.example.net, api_url: http://pd-proxy.example.net}\n",
+			[]string{"grafana.url is plain http to another host: the Grafana token", "pagerduty.events_url is plain http to another host: routing keys",
+				"pagerduty.api_url is plain http to another host: the PagerDuty API token"}},
+	} {
+		cfgPath := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		if err := os.WriteFile(cfgPath, []byte("external_url: https://hr.example.net\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		for _, want := range tc.notes {
+			if !strings.Contains(stdout, "note: "+want) {
+				t.Errorf("%s: no note %q in\n%s", tc.name, want, stdout)
+			}
+		}
+		if len(tc.notes) == 0 && (strings.Contains(stdout, "in the clear")) {
+			t.Errorf("%s: a cleartext note where nothing crosses the network in the clear:\n%s", tc.name, stdout)
+		}
 	}
 }
 

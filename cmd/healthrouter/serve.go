@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -124,13 +126,30 @@ func configNotes(cfg *config.Config) []string {
 				loopback, cfg.Listen, config.EnvIngestTokens))
 		}
 	}
-	return append(notes, pagingNotes(cfg)...)
+	return append(notes, startNotes(cfg)...)
 }
 
-// pagingNotes are the notes on what on-call will get: check-config prints
-// them and serve logs them at start.
-func pagingNotes(cfg *config.Config) []string {
+// startNotes are the notes on what on-call will get and on secrets sent in
+// the clear: check-config prints them and serve logs them at start.
+func startNotes(cfg *config.Config) []string {
 	var notes []string
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && !cfg.TLS.Enabled() && !isLoopbackHost(host) &&
+		(len(cfg.Auth.IngestTokens) > 0 || cfg.Auth.AdminToken != "") {
+		notes = append(notes, fmt.Sprintf("serve listens on %s over plain HTTP: bearer tokens cross the network in the clear; "+
+			"put a TLS-terminating proxy in front, or set tls.cert_file and tls.key_file", cfg.Listen))
+	}
+	cleartext := func(key, raw, secret string) {
+		if u, err := url.Parse(raw); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			notes = append(notes, fmt.Sprintf("%s is plain http to another host: %s would cross the network in the clear", key, secret))
+		}
+	}
+	if g := cfg.Grafana; g != nil {
+		cleartext("grafana.url", g.URL, "the Grafana token")
+	}
+	if pd := cfg.PagerDuty; pd != nil {
+		cleartext("pagerduty.events_url", pd.EventsURL, "routing keys")
+		cleartext("pagerduty.api_url", pd.APIURL, "the PagerDuty API token")
+	}
 	if cfg.ExternalURL == "" && (cfg.Grafana != nil || cfg.PagerDuty != nil) {
 		notes = append(notes, fmt.Sprintf("external_url is not set: alert links point at %s; set it to the address on-call reaches "+
 			"(the same on both instances of an HA pair)", cfg.LinkURL()))
@@ -148,6 +167,17 @@ func pagingNotes(cfg *config.Config) []string {
 			"fire for seconds before the region alert replaces them, and a pending period this short pages them (the default is 2m)", g.Pending.Host.D()))
 	}
 	return notes
+}
+
+// isLoopbackHost reports whether host (a name or an address, without
+// port) is this machine: localhost or a loopback IP. An empty host (all
+// interfaces) is not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newLogger(cfg config.Log, stderr io.Writer) (*zap.Logger, error) {
@@ -208,7 +238,7 @@ func serve(args []string, _, stderr io.Writer) error {
 // loading state so the health check answers during a long load while
 // ingest answers 503.
 func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.Logger) error {
-	for _, n := range pagingNotes(cfg) {
+	for _, n := range startNotes(cfg) {
 		log.Warn(n)
 	}
 	if cfg.ExternalURL == "" {
