@@ -55,6 +55,9 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) && v[0] != '-' && max > 0 {
+		n, err = max, nil // past int's range is past max too: capped like any other
+	}
 	if err != nil || n < 0 {
 		return 0, errors.New(name + " must be a non-negative integer")
 	}

@@ -805,6 +805,7 @@ func TestRejectedListIsCapped(t *testing.T) {
 		{"", 100},
 		{"?limit=7", 7},
 		{"?limit=20000", 10000},
+		{"?limit=99999999999999999999999", 10000},
 	} {
 		resp, data := ts.do(t, http.MethodGet, "/v1/rejected"+tt.query, nil, withToken(ingestToken))
 		var out struct{ Rejected []health.Rejected }
