@@ -227,38 +227,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit, s.bodyBudget)
 	defer body.release()
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			s.refuseIngest(r, refusedTooLarge, limitField("ingest.max_body_bytes", limit))
-			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestEntityTooLarge,
-				"body exceeds ingest.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
-		case errors.Is(err, errBudgetSpent):
-			s.log.Warn("ingest body refused: the in-flight byte budget is spent",
-				zap.Int64("max_inflight_bytes", s.bodyBudget.limit), zap.Int64("content_length", r.ContentLength),
-				zap.String("remote", r.RemoteAddr))
-			// The rest of the body stays unread: the connection cannot be
-			// reused.
-			w.Header().Set("Connection", "close")
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusTooManyRequests, "overloaded: "+err.Error()+" by requests in flight, retry later")
-		default:
-			s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-			var netErr net.Error
-			switch {
-			case errors.As(err, &netErr) && netErr.Timeout():
-				// Stalled past request_timeout: nothing was applied, and
-				// Vector retries a 408.
-				writeError(w, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout ("+s.cfg.Ingest.RequestTimeout.D().String()+")")
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				writeError(w, http.StatusRequestTimeout, "reading body: the connection ended before the body was complete")
-			default:
-				// Malformed framing (a bad chunk size, say): the same bytes
-				// would fail again, so not an answer Vector retries.
-				writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
-			}
-		}
+		s.bodyReadError(w, r, err)
 		return
 	}
 	select {
@@ -322,6 +291,44 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// bodyReadError answers an ingest request whose body could not be read:
+// nothing was applied, and the status tells Vector whether to retry.
+func (s *Server) bodyReadError(w http.ResponseWriter, r *http.Request, err error) {
+	limit := int64(s.cfg.Ingest.MaxBodyBytes)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		s.refuseIngest(r, refusedTooLarge, limitField("ingest.max_body_bytes", limit))
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge,
+			"body exceeds ingest.max_body_bytes ("+strconv.FormatInt(limit, 10)+")")
+	case errors.Is(err, errBudgetSpent):
+		s.log.Warn("ingest body refused: the in-flight byte budget is spent",
+			zap.Int64("max_inflight_bytes", s.bodyBudget.limit), zap.Int64("content_length", r.ContentLength),
+			zap.String("remote", r.RemoteAddr))
+		// The rest of the body stays unread: the connection cannot be
+		// reused.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "overloaded: "+err.Error()+" by requests in flight, retry later")
+	default:
+		s.log.Debug("reading ingest body failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+		var netErr net.Error
+		switch {
+		case errors.As(err, &netErr) && netErr.Timeout():
+			// Stalled past request_timeout: nothing was applied, and
+			// Vector retries a 408.
+			writeError(w, http.StatusRequestTimeout, "reading body: not complete within ingest.request_timeout ("+s.cfg.Ingest.RequestTimeout.D().String()+")")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			writeError(w, http.StatusRequestTimeout, "reading body: the connection ended before the body was complete")
+		default:
+			// Malformed framing (a bad chunk size, say): the same bytes
+			// would fail again, so not an answer Vector retries.
+			writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+	}
 }
 
 // storeProbeWait bounds how long an ingest request waits, while commits
