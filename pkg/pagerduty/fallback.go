@@ -66,12 +66,28 @@ type GrafanaStatus struct {
 	ReachableSince time.Time
 }
 
-// KV keys of the fallback state: the incidents it opened, by alert ID, and
-// whether it is paging (so a restart during a Grafana outage carries on).
+// KV keys of the fallback state: the incidents it opened, by alert ID,
+// whether it is paging (so a restart during a Grafana outage carries on),
+// and when each alert series started firing (so a restart does not restart
+// or skip pending periods).
 const (
 	fallbackIncidentPrefix = "incident/"
 	fallbackActiveKey      = "state/active"
+	fallbackSeriesKey      = "state/series"
 )
+
+// seriesRecord is the persisted firing map: Saved is when it was written,
+// and a series absent from it started firing after then.
+type seriesRecord struct {
+	Saved  time.Time       `json:"saved"`
+	Series []seriesStarted `json:"series"`
+}
+
+type seriesStarted struct {
+	Alert    string          `json:"alert"`
+	Severity health.Severity `json:"severity"`
+	From     time.Time       `json:"from"`
+}
 
 // Fallback decides when healthrouter pages PagerDuty itself: when Grafana,
 // which normally fires the alerts, has been unreachable for fallback_after
@@ -113,10 +129,13 @@ type Fallback struct {
 	// pending period then, not when its checks first failed.
 	firing map[seriesKey]time.Time
 	// observed reports whether firing has been filled once. The first
-	// alert set after a start holds series that began before it: their
-	// start is taken as the alert's Since, so a restart does not hold a
-	// page back by another pending period.
-	observed bool
+	// alert set after a start holds series that began before it: those
+	// the previous run recorded keep their start; the others started
+	// after its record was saved (restoredAt) and no earlier than the
+	// alert's Since, taken as the later of the two.
+	observed   bool
+	restored   map[seriesKey]time.Time
+	restoredAt time.Time
 }
 
 // seriesKey names one series of healthrouter_alert: an alert at one
@@ -174,6 +193,16 @@ func NewFallback(cfg *config.PagerDuty, out Enqueuer, kv KV, opts FallbackOption
 		switch {
 		case key == fallbackActiveKey:
 			f.paging = string(val) == "1"
+		case key == fallbackSeriesKey:
+			var rec seriesRecord
+			if err := json.Unmarshal(val, &rec); err != nil {
+				bad = append(bad, key)
+				return true
+			}
+			f.restored, f.restoredAt = make(map[seriesKey]time.Time, len(rec.Series)), rec.Saved
+			for _, s := range rec.Series {
+				f.restored[seriesKey{s.Alert, s.Severity}] = s.From
+			}
 		case strings.HasPrefix(key, fallbackIncidentPrefix):
 			var inc incident
 			if err := json.Unmarshal(val, &inc); err != nil || inc.DedupKey == "" {
@@ -312,6 +341,7 @@ func (f *Fallback) Update(now time.Time, grafana GrafanaStatus, alerts []health.
 // stopped.
 func (f *Fallback) observeLocked(now time.Time, alerts []health.Alert) {
 	next := make(map[seriesKey]time.Time, len(f.firing))
+	changed := !f.observed
 	for i := range alerts {
 		a := &alerts[i]
 		if a.Suppressed != "" {
@@ -319,16 +349,55 @@ func (f *Fallback) observeLocked(now time.Time, alerts []health.Alert) {
 		}
 		k := seriesKey{a.ID(), a.Severity}
 		from, seen := f.firing[k]
-		switch {
-		case seen:
-		case !f.observed && !a.Since.IsZero() && a.Since.Before(now):
-			from = a.Since
-		default:
+		if !seen {
+			changed = true
 			from = now
+			if !f.observed {
+				from = f.startBeforeObserved(k, a, now)
+			}
 		}
 		next[k] = from
 	}
-	f.firing, f.observed = next, true
+	changed = changed || len(next) != len(f.firing)
+	f.firing, f.observed, f.restored = next, true, nil
+	if changed {
+		f.saveSeriesLocked(now)
+	}
+}
+
+// startBeforeObserved is when a series already firing at this process's
+// first look began: as the previous run recorded it, else no earlier than
+// that record and the alert's Since; never later than now.
+func (f *Fallback) startBeforeObserved(k seriesKey, a *health.Alert, now time.Time) time.Time {
+	from, ok := f.restored[k]
+	if !ok {
+		from = a.Since
+		if f.restoredAt.After(from) {
+			from = f.restoredAt
+		}
+	}
+	if from.IsZero() || from.After(now) {
+		return now
+	}
+	return from
+}
+
+// saveSeriesLocked records the firing map. A failure costs only precision
+// after a restart (a pending period counted from the alert's Since), so it
+// is logged, not returned.
+func (f *Fallback) saveSeriesLocked(now time.Time) {
+	rec := seriesRecord{Saved: now, Series: make([]seriesStarted, 0, len(f.firing))}
+	for k, from := range f.firing {
+		rec.Series = append(rec.Series, seriesStarted{Alert: k.id, Severity: k.severity, From: from})
+	}
+	val, err := json.Marshal(rec)
+	if err == nil {
+		err = f.kv.Put(fallbackSeriesKey, val)
+	}
+	if err != nil {
+		f.log.Warn("recording when alerts started firing failed; after a restart their pending periods count from their first failure",
+			zap.Error(err))
+	}
 }
 
 // pended reports whether a has been firing, at its severity, for its

@@ -633,6 +633,44 @@ func TestFallbackPendingStartsWhenTheSeriesFires(t *testing.T) {
 	}
 }
 
+// A restart keeps when each series started firing: a host released just
+// before it still waits out its pending period, and one that started
+// while the process was down counts from the last record at the earliest.
+func TestFallbackPendingSurvivesRestart(t *testing.T) {
+	env := newFallbackEnv(t, FallbackOptions{Pending: config.Pending{Host: config.Duration(2 * time.Minute), Region: config.Duration(time.Minute)}})
+	now := t0.Add(time.Hour)
+	host := hostAlert("eu", "web-3", health.SeverityCritical)
+	host.Since = now.Add(-30 * time.Minute)
+	held := host
+	held.Check, held.Suppressed = "conn", health.SuppressedByRegion
+	other := hostAlert("eu", "web-4", health.SeverityCritical)
+	other.Since = now.Add(-30 * time.Minute)
+
+	env.update(now, t0, held)
+	env.update(now.Add(10*time.Second), t0, host) // released
+	env.restart()
+	for _, s := range []struct {
+		at   time.Duration
+		open []string
+	}{
+		{20 * time.Second, nil},
+		{2*time.Minute + 9*time.Second, nil},
+		{2*time.Minute + 10*time.Second, []string{"default:host/eu/web-3/critical"}},
+	} {
+		env.update(now.Add(s.at), t0, host)
+		if got := env.open(); !reflect.DeepEqual(got, s.open) {
+			t.Errorf("at +%s: open = %v, want %v", s.at, got, s.open)
+		}
+	}
+	// web-4 is absent from the last record (saved at +20s, when the set
+	// last changed): it started firing after that, and waits from then.
+	env.restart()
+	env.update(now.Add(2*time.Minute+11*time.Second), t0, host, other)
+	assertOpen(t, env, "default:host/eu/web-3/critical")
+	env.update(now.Add(2*time.Minute+20*time.Second), t0, host, other)
+	assertOpen(t, env, "default:host/eu/web-3/critical", "default:host/eu/web-4/critical")
+}
+
 func TestFallbackSeverityChangeIsANewIncident(t *testing.T) {
 	env := newFallbackEnv(t, FallbackOptions{})
 	warn := dnsWarn
