@@ -379,7 +379,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // connections can say how many, and how many were mid-request.
 type connTracker struct {
 	mu    sync.Mutex
-	state map[net.Conn]http.ConnState
+	state map[net.Conn]connInfo
+	idles uint64 // counts transitions to idle, to order idle connections
 	// gauge mirrors len(state); at limit, say so in the log, at most once
 	// a minute: connections past it wait unseen in the listen backlog.
 	gauge  prometheus.Gauge
@@ -389,43 +390,57 @@ type connTracker struct {
 	warned time.Time
 }
 
-func newConnTracker(gauge prometheus.Gauge, limit int, log *zap.Logger, now func() time.Time) *connTracker {
-	return &connTracker{state: make(map[net.Conn]http.ConnState), gauge: gauge, limit: limit, log: log, now: now}
+type connInfo struct {
+	state http.ConnState
+	idle  uint64 // when it last went idle, in c.idles' order
 }
 
-// track is the http.Server's ConnState hook. When the last slot is taken
-// it closes the idle keep-alive connections: each holds a slot until
-// IdleTimeout, and a client that opened many and sent nothing more would
-// otherwise lock every sender out for minutes. Their clients reconnect
-// when they next send.
+func newConnTracker(gauge prometheus.Gauge, limit int, log *zap.Logger, now func() time.Time) *connTracker {
+	return &connTracker{state: make(map[net.Conn]connInfo), gauge: gauge, limit: limit, log: log, now: now}
+}
+
+// track is the http.Server's ConnState hook. When a new connection takes
+// the last slot it closes the connection idle the longest, making room for
+// the next: an idle keep-alive connection holds a slot until IdleTimeout,
+// and a client that opened many and sent nothing more would otherwise lock
+// every sender out for minutes. One per new connection, so a fleet near
+// the cap is not disconnected at once; its client reconnects when it next
+// sends.
 func (c *connTracker) track(conn net.Conn, st http.ConnState) {
-	var idle []net.Conn
+	var oldest net.Conn
 	c.mu.Lock()
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		delete(c.state, conn)
+	case http.StateIdle:
+		c.idles++
+		c.state[conn] = connInfo{state: st, idle: c.idles}
 	default:
-		c.state[conn] = st
+		c.state[conn] = connInfo{state: st}
 	}
 	n := len(c.state)
 	c.gauge.Set(float64(n))
 	if st == http.StateNew && n >= c.limit {
-		for other, s := range c.state {
-			if s == http.StateIdle {
-				idle = append(idle, other)
+		var first uint64
+		for other, info := range c.state {
+			if info.state == http.StateIdle && (oldest == nil || info.idle < first) {
+				oldest, first = other, info.idle
 			}
+		}
+		if oldest != nil {
+			delete(c.state, oldest) // closing: not a candidate again
 		}
 		if now := c.now(); now.Sub(c.warned) >= time.Minute {
 			c.warned = now
-			c.log.Warn("max_connections reached: closing idle keep-alive connections; new connections wait to be accepted until others close",
-				zap.Int("max_connections", c.limit), zap.Int("idle_closed", len(idle)))
+			c.log.Warn("max_connections reached: closing the longest-idle keep-alive connection for each new one; new connections wait to be accepted until others close",
+				zap.Int("max_connections", c.limit), zap.Bool("idle_closed", oldest != nil))
 		}
 	}
 	c.mu.Unlock()
-	// Outside the lock: each closed connection's goroutine reports
-	// StateClosed through this hook.
-	for _, other := range idle {
-		_ = other.Close()
+	if oldest != nil {
+		// Off the accept loop this hook runs on: closing a TLS connection
+		// writes its close_notify, which may wait.
+		go oldest.Close()
 	}
 }
 
@@ -433,8 +448,8 @@ func (c *connTracker) track(conn net.Conn, st http.ConnState) {
 func (c *connTracker) open() (total, active int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, st := range c.state {
-		if st == http.StateActive {
+	for _, info := range c.state {
+		if info.state == http.StateActive {
 			active++
 		}
 	}
