@@ -133,8 +133,9 @@ func configNotes(cfg *config.Config) []string {
 // the clear: check-config prints them and serve logs them at start.
 func startNotes(cfg *config.Config) []string {
 	var notes []string
+	// Without an ingest token serve binds loopback whatever listen says.
 	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && !cfg.TLS.Enabled() && !isLoopbackHost(host) &&
-		(len(cfg.Auth.IngestTokens) > 0 || cfg.Auth.AdminToken != "") {
+		len(cfg.Auth.IngestTokens) > 0 {
 		notes = append(notes, fmt.Sprintf("serve listens on %s over plain HTTP: bearer tokens cross the network in the clear; "+
 			"put a TLS-terminating proxy in front, or set tls.cert_file and tls.key_file", cfg.Listen))
 	}

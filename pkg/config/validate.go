@@ -66,7 +66,7 @@ func (c *Config) Validate() Problems {
 	v.oneOf("log.format", c.Log.Format, "json", "console")
 	v.ingest(&c.Ingest)
 	v.engine(&c.Engine)
-	v.checks(c.Checks, c.Engine.ForgetAfter)
+	v.checks(c.Checks, c.Engine.ForgetAfter, c.Engine.TickEvery)
 	if c.Grafana != nil {
 		v.grafana(c.Grafana, c.PagerDuty)
 	}
@@ -80,7 +80,7 @@ func (c *Config) Validate() Problems {
 func (v *validator) server(c *Config) {
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		v.add("listen", "want host:port such as 127.0.0.1:8080")
-	} else if _, err := net.LookupPort("tcp", port); err != nil {
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("listen", fmt.Sprintf("port %q: want a number from 0 to 65535", port))
 	}
 	v.check(c.DataDir != "", "data_dir", "must not be empty")
@@ -186,8 +186,9 @@ func (v *validator) engine(e *Engine) {
 		"must be 0 (never) or at least engine.stale_after")
 }
 
-// checks checks the per-check overrides; forgetAfter is engine.forget_after.
-func (v *validator) checks(rules []CheckRule, forgetAfter Duration) {
+// checks checks the per-check overrides; forgetAfter and tickEvery are
+// engine.forget_after and engine.tick_every.
+func (v *validator) checks(rules []CheckRule, forgetAfter, tickEvery Duration) {
 	for i, r := range rules {
 		key := "checks[" + strconv.Itoa(i) + "]"
 		if r.Match == "" {
@@ -203,6 +204,8 @@ func (v *validator) checks(rules []CheckRule, forgetAfter Duration) {
 		v.check(r.StaleAfter >= 0, key+".stale_after", "must not be negative")
 		v.check(forgetAfter == 0 || r.StaleAfter <= forgetAfter, key+".stale_after",
 			"must not exceed engine.forget_after: its checks would be forgotten before they are stale")
+		v.check(r.StaleAfter == 0 || r.StaleAfter >= tickEvery, key+".stale_after",
+			"must be at least engine.tick_every: a silent check is found only at a tick")
 	}
 }
 
