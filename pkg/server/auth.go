@@ -112,13 +112,8 @@ func (s *Server) open() bool { return s.ingest.empty() && s.admin.empty() }
 // Programs (Vector, curl, the CLI) send no Origin or Sec-Fetch-Site and
 // name the address they dial.
 func fromBrowser(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
-		return "Host " + strconv.Quote(capText(r.Host, 64)) + " is not a loopback address"
+	if why := foreignHost(r); why != "" {
+		return why
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return "a " + capText(site, 32) + " request from a web page"
@@ -129,6 +124,37 @@ func fromBrowser(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// foreignHost says why a request names a host other than this machine, or
+// "" when it names localhost or a loopback address.
+func foreignHost(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return "Host " + strconv.Quote(capText(r.Host, 64)) + " is not localhost or a loopback IP"
+	}
+	return ""
+}
+
+// loopbackNamed guards the open endpoints that tell about the fleet
+// (/metrics, /readyz) in the token-less mode: a page that rebinds its own
+// name to 127.0.0.1 could read them. Prometheus or a probe on this host
+// names a loopback address; cross-site marks are not checked, since a page
+// cannot read a cross-site answer anyway.
+func (s *Server) loopbackNamed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.open() {
+			if why := foreignHost(r); why != "" {
+				writeError(w, http.StatusForbidden, "refused: "+why+"; without tokens this server serves only programs on its own host")
+				return
+			}
+		}
+		next(w, r)
+	}
 }
 
 func (s *Server) allowed(a access, r *http.Request) bool {

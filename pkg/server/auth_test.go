@@ -145,6 +145,9 @@ func TestTokenlessModeRefusesBrowsers(t *testing.T) {
 		{"a rebound name reads alerts", "GET", "/v1/alerts", nil, host("evil.example:8080"), http.StatusForbidden},
 		{"a rebound name reads profiles", "GET", "/debug/pprof/", nil, host("evil.example"), http.StatusForbidden},
 		{"probes answer whatever the host", "GET", "/healthz", nil, host("evil.example"), http.StatusOK},
+		{"a rebound name scrapes metrics", "GET", "/metrics", nil, host("evil.example"), http.StatusForbidden},
+		{"a rebound name reads readyz", "GET", "/readyz", nil, host("evil.example:8080"), http.StatusForbidden},
+		{"a local scrape", "GET", "/metrics", nil, host("127.0.0.1:9090"), http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,5 +169,8 @@ func TestTokenlessModeRefusesBrowsers(t *testing.T) {
 	resp, data := withTokens.do(t, "POST", "/v1/events", batch, withToken(ingestToken), header("Origin", "http://evil.example"), host("hr.example.net"))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("with tokens: %d %s, want 200", resp.StatusCode, data)
+	}
+	if resp, data := withTokens.do(t, "GET", "/metrics", nil, host("hr.example.net")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a scrape by name with tokens configured: %d %s, want 200", resp.StatusCode, data)
 	}
 }

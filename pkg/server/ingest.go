@@ -200,9 +200,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		// engine sees it, so the page set (and /metrics) holds only what
 		// is on disk, and memory does not fill with commits the disk
 		// cannot take. The store retries by itself; /readyz says why.
+		msg := "state not durable: the store is failing to commit; retry later"
+		if since := t.StoreHealth().FailingSince; !since.IsZero() {
+			msg = "state not durable: the store has failed to commit since " + since.UTC().Format(time.RFC3339) + "; retry later"
+		}
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "state not durable: the store has failed to commit since "+
-			t.StoreHealth().FailingSince.UTC().Format(time.RFC3339)+"; retry later")
+		writeError(w, http.StatusServiceUnavailable, msg)
 		return
 	}
 	limit := int64(s.cfg.Ingest.MaxBodyBytes)

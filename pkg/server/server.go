@@ -173,9 +173,9 @@ func New(opts Options) (*Server, error) {
 
 	r.Get(ingest.HealthPath, s.healthz)
 	r.Head(ingest.HealthPath, s.healthz)
-	r.Get("/readyz", s.readyz)
+	r.Get("/readyz", s.loopbackNamed(s.readyz))
 	s.metrics = newMetricsHandler(opts.Registry, s.log)
-	r.Get("/metrics", s.serveMetrics)
+	r.Get("/metrics", s.loopbackNamed(s.serveMetrics))
 
 	read := s.authorize(accessRead)
 	admin := s.authorize(accessAdmin)
