@@ -239,7 +239,8 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the graceful shutdown to start", func() bool { return strings.Contains(p.logs.String(), "signal received") })
+	// Logged once the default action is back for the next signal.
+	waitFor(t, "the graceful shutdown to start", func() bool { return strings.Contains(p.logs.String(), "a second signal stops the process at once") })
 	select {
 	case err := <-p.done:
 		t.Fatalf("exited before the stalled upload or a second signal ended it: %v", err)
