@@ -225,19 +225,11 @@ func serve(args []string, _, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	returned := make(chan struct{})
-	defer close(returned) // before stop: a return is not a signal
 	go func() {
 		// The first signal starts a graceful shutdown; a second one gets
 		// the default action and ends the process at once.
 		<-ctx.Done()
-		select {
-		case <-returned:
-			return
-		default:
-		}
 		stop()
-		log.Info("signal received: shutting down gracefully; a second signal stops the process at once")
 	}()
 	return runServer(ctx, cfg, cf.source(), log)
 }
@@ -345,7 +337,7 @@ func runServer(ctx context.Context, cfg *config.Config, source string, log *zap.
 
 	select {
 	case <-ctx.Done():
-		log.Info("stopping")
+		log.Info("signal received: shutting down gracefully; a second signal stops the process at once")
 		stopServing()
 		err = <-serveErr
 	case err = <-serveErr:
