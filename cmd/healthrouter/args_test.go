@@ -296,11 +296,7 @@ func TestCheckConfigNotesCleartextSecrets(t *testing.T) {
 			[]string{"grafana.url is plain http to another host: the Grafana token", "pagerduty.events_url is plain http to another host: routing keys",
 				"pagerduty.api_url is plain http to another host: the PagerDuty API token"}},
 	} {
-		cfgPath := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
-		if err := os.WriteFile(cfgPath, []byte("external_url: https://hr.example.net\n"+tc.yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		stdout := checkConfigOutput(t, dir, "external_url: https://hr.example.net\n"+tc.yaml)
 		for _, want := range tc.notes {
 			if !strings.Contains(stdout, "note: "+want) {
 				t.Errorf("%s: no note %q in\n%s", tc.name, want, stdout)
@@ -358,11 +354,7 @@ func TestCheckConfigNotesDirectMode(t *testing.T) {
 		{"pagerduty only", "pagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n", true},
 		{"with grafana", "grafana: {}\npagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n", false},
 	} {
-		cfgPath := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
-		if err := os.WriteFile(cfgPath, []byte("external_url: https://hr.example.net\n"+tc.yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		stdout := checkConfigOutput(t, dir, "external_url: https://hr.example.net\n"+tc.yaml)
 		want := "note: pagerduty is configured without grafana: serve pages PagerDuty directly (direct mode), each alert once it has fired for 2m0s (host) or 1m0s (region)"
 		if got := strings.Contains(stdout, want); got != tc.note {
 			t.Errorf("%s: note %v, want %v\n%s", tc.name, got, tc.note, stdout)
@@ -380,12 +372,8 @@ func TestCheckConfigNotesShortHostPending(t *testing.T) {
 		pending string
 		note    bool
 	}{{"10s", true}, {"30s", false}, {"2m", false}} {
-		cfgPath := filepath.Join(dir, tc.pending+".yaml")
-		y := "external_url: https://hr.example.net\ngrafana: {pending: {host: " + tc.pending + "}}\npagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n"
-		if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, stdout, _ := runCLI("check-config", "--config", cfgPath)
+		stdout := checkConfigOutput(t, dir, "external_url: https://hr.example.net\ngrafana: {pending: {host: "+tc.pending+"}}\n"+
+			"pagerduty: {routing_keys: {default: T_PD_DEFAULT}}\n")
 		if got := strings.Contains(stdout, "note: grafana.pending.host is "+tc.pending); got != tc.note {
 			t.Errorf("pending.host %s: note %v, want %v\n%s", tc.pending, got, tc.note, stdout)
 		}
@@ -404,4 +392,22 @@ func TestVersionStampedAtLinkTime(t *testing.T) {
 	if code, stdout, _ := runCLI("version"); code != 0 || stdout != "healthrouter v1.2.3\n" {
 		t.Fatalf("version: exit %d, %q; want the stamped v1.2.3", code, stdout)
 	}
+}
+
+// checkConfigOutput runs check-config on a file in dir holding yaml and
+// returns what it printed on stdout.
+func checkConfigOutput(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "config-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(yaml); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, stdout, _ := runCLI("check-config", "--config", f.Name())
+	return stdout
 }
