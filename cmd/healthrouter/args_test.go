@@ -280,9 +280,7 @@ func TestCheckConfigNotes(t *testing.T) {
 // Secrets sent over plain http to another host are a note; loopback and
 // https are not.
 func TestCheckConfigNotesCleartextSecrets(t *testing.T) {
-	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
-	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
-	dir := t.TempDir()
+	dir := noteEnv(t)
 	for _, tc := range []struct {
 		name, yaml string
 		notes      []string
@@ -344,9 +342,7 @@ func TestCheckConfigNotesRoutingKeyShape(t *testing.T) {
 // PagerDuty without Grafana pages directly all the time: check-config says
 // so, since the file does not show it.
 func TestCheckConfigNotesDirectMode(t *testing.T) {
-	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
-	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
-	dir := t.TempDir()
+	dir := noteEnv(t)
 	for _, tc := range []struct {
 		name, yaml string
 		note       bool
@@ -365,9 +361,7 @@ func TestCheckConfigNotesDirectMode(t *testing.T) {
 // A host pending period too short to hold back the brief host alerts of
 // a region-wide failure is a note.
 func TestCheckConfigNotesShortHostPending(t *testing.T) {
-	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
-	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
-	dir := t.TempDir()
+	dir := noteEnv(t)
 	for _, tc := range []struct {
 		pending string
 		note    bool
@@ -392,6 +386,15 @@ func TestVersionStampedAtLinkTime(t *testing.T) {
 	if code, stdout, _ := runCLI("version"); code != 0 || stdout != "healthrouter v1.2.3\n" {
 		t.Fatalf("version: exit %d, %q; want the stamped v1.2.3", code, stdout)
 	}
+}
+
+// noteEnv sets the ingest token and the T_PD_DEFAULT routing key the note
+// tests' configs use, and returns a directory for their files.
+func noteEnv(t *testing.T) string {
+	t.Helper()
+	t.Setenv(config.EnvIngestTokens, "a-token-long-enough-0123")
+	t.Setenv("T_PD_DEFAULT", "0123456789abcdef0123456789ABCDEF")
+	return t.TempDir()
 }
 
 // checkConfigOutput runs check-config on a file in dir holding yaml and
