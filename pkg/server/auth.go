@@ -141,15 +141,16 @@ func foreignHost(r *http.Request) string {
 }
 
 // loopbackNamed guards the open endpoints that tell about the fleet
-// (/metrics, /readyz) in the token-less mode: a page that rebinds its own
-// name to 127.0.0.1 could read them. Prometheus or a probe on this host
+// (/metrics, /readyz) whenever no ingest token is set, the modes serve
+// holds to loopback (an admin token alone guards only /v1 and /debug): a
+// page that rebinds its own name to 127.0.0.1 could read them. Prometheus or a probe on this host
 // names a loopback address; cross-site marks are not checked, since a page
 // cannot read a cross-site answer anyway.
 func (s *Server) loopbackNamed(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.open() {
+		if s.ingest.empty() {
 			if why := foreignHost(r); why != "" {
-				writeError(w, http.StatusForbidden, "refused: "+why+"; without tokens this server serves only programs on its own host")
+				writeError(w, http.StatusForbidden, "refused: "+why+"; without an ingest token this server serves only programs on its own host")
 				return
 			}
 		}

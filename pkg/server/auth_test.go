@@ -159,7 +159,7 @@ func TestTokenlessModeRefusesBrowsers(t *testing.T) {
 			if resp.StatusCode != tt.want {
 				t.Fatalf("%d %s, want %d", resp.StatusCode, data, tt.want)
 			}
-			if tt.want == http.StatusForbidden && !strings.Contains(string(data), "without tokens this server serves only programs on its own host") {
+			if tt.want == http.StatusForbidden && !strings.Contains(string(data), "this server serves only programs on its own host") {
 				t.Errorf("body %s does not say why", data)
 			}
 		})
@@ -172,5 +172,16 @@ func TestTokenlessModeRefusesBrowsers(t *testing.T) {
 	}
 	if resp, data := withTokens.do(t, "GET", "/metrics", nil, host("hr.example.net")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("a scrape by name with tokens configured: %d %s, want 200", resp.StatusCode, data)
+	}
+	// An admin token alone guards /v1 and /debug; serve still holds the
+	// server to loopback, and the open endpoints keep the rebinding guard.
+	adminOnly := newTestServer(t, true, func(c *config.Config) { c.Auth.IngestTokens = nil })
+	for _, path := range []string{"/metrics", "/readyz"} {
+		if resp, data := adminOnly.do(t, "GET", path, nil, host("evil.example")); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("admin token only, a rebound name reads %s: %d %s, want 403", path, resp.StatusCode, data)
+		}
+		if resp, data := adminOnly.do(t, "GET", path, nil, host("127.0.0.1:8080")); resp.StatusCode != http.StatusOK {
+			t.Errorf("admin token only, a local read of %s: %d %s, want 200", path, resp.StatusCode, data)
+		}
 	}
 }
