@@ -143,9 +143,9 @@ func foreignHost(r *http.Request) string {
 // loopbackNamed guards the open endpoints that tell about the fleet
 // (/metrics, /readyz) whenever no ingest token is set, the modes serve
 // holds to loopback (an admin token alone guards only /v1 and /debug): a
-// page that rebinds its own name to 127.0.0.1 could read them. Prometheus or a probe on this host
-// names a loopback address; cross-site marks are not checked, since a page
-// cannot read a cross-site answer anyway.
+// page that rebinds its own name to 127.0.0.1 could read them. Prometheus
+// or a probe on this host names a loopback address; cross-site marks are
+// not checked, since a page cannot read a cross-site answer anyway.
 func (s *Server) loopbackNamed(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.ingest.empty() {
